@@ -1,0 +1,1008 @@
+//! A capnweb session: the import and export tables of one connection, the message loop, and
+//! the hooks that stand for the peer's objects here.
+//!
+//! Id allocation follows the JavaScript implementation exactly: the peer's pushes (and pipes
+//! and streams) take positive export ids 1, 2, 3... in the order they arrive; our own pushes
+//! take positive import ids in the order we send them; objects we export get fresh negative
+//! ids -1, -2, ... (a fresh one for every introduction, since the JavaScript importer releases
+//! each id once); id 0 is each side's main object and is never released.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use serde_json::{json, Value as Json};
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::codec::{devaluate, evaluate, Exporter, Importer, Limits, NoSession};
+use crate::hook::{error_hook, value_hook, Hook, HookRef, PayloadHook};
+use crate::json::to_js_string;
+use crate::stream::{ReadableStream, StreamSender};
+use crate::value::{PathKey, Value};
+use crate::{rt, RpcError, Stub, TransportError};
+
+/// One frame a session asks its transport to send.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Frame {
+    /// A message (one JSON text).
+    Text(String),
+    /// Close the connection, with a reason for the peer.
+    Close(String),
+}
+
+/// The two directions of a connection, as a session sees them.
+pub struct Transport {
+    incoming: BoxStream<'static, Result<String, TransportError>>,
+    outgoing: mpsc::UnboundedSender<Frame>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Transport")
+    }
+}
+
+impl Transport {
+    /// A transport from a stream of incoming messages and a channel for outgoing frames. The
+    /// session ends when `incoming` ends (the peer went away).
+    pub fn new(
+        incoming: BoxStream<'static, Result<String, TransportError>>,
+        outgoing: mpsc::UnboundedSender<Frame>,
+    ) -> Self {
+        Transport { incoming, outgoing }
+    }
+}
+
+/// Counts of a session's table entries, as the JavaScript `RpcSession.getStats()` counts them
+/// (main entries included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Entries in the import table.
+    pub imports: usize,
+    /// Entries in the export table.
+    pub exports: usize,
+}
+
+struct Export {
+    hook: HookRef,
+    refcount: u64,
+    resolving: bool,
+    auto_release: bool,
+    pipe: Option<ReadableStream>,
+}
+
+struct State {
+    exports: HashMap<i64, Export>,
+    imports: HashMap<i64, Weak<ImportEntry>>,
+    next_export: i64,
+    next_peer_export: i64,
+    next_import: i64,
+    broken: Option<RpcError>,
+    on_broken: Vec<Box<dyn FnOnce(RpcError) + Send>>,
+    resolving: usize,
+}
+
+pub(crate) struct SessionInner {
+    me: Weak<SessionInner>,
+    tx: mpsc::UnboundedSender<Frame>,
+    state: Mutex<State>,
+    limits: Limits,
+    settled: Notify,
+    counters: Counters,
+}
+
+/// Message counters, for tests and metrics: how many frames went each way.
+#[derive(Debug, Default)]
+struct Counters {
+    sent: std::sync::atomic::AtomicU64,
+    received: std::sync::atomic::AtomicU64,
+}
+
+/// A live capnweb connection.
+///
+/// Dropping the `Session` handle does not end the connection: it lasts while the transport is
+/// open, or until [`Session::abort`].
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+    main: Arc<ImportEntry>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Session {
+    /// Starts a session over `transport`, offering `local_main` to the peer as its main
+    /// object (id 0). Must be called within a tokio runtime, or capnweb uses its own.
+    pub fn new(transport: Transport, local_main: Option<Stub>, limits: Limits) -> Session {
+        let main_hook = match local_main {
+            Some(s) => s.hook,
+            None => error_hook(RpcError::error("This connection has no main object.")),
+        };
+        let inner = Arc::new_cyclic(|me| SessionInner {
+            me: me.clone(),
+            tx: transport.outgoing,
+            state: Mutex::new(State {
+                exports: HashMap::from([(
+                    0,
+                    Export {
+                        hook: main_hook,
+                        refcount: 1,
+                        resolving: false,
+                        auto_release: false,
+                        pipe: None,
+                    },
+                )]),
+                imports: HashMap::new(),
+                next_export: -1,
+                next_peer_export: 1,
+                next_import: 1,
+                broken: None,
+                on_broken: Vec::new(),
+                resolving: 0,
+            }),
+            limits,
+            settled: Notify::new(),
+            counters: Counters::default(),
+        });
+        let main = ImportEntry::new(&inner, 0, false, 0, false);
+        inner.lock().imports.insert(0, Arc::downgrade(&main));
+        let reader = inner.clone();
+        rt::spawn(reader.read_loop(transport.incoming));
+        Session { inner, main }
+    }
+
+    /// The peer's main object.
+    pub fn remote_main(&self) -> Stub {
+        Stub::from_hook(self.main.clone())
+    }
+
+    /// Table sizes right now.
+    pub fn stats(&self) -> SessionStats {
+        let st = self.inner.lock();
+        SessionStats {
+            imports: st.imports.len(),
+            exports: st.exports.len(),
+        }
+    }
+
+    /// Frames sent and received so far (for tests that count round trips).
+    pub fn frame_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.inner.counters.sent.load(Relaxed),
+            self.inner.counters.received.load(Relaxed),
+        )
+    }
+
+    /// Waits until every result the peer asked for has been sent.
+    pub async fn drain(&self) {
+        loop {
+            let notified = self.inner.settled.notified();
+            {
+                let st = self.inner.lock();
+                if st.resolving == 0 || st.broken.is_some() {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Ends the session: the peer is sent `reason`, and every pending call fails with it.
+    pub fn abort(&self, reason: RpcError) {
+        self.inner.abort(reason, true);
+    }
+
+    /// Why the session ended, if it has.
+    pub fn broken(&self) -> Option<RpcError> {
+        self.inner.lock().broken.clone()
+    }
+
+    /// Waits until the session ends and returns why.
+    pub async fn closed(&self) -> RpcError {
+        loop {
+            let notified = self.inner.settled.notified();
+            if let Some(e) = self.broken() {
+                return e;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl SessionInner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send_locked(&self, st: &State, msg: &Json) {
+        if st.broken.is_none() {
+            self.counters
+                .sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let _ = self.tx.send(Frame::Text(to_js_string(msg)));
+        }
+    }
+
+    fn send(&self, msg: &Json) {
+        let st = self.lock();
+        self.send_locked(&st, msg);
+    }
+
+    async fn read_loop(
+        self: Arc<Self>,
+        mut incoming: BoxStream<'static, Result<String, TransportError>>,
+    ) {
+        loop {
+            if self.lock().broken.is_some() {
+                return;
+            }
+            match incoming.next().await {
+                Some(Ok(text)) => {
+                    self.counters
+                        .received
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = self.handle_message(&text) {
+                        tracing::debug!("capnweb: aborting session: {e}");
+                        self.abort(e, true);
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    self.abort(RpcError::error(format!("RPC transport failed: {e}")), false);
+                    return;
+                }
+                None => {
+                    self.abort(
+                        RpcError::error("RPC session was closed by the peer."),
+                        false,
+                    );
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_message(&self, text: &str) -> Result<(), RpcError> {
+        if text.len() > self.limits.max_message_size {
+            return Err(RpcError::type_error(format!(
+                "Incoming message exceeds maximum size of {} bytes.",
+                self.limits.max_message_size
+            )));
+        }
+        let msg: Json = serde_json::from_str(text).map_err(|e| {
+            RpcError::new("SyntaxError", format!("invalid JSON in RPC message: {e}"))
+        })?;
+        let bad = || {
+            let mut t = text.to_owned();
+            if t.len() > 200 {
+                let mut cut = 200;
+                while !t.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                t.truncate(cut);
+            }
+            RpcError::error(format!("bad RPC message: {t}"))
+        };
+        let Some(parts) = msg.as_array() else {
+            return Err(bad());
+        };
+        let tag = parts.first().and_then(Json::as_str).unwrap_or("");
+        let id_at = |i: usize| {
+            parts.get(i).and_then(|j| {
+                j.as_i64()
+                    .or_else(|| j.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            })
+        };
+        match tag {
+            "push" | "stream" if parts.len() > 1 => {
+                let v = evaluate(&parts[1], self)?;
+                let hook = value_hook(v);
+                let id = self.add_peer_export(hook, tag == "stream", None)?;
+                if tag == "stream" {
+                    self.ensure_resolving(id)?;
+                }
+                Ok(())
+            }
+            "pipe" => {
+                let (sender, readable) = ReadableStream::channel();
+                let hook: HookRef = Arc::new(PipeWriterHook {
+                    sender: Mutex::new(Some(sender)),
+                });
+                self.add_peer_export(hook, false, Some(readable))?;
+                Ok(())
+            }
+            "pull" => {
+                let id = id_at(1).ok_or_else(bad)?;
+                self.ensure_resolving(id)
+            }
+            "resolve" | "reject" if parts.len() > 2 => {
+                let id = id_at(1).ok_or_else(bad)?;
+                let entry = self.lock().imports.get(&id).and_then(Weak::upgrade);
+                let v = evaluate(&parts[2], self)?;
+                if let Some(entry) = entry {
+                    let hook = if tag == "resolve" {
+                        value_hook(v)
+                    } else {
+                        error_hook(RpcError::from_value(v))
+                    };
+                    entry.resolve(hook);
+                }
+                Ok(())
+            }
+            "release" => {
+                let (Some(id), Some(count)) = (id_at(1), id_at(2)) else {
+                    return Err(bad());
+                };
+                self.release_export(id, u64::try_from(count).map_err(|_| bad())?)
+            }
+            "abort" if parts.len() > 1 => {
+                let reason = evaluate(&parts[1], &NoSession(self.limits.clone()))
+                    .unwrap_or_else(|e| e.into_value());
+                self.abort(RpcError::from_value(reason), false);
+                Ok(())
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    fn add_peer_export(
+        &self,
+        hook: HookRef,
+        auto_release: bool,
+        pipe: Option<ReadableStream>,
+    ) -> Result<i64, RpcError> {
+        let mut st = self.lock();
+        if st.exports.len() >= self.limits.max_exports {
+            drop(st);
+            return Err(RpcError::range_error(format!(
+                "peer exceeded the limit of {} exports per session",
+                self.limits.max_exports
+            )));
+        }
+        let id = st.next_peer_export;
+        st.next_peer_export += 1;
+        st.exports.insert(
+            id,
+            Export {
+                hook,
+                refcount: 1,
+                resolving: false,
+                auto_release,
+                pipe,
+            },
+        );
+        Ok(id)
+    }
+
+    fn release_export(&self, id: i64, count: u64) -> Result<(), RpcError> {
+        let removed = {
+            let mut st = self.lock();
+            let Some(exp) = st.exports.get_mut(&id) else {
+                return Err(RpcError::error(format!("no such export ID: {id}")));
+            };
+            if exp.refcount < count {
+                return Err(RpcError::error(format!(
+                    "refcount would go negative: {} < {count}",
+                    exp.refcount
+                )));
+            }
+            exp.refcount -= count;
+            if exp.refcount == 0 {
+                st.exports.remove(&id)
+            } else {
+                None
+            }
+        };
+        drop(removed);
+        Ok(())
+    }
+
+    fn ensure_resolving(&self, id: i64) -> Result<(), RpcError> {
+        let (hook, auto_release) = {
+            let mut st = self.lock();
+            let Some(exp) = st.exports.get_mut(&id) else {
+                return Err(RpcError::error(format!("no such export ID: {id}")));
+            };
+            if exp.resolving {
+                return Ok(());
+            }
+            exp.resolving = true;
+            let out = (exp.hook.clone(), exp.auto_release);
+            st.resolving += 1;
+            out
+        };
+        let me = self.me.clone();
+        rt::spawn(async move {
+            let result = hook.pull().await;
+            let Some(inner) = me.upgrade() else { return };
+            let msg = match result {
+                Ok(v) => match devaluate(&v, &*inner) {
+                    Ok(j) => json!(["resolve", id, j]),
+                    Err(e) => json!(["reject", id, inner.devaluate_error(&e)]),
+                },
+                Err(e) => json!(["reject", id, inner.devaluate_error(&e)]),
+            };
+            inner.send(&msg);
+            if auto_release {
+                let _ = inner.release_export(id, 1);
+            }
+            inner.lock().resolving -= 1;
+            inner.settled.notify_waiters();
+        });
+        Ok(())
+    }
+
+    fn devaluate_error(&self, e: &RpcError) -> Json {
+        devaluate(e.value(), self).unwrap_or_else(|_| {
+            devaluate(e.value(), &NoSession(self.limits.clone()))
+                .unwrap_or_else(|_| json!(["error", "Error", e.message()]))
+        })
+    }
+
+    /// Sends a call (or, without `args`, a property read) on the peer's export `target`.
+    fn send_call(&self, target: i64, path: &[PathKey], args: Option<Vec<Value>>) -> HookRef {
+        let mut expr = vec![
+            json!("pipeline"),
+            json!(target),
+            Json::Array(path.iter().map(PathKey::to_json).collect()),
+        ];
+        if let Some(args) = args {
+            match devaluate_args(args, self) {
+                Ok(a) => expr.push(a),
+                Err(e) => return error_hook(e),
+            }
+        }
+        self.push_expression(Json::Array(expr), "push", true, 1)
+    }
+
+    fn push_expression(
+        &self,
+        expr: Json,
+        tag: &str,
+        pull_needed: bool,
+        remote_refcount: u64,
+    ) -> HookRef {
+        let Some(me) = self.me.upgrade() else {
+            return error_hook(closed_error());
+        };
+        let mut st = self.lock();
+        if let Some(e) = &st.broken {
+            return error_hook(e.clone());
+        }
+        let id = st.next_import;
+        st.next_import += 1;
+        let entry = ImportEntry::new(&me, id, true, remote_refcount, !pull_needed);
+        st.imports.insert(id, Arc::downgrade(&entry));
+        self.send_locked(&st, &json!([tag, expr]));
+        entry
+    }
+
+    /// Aborts the session. Pending imports fail with `reason`; exports are dropped.
+    fn abort(&self, reason: RpcError, send: bool) {
+        let (exports, imports, callbacks) = {
+            let mut st = self.lock();
+            if st.broken.is_some() {
+                return;
+            }
+            if send {
+                let body = devaluate(reason.value(), &NoSession(self.limits.clone()))
+                    .unwrap_or_else(|_| json!(["error", "Error", reason.message()]));
+                self.send_locked(&st, &json!(["abort", body]));
+            }
+            let _ = self.tx.send(Frame::Close(reason.message()));
+            st.broken = Some(reason.clone());
+            (
+                std::mem::take(&mut st.exports),
+                std::mem::take(&mut st.imports),
+                std::mem::take(&mut st.on_broken),
+            )
+        };
+        for entry in imports.values().filter_map(Weak::upgrade) {
+            entry.abort(&reason);
+        }
+        drop(exports);
+        for cb in callbacks {
+            cb(reason.clone());
+        }
+        self.settled.notify_waiters();
+    }
+
+    /// Starts a pipe: the peer gets a writable end, and `stream`'s chunks are written to it.
+    fn start_pipe(&self, stream: ReadableStream) -> Result<i64, RpcError> {
+        let Some(me) = self.me.upgrade() else {
+            return Err(closed_error());
+        };
+        let (id, entry) = {
+            let mut st = self.lock();
+            if let Some(e) = &st.broken {
+                return Err(e.clone());
+            }
+            let id = st.next_import;
+            st.next_import += 1;
+            let entry = ImportEntry::new(&me, id, false, 1, false);
+            st.imports.insert(id, Arc::downgrade(&entry));
+            self.send_locked(&st, &json!(["pipe"]));
+            (id, entry)
+        };
+        rt::spawn(pump_pipe(me, id, entry, stream));
+        Ok(id)
+    }
+
+    /// Sends one `["stream", ...]` write or close to the peer's pipe `pipe_id` and returns the
+    /// acknowledgement.
+    fn send_stream(&self, pipe_id: i64, method: &str, args: Vec<Value>) -> HookRef {
+        let args = match devaluate_args(args, self) {
+            Ok(a) => a,
+            Err(e) => return error_hook(e),
+        };
+        let expr = json!(["pipeline", pipe_id, [method], args]);
+        self.push_expression(expr, "stream", false, 0)
+    }
+}
+
+async fn pump_pipe(
+    session: Arc<SessionInner>,
+    pipe_id: i64,
+    entry: Arc<ImportEntry>,
+    stream: ReadableStream,
+) {
+    const WINDOW: usize = 16;
+    let mut in_flight = std::collections::VecDeque::new();
+    loop {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                let ack = session.send_stream(pipe_id, "write", vec![chunk]);
+                in_flight.push_back(ack.pull());
+                if in_flight.len() >= WINDOW {
+                    if let Some(oldest) = in_flight.pop_front() {
+                        if oldest.await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                let _ = session.send_stream(pipe_id, "abort", vec![e.into_value()]);
+                return;
+            }
+            None => break,
+        }
+    }
+    for ack in in_flight {
+        if ack.await.is_err() {
+            return;
+        }
+    }
+    let _ = session
+        .send_stream(pipe_id, "close", Vec::new())
+        .pull()
+        .await;
+    drop(entry);
+}
+
+fn devaluate_args(args: Vec<Value>, ex: &dyn Exporter) -> Result<Json, RpcError> {
+    match devaluate(&Value::Array(args), ex)? {
+        Json::Array(mut outer) if outer.len() == 1 => Ok(outer.remove(0)),
+        _ => Err(RpcError::error(
+            "internal: arguments did not serialize as an array",
+        )),
+    }
+}
+
+fn closed_error() -> RpcError {
+    RpcError::error("RPC session is closed.")
+}
+
+impl Exporter for SessionInner {
+    fn export_stub(&self, hook: HookRef) -> Result<i64, RpcError> {
+        let mut st = self.lock();
+        if let Some(e) = &st.broken {
+            return Err(e.clone());
+        }
+        let id = st.next_export;
+        st.next_export -= 1;
+        st.exports.insert(
+            id,
+            Export {
+                hook,
+                refcount: 1,
+                resolving: false,
+                auto_release: false,
+                pipe: None,
+            },
+        );
+        Ok(id)
+    }
+
+    fn export_promise(&self, hook: HookRef) -> Result<i64, RpcError> {
+        let id = self.export_stub(hook)?;
+        self.ensure_resolving(id)?;
+        Ok(id)
+    }
+
+    fn import_id_of(&self, hook: &HookRef) -> Option<i64> {
+        hook.import_id(self)
+    }
+
+    fn create_pipe(&self, stream: ReadableStream) -> Result<i64, RpcError> {
+        self.start_pipe(stream)
+    }
+}
+
+impl Importer for SessionInner {
+    fn get_export(&self, id: i64) -> Option<HookRef> {
+        self.lock().exports.get(&id).map(|e| e.hook.clone())
+    }
+
+    fn import_stub(&self, id: i64) -> Result<HookRef, RpcError> {
+        let me = self.me.upgrade().ok_or_else(closed_error)?;
+        let mut st = self.lock();
+        if let Some(e) = &st.broken {
+            return Err(e.clone());
+        }
+        if let Some(existing) = st.imports.get(&id).and_then(Weak::upgrade) {
+            // The peer introduced the same export again: it will expect one more release.
+            existing.lock().remote_refcount += 1;
+            return Ok(existing);
+        }
+        let entry = ImportEntry::new(&me, id, false, 1, false);
+        st.imports.insert(id, Arc::downgrade(&entry));
+        Ok(entry)
+    }
+
+    fn import_promise(&self, id: i64) -> Result<HookRef, RpcError> {
+        let me = self.me.upgrade().ok_or_else(closed_error)?;
+        let mut st = self.lock();
+        if let Some(e) = &st.broken {
+            return Err(e.clone());
+        }
+        if st.imports.get(&id).is_some_and(|w| w.strong_count() > 0) {
+            return Ok(error_hook(RpcError::error(
+                "Bug in RPC system: The peer sent a promise reusing an existing export ID.",
+            )));
+        }
+        let entry = ImportEntry::new(&me, id, true, 1, true);
+        st.imports.insert(id, Arc::downgrade(&entry));
+        Ok(entry)
+    }
+
+    fn take_pipe_readable(&self, id: i64) -> Result<ReadableStream, RpcError> {
+        let mut st = self.lock();
+        st.exports
+            .get_mut(&id)
+            .and_then(|e| e.pipe.take())
+            .ok_or_else(|| {
+                RpcError::error(format!(
+                    "Export {id} is not a pipe or its readable end was already consumed."
+                ))
+            })
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+struct ImportState {
+    remote_refcount: u64,
+    resolution: Option<HookRef>,
+    pull_sent: bool,
+    waiters: Vec<oneshot::Sender<()>>,
+    on_broken: Vec<Box<dyn FnOnce(RpcError) + Send>>,
+}
+
+/// An entry of the import table: the peer's object (or promise) as seen from here.
+pub(crate) struct ImportEntry {
+    session: Weak<SessionInner>,
+    id: i64,
+    promise: bool,
+    st: Mutex<ImportState>,
+}
+
+impl ImportEntry {
+    fn new(
+        session: &Arc<SessionInner>,
+        id: i64,
+        promise: bool,
+        remote_refcount: u64,
+        pull_sent: bool,
+    ) -> Arc<ImportEntry> {
+        Arc::new(ImportEntry {
+            session: Arc::downgrade(session),
+            id,
+            promise,
+            st: Mutex::new(ImportState {
+                remote_refcount,
+                resolution: None,
+                pull_sent,
+                waiters: Vec::new(),
+                on_broken: Vec::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ImportState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn resolution(&self) -> Option<HookRef> {
+        self.lock().resolution.clone()
+    }
+
+    fn resolve(&self, hook: HookRef) {
+        let (refcount, waiters, callbacks) = {
+            let mut st = self.lock();
+            if st.resolution.is_some() {
+                return;
+            }
+            st.resolution = Some(hook.clone());
+            (
+                std::mem::take(&mut st.remote_refcount),
+                std::mem::take(&mut st.waiters),
+                std::mem::take(&mut st.on_broken),
+            )
+        };
+        for cb in callbacks {
+            hook.on_broken(cb);
+        }
+        if let Some(session) = self.session.upgrade() {
+            let mut st = session.lock();
+            if refcount > 0 {
+                session.send_locked(&st, &json!(["release", self.id, refcount]));
+            }
+            if st
+                .imports
+                .get(&self.id)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+            {
+                st.imports.remove(&self.id);
+            }
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+
+    fn abort(&self, reason: &RpcError) {
+        let (waiters, callbacks) = {
+            let mut st = self.lock();
+            st.remote_refcount = 0;
+            if st.resolution.is_some() {
+                return;
+            }
+            st.resolution = Some(error_hook(reason.clone()));
+            (
+                std::mem::take(&mut st.waiters),
+                std::mem::take(&mut st.on_broken),
+            )
+        };
+        for w in waiters {
+            let _ = w.send(());
+        }
+        for cb in callbacks {
+            cb(reason.clone());
+        }
+    }
+}
+
+impl Drop for ImportEntry {
+    fn drop(&mut self) {
+        let refcount = std::mem::take(&mut self.lock().remote_refcount);
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        let mut st = session.lock();
+        if refcount > 0 && self.id != 0 {
+            session.send_locked(&st, &json!(["release", self.id, refcount]));
+        }
+        if st
+            .imports
+            .get(&self.id)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+        {
+            st.imports.remove(&self.id);
+        }
+    }
+}
+
+impl Hook for ImportEntry {
+    fn call(self: Arc<Self>, path: &[PathKey], args: Vec<Value>) -> HookRef {
+        if let Some(r) = self.resolution() {
+            return r.call(path, args);
+        }
+        match self.session.upgrade() {
+            Some(s) => s.send_call(self.id, path, Some(args)),
+            None => error_hook(closed_error()),
+        }
+    }
+
+    fn get(self: Arc<Self>, path: &[PathKey]) -> HookRef {
+        if let Some(r) = self.resolution() {
+            return r.get(path);
+        }
+        if path.is_empty() && self.promise {
+            return self;
+        }
+        match self.session.upgrade() {
+            Some(s) => s.send_call(self.id, path, None),
+            None => error_hook(closed_error()),
+        }
+    }
+
+    fn map(
+        self: Arc<Self>,
+        path: &[PathKey],
+        captures: Vec<HookRef>,
+        instructions: Arc<Vec<Json>>,
+    ) -> HookRef {
+        if let Some(r) = self.resolution() {
+            return r.map(path, captures, instructions);
+        }
+        let Some(session) = self.session.upgrade() else {
+            return error_hook(closed_error());
+        };
+        let mut caps = Vec::with_capacity(captures.len());
+        for cap in captures {
+            match cap.import_id(&session) {
+                Some(id) => caps.push(json!(["import", id])),
+                None => match session.export_stub(cap) {
+                    Ok(id) => caps.push(json!(["export", id])),
+                    Err(e) => return error_hook(e),
+                },
+            }
+        }
+        let expr = json!([
+            "remap",
+            self.id,
+            Json::Array(path.iter().map(PathKey::to_json).collect()),
+            caps,
+            instructions.as_ref().clone()
+        ]);
+        session.push_expression(expr, "push", true, 1)
+    }
+
+    fn pull(self: Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
+        Box::pin(async move {
+            enum Next {
+                Settled(HookRef),
+                Wait(oneshot::Receiver<()>, bool),
+            }
+            let next = {
+                let mut st = self.lock();
+                if let Some(r) = st.resolution.clone() {
+                    Next::Settled(r)
+                } else if !self.promise {
+                    return Err(RpcError::error(
+                        "Can't pull this hook because it's not a promise hook.",
+                    ));
+                } else {
+                    let (tx, rx) = oneshot::channel();
+                    st.waiters.push(tx);
+                    let send_pull = !st.pull_sent;
+                    st.pull_sent = true;
+                    Next::Wait(rx, send_pull)
+                }
+            };
+            let rx = match next {
+                Next::Settled(r) => return r.pull().await,
+                Next::Wait(rx, send_pull) => {
+                    if send_pull {
+                        match self.session.upgrade() {
+                            Some(s) => s.send(&json!(["pull", self.id])),
+                            None => return Err(closed_error()),
+                        }
+                    }
+                    rx
+                }
+            };
+            let _ = rx.await;
+            match self.resolution() {
+                Some(r) => r.pull().await,
+                None => Err(closed_error()),
+            }
+        })
+    }
+
+    fn import_id(&self, session: &SessionInner) -> Option<i64> {
+        if std::ptr::eq(self.session.as_ptr(), session) && self.lock().resolution.is_none() {
+            Some(self.id)
+        } else {
+            None
+        }
+    }
+
+    fn on_broken(&self, callback: Box<dyn FnOnce(RpcError) + Send>) {
+        if let Some(s) = self.session.upgrade() {
+            let broken = s.lock().broken.clone();
+            if let Some(e) = broken {
+                callback(e);
+                return;
+            }
+        }
+        let mut st = self.lock();
+        if let Some(r) = st.resolution.clone() {
+            drop(st);
+            r.on_broken(callback);
+            return;
+        }
+        st.on_broken.push(callback);
+    }
+}
+
+/// The writable end of a pipe the peer opened with `["pipe"]`: its `write`, `close` and
+/// `abort` calls feed the pipe's [`ReadableStream`].
+struct PipeWriterHook {
+    sender: Mutex<Option<StreamSender>>,
+}
+
+impl Hook for PipeWriterHook {
+    fn call(self: Arc<Self>, path: &[PathKey], mut args: Vec<Value>) -> HookRef {
+        let method = match path {
+            [PathKey::Name(m)] => m.as_str(),
+            _ => {
+                return error_hook(RpcError::error(
+                    "WritableStream stub only supports direct method calls",
+                ))
+            }
+        };
+        let mut guard = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        match method {
+            "write" => {
+                let Some(sender) = guard.clone() else {
+                    return error_hook(RpcError::type_error("WritableStream is closed"));
+                };
+                drop(guard);
+                let chunk = if args.is_empty() {
+                    Value::Undefined
+                } else {
+                    args.swap_remove(0)
+                };
+                crate::hook::PromiseHook::from_future(async move {
+                    match sender.write(chunk).await {
+                        Ok(()) => value_hook(Value::Undefined),
+                        Err(e) => error_hook(e),
+                    }
+                })
+            }
+            "close" => {
+                guard.take();
+                Arc::new(PayloadHook(Value::Undefined))
+            }
+            "abort" => {
+                let sender = guard.take();
+                drop(guard);
+                let reason = args.into_iter().next().unwrap_or_default();
+                crate::hook::PromiseHook::from_future(async move {
+                    if let Some(s) = sender {
+                        s.abort(RpcError::from_value(reason)).await;
+                    }
+                    value_hook(Value::Undefined)
+                })
+            }
+            other => error_hook(RpcError::error(format!(
+                "Unknown WritableStream method: {other}"
+            ))),
+        }
+    }
+    fn get(self: Arc<Self>, _: &[PathKey]) -> HookRef {
+        error_hook(RpcError::error(
+            "Cannot access properties on a WritableStream stub",
+        ))
+    }
+    fn map(self: Arc<Self>, _: &[PathKey], _: Vec<HookRef>, _: Arc<Vec<Json>>) -> HookRef {
+        error_hook(RpcError::error("Cannot use map() on a WritableStream"))
+    }
+    fn pull(self: Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
+        Box::pin(async { Err(RpcError::error("Cannot pull a WritableStream stub")) })
+    }
+}
