@@ -1,0 +1,210 @@
+//! [`KvStore`] on redb.
+
+use std::sync::Arc;
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{from_json, to_json, Shared, KV_META, KV_VALUES};
+use crate::cursor;
+use crate::error::StoreError;
+use crate::kv::{
+    is_expired, list_limit, validate_key, validate_namespace, validate_put, KvEntry, KvKey,
+    KvListOptions, KvListResult, KvPutOptions, KvStore,
+};
+
+/// Most expired keys one `list` call deletes on its way past them.
+const LIST_SWEEP_MAX: usize = 1000;
+
+/// One entry's row in `kv_meta`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct KvRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expiration: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<Value>,
+}
+
+/// The KV store of a [`super::RedbBackend`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct RedbKvStore {
+    shared: Arc<Shared>,
+}
+
+impl RedbKvStore {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        RedbKvStore { shared }
+    }
+
+    /// Deletes those of `keys` that are still expired at `now_secs` (a put
+    /// may have replaced one since it was read).
+    fn sweep(&self, namespace: &str, keys: &[String], now_secs: u64) -> Result<(), StoreError> {
+        let txn = self.shared.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(KV_META)?;
+            let mut values = txn.open_table(KV_VALUES)?;
+            for key in keys {
+                let expired = match meta.get((namespace, key.as_str()))? {
+                    None => false,
+                    Some(guard) => {
+                        let record: KvRecord = from_json(guard.value(), "kv record")?;
+                        is_expired(record.expiration, now_secs)
+                    }
+                };
+                if expired {
+                    meta.remove((namespace, key.as_str()))?;
+                    values.remove((namespace, key.as_str()))?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+impl KvStore for RedbKvStore {
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>, StoreError> {
+        validate_namespace(namespace)?;
+        validate_key(key)?;
+        let now = self.shared.clock.now_secs();
+        let entry = {
+            let txn = self.shared.db.begin_read()?;
+            let meta = txn.open_table(KV_META)?;
+            let record: KvRecord = match meta.get((namespace, key))? {
+                None => return Ok(None),
+                Some(guard) => from_json(guard.value(), "kv record")?,
+            };
+            if is_expired(record.expiration, now) {
+                None
+            } else {
+                let values = txn.open_table(KV_VALUES)?;
+                let value = values
+                    .get((namespace, key))?
+                    .ok_or_else(|| StoreError::corrupt("kv value is missing"))?
+                    .value()
+                    .to_vec();
+                Some(KvEntry {
+                    value,
+                    metadata: record.metadata,
+                    expiration: record.expiration,
+                })
+            }
+        };
+        if entry.is_none() {
+            self.sweep(namespace, &[key.to_owned()], now)?;
+        }
+        Ok(entry)
+    }
+
+    fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &[u8],
+        options: KvPutOptions,
+    ) -> Result<(), StoreError> {
+        validate_namespace(namespace)?;
+        validate_key(key)?;
+        let expiration = validate_put(value, &options, self.shared.clock.now_secs())?;
+        let record = to_json(&KvRecord {
+            expiration,
+            metadata: options.metadata,
+        })?;
+        let txn = self.shared.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(KV_META)?;
+            let mut values = txn.open_table(KV_VALUES)?;
+            meta.insert((namespace, key), record.as_slice())?;
+            values.insert((namespace, key), value)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn delete(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
+        validate_namespace(namespace)?;
+        validate_key(key)?;
+        let txn = self.shared.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(KV_META)?;
+            let mut values = txn.open_table(KV_VALUES)?;
+            meta.remove((namespace, key))?;
+            values.remove((namespace, key))?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn list(&self, namespace: &str, options: KvListOptions) -> Result<KvListResult, StoreError> {
+        validate_namespace(namespace)?;
+        let limit = list_limit(options.limit)?;
+        let prefix = options.prefix.unwrap_or_default();
+        let start = cursor::start_key(&prefix, options.cursor.as_deref())?;
+        let now = self.shared.clock.now_secs();
+
+        let mut keys = Vec::new();
+        let mut expired = Vec::new();
+        let mut next = None;
+        {
+            let txn = self.shared.db.begin_read()?;
+            let meta = txn.open_table(KV_META)?;
+            for entry in meta.range((namespace, start.as_str())..)? {
+                let (k, v) = entry?;
+                let (entry_namespace, name) = k.value();
+                if entry_namespace != namespace || !name.starts_with(prefix.as_str()) {
+                    break;
+                }
+                let record: KvRecord = from_json(v.value(), "kv record")?;
+                if is_expired(record.expiration, now) {
+                    if expired.len() < LIST_SWEEP_MAX {
+                        expired.push(name.to_owned());
+                    }
+                    continue;
+                }
+                if keys.len() == limit {
+                    next = Some(cursor::encode(name));
+                    break;
+                }
+                keys.push(KvKey {
+                    name: name.to_owned(),
+                    expiration: record.expiration,
+                    metadata: record.metadata,
+                });
+            }
+        }
+        if !expired.is_empty() {
+            self.sweep(namespace, &expired, now)?;
+        }
+        Ok(KvListResult {
+            keys,
+            list_complete: next.is_none(),
+            cursor: next,
+        })
+    }
+
+    fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.shared.clock.now_secs();
+        let txn = self.shared.db.begin_write()?;
+        let purged = {
+            let mut meta = txn.open_table(KV_META)?;
+            let mut values = txn.open_table(KV_VALUES)?;
+            let mut doomed = Vec::new();
+            for entry in meta.iter()? {
+                let (k, v) = entry?;
+                let record: KvRecord = from_json(v.value(), "kv record")?;
+                if is_expired(record.expiration, now) {
+                    let (namespace, key) = k.value();
+                    doomed.push((namespace.to_owned(), key.to_owned()));
+                }
+            }
+            for (namespace, key) in &doomed {
+                meta.remove((namespace.as_str(), key.as_str()))?;
+                values.remove((namespace.as_str(), key.as_str()))?;
+            }
+            u64::try_from(doomed.len()).unwrap_or(u64::MAX)
+        };
+        txn.commit()?;
+        Ok(purged)
+    }
+}

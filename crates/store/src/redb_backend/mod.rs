@@ -1,0 +1,168 @@
+//! The embedded backend: one redb file (or an in-memory redb) holding all
+//! three stores.
+//!
+//! Every mutating call runs in its own write transaction committed with
+//! redb's default `Durability::Immediate` (fsync before returning), so data
+//! survives a crash or SIGKILL of the process once the call returns. Readers
+//! run in read transactions and never block writers or each other; redb
+//! serializes writers, so concurrent writes from many threads queue.
+//!
+//! # Tables
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | u64 (`schema_version`, `blob_version`) |
+//! | `code_functions` | id | JSON `FunctionRecord` |
+//! | `code_versions` | (id, version) | JSON `VersionRecord` |
+//! | `code_bundles` | (id, version) | bundle bytes |
+//! | `code_counters` | id | last version issued (kept after delete) |
+//! | `kv_meta` | (namespace, key) | JSON `KvRecord` (expiration, metadata) |
+//! | `kv_values` | (namespace, key) | value bytes |
+//! | `blob_meta` | (bucket, key) | JSON `BlobRecord` |
+//! | `blob_bodies` | (bucket, key) | body bytes |
+//!
+//! Metadata and bytes are in separate tables so that listings never read
+//! values or bodies.
+
+mod blob;
+mod code;
+mod kv;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+
+pub use blob::RedbBlobStore;
+pub use code::RedbCodeStore;
+pub use kv::RedbKvStore;
+
+/// The schema version this build writes and understands.
+const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const CODE_FUNCTIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("code_functions");
+const CODE_VERSIONS: TableDefinition<'_, (&str, u64), &[u8]> =
+    TableDefinition::new("code_versions");
+const CODE_BUNDLES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("code_bundles");
+const CODE_COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("code_counters");
+const KV_META: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("kv_meta");
+const KV_VALUES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("kv_values");
+const BLOB_META: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("blob_meta");
+const BLOB_BODIES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("blob_bodies");
+
+/// What the three stores share: the database and the clock.
+struct Shared {
+    db: Database,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("db", &self.db)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+/// An open redb database. Hand out its stores with [`RedbBackend::code`],
+/// [`RedbBackend::kv`] and [`RedbBackend::blob`]; usually through
+/// [`crate::Store`].
+#[derive(Clone, Debug)]
+pub struct RedbBackend {
+    shared: Arc<Shared>,
+}
+
+impl RedbBackend {
+    /// Opens the database file at `path`, creating it (and its parent
+    /// directories) if missing.
+    ///
+    /// Fails with [`StoreError::AlreadyOpen`] if the file is open already,
+    /// in this process or another.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let db = Database::create(path).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+                path: path.to_owned(),
+            },
+            other => StoreError::from(other),
+        })?;
+        Self::init(db, clock)
+    }
+
+    /// A database that lives in memory and disappears when the last handle
+    /// is dropped.
+    pub fn in_memory(clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::init(db, clock)
+    }
+
+    /// Creates every table (so read transactions never meet a missing one)
+    /// and checks or records the schema version.
+    fn init(db: Database, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StoreError::UnsupportedSchema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+            txn.open_table(CODE_FUNCTIONS)?;
+            txn.open_table(CODE_VERSIONS)?;
+            txn.open_table(CODE_BUNDLES)?;
+            txn.open_table(CODE_COUNTERS)?;
+            txn.open_table(KV_META)?;
+            txn.open_table(KV_VALUES)?;
+            txn.open_table(BLOB_META)?;
+            txn.open_table(BLOB_BODIES)?;
+        }
+        txn.commit()?;
+        Ok(RedbBackend {
+            shared: Arc::new(Shared { db, clock }),
+        })
+    }
+
+    /// The code store on this database.
+    pub fn code(&self) -> RedbCodeStore {
+        RedbCodeStore::new(Arc::clone(&self.shared))
+    }
+
+    /// The KV store on this database.
+    pub fn kv(&self) -> RedbKvStore {
+        RedbKvStore::new(Arc::clone(&self.shared))
+    }
+
+    /// The blob store on this database.
+    pub fn blob(&self) -> RedbBlobStore {
+        RedbBlobStore::new(Arc::clone(&self.shared))
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+fn from_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}

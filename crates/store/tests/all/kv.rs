@@ -1,0 +1,313 @@
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::json;
+use store::{
+    KvListOptions, KvPutOptions, StoreError, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES,
+    KV_MAX_VALUE_BYTES,
+};
+
+use crate::{store_with_clock, T0_MS};
+
+const NOW_SECS: u64 = T0_MS / 1000;
+
+fn ttl(secs: u64) -> KvPutOptions {
+    KvPutOptions {
+        expiration_ttl: Some(secs),
+        ..KvPutOptions::default()
+    }
+}
+
+#[test]
+fn kv_put_then_get_returns_value_and_metadata() {
+    let (store, _) = store_with_clock();
+    let kv = store.kv();
+    let options = KvPutOptions {
+        metadata: Some(json!({"owner": "alice", "n": 3})),
+        ..KvPutOptions::default()
+    };
+    kv.put("NS", "greeting", b"hello", options).expect("put");
+    let entry = kv.get("NS", "greeting").expect("get").expect("present");
+    assert_eq!(entry.value, b"hello");
+    assert_eq!(entry.metadata, Some(json!({"owner": "alice", "n": 3})));
+    assert_eq!(entry.expiration, None);
+    assert_eq!(kv.get("NS", "missing").expect("get"), None);
+
+    kv.put("NS", "greeting", b"bye", KvPutOptions::default())
+        .expect("overwrite");
+    let entry = kv.get("NS", "greeting").expect("get").expect("present");
+    assert_eq!(entry.value, b"bye");
+    assert_eq!(entry.metadata, None, "overwrite replaces metadata too");
+}
+
+#[test]
+fn kv_namespaces_are_isolated() {
+    let (store, _) = store_with_clock();
+    let kv = store.kv();
+    kv.put("A", "k", b"a", KvPutOptions::default())
+        .expect("put");
+    kv.put("B", "k", b"b", KvPutOptions::default())
+        .expect("put");
+    assert_eq!(kv.get("A", "k").expect("get").expect("a").value, b"a");
+    assert_eq!(kv.get("B", "k").expect("get").expect("b").value, b"b");
+    kv.delete("A", "k").expect("delete");
+    assert_eq!(kv.get("A", "k").expect("get"), None);
+    assert!(kv.get("B", "k").expect("get").is_some());
+    let listed = kv.list("B", KvListOptions::default()).expect("list");
+    assert_eq!(listed.keys.len(), 1);
+}
+
+#[test]
+fn kv_delete_of_an_absent_key_is_not_an_error() {
+    let (store, _) = store_with_clock();
+    store.kv().delete("NS", "never-was").expect("delete absent");
+}
+
+#[test]
+fn kv_entry_expires_after_its_ttl_without_sleeping() {
+    let (store, clock) = store_with_clock();
+    let kv = store.kv();
+    kv.put("NS", "session", b"token", ttl(60)).expect("put");
+    let entry = kv.get("NS", "session").expect("get").expect("fresh");
+    assert_eq!(entry.expiration, Some(NOW_SECS + 60));
+
+    clock.advance(Duration::from_secs(59));
+    assert!(
+        kv.get("NS", "session").expect("get").is_some(),
+        "alive at 59 s"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(kv.get("NS", "session").expect("get"), None, "gone at 60 s");
+    let listed = kv.list("NS", KvListOptions::default()).expect("list");
+    assert!(listed.keys.is_empty(), "expired keys are not listed");
+}
+
+#[test]
+fn kv_absolute_expiration_hides_the_entry_once_reached() {
+    let (store, clock) = store_with_clock();
+    let kv = store.kv();
+    let options = KvPutOptions {
+        expiration: Some(NOW_SECS + 3600),
+        ..KvPutOptions::default()
+    };
+    kv.put("NS", "k", b"v", options).expect("put");
+    clock.set_ms((NOW_SECS + 3599) * 1000);
+    assert!(kv.get("NS", "k").expect("get").is_some());
+    clock.set_ms((NOW_SECS + 3600) * 1000);
+    assert_eq!(kv.get("NS", "k").expect("get"), None);
+}
+
+#[test]
+fn kv_expired_entry_is_deleted_lazily_and_stays_gone_if_time_goes_back() {
+    let (store, clock) = store_with_clock();
+    let kv = store.kv();
+    kv.put("NS", "k", b"v", ttl(60)).expect("put");
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(kv.get("NS", "k").expect("get"), None);
+    // The get deleted it: even a clock stepped back cannot revive it.
+    clock.set_ms(T0_MS);
+    assert_eq!(kv.get("NS", "k").expect("get"), None);
+}
+
+#[test]
+fn kv_list_deletes_expired_entries_it_passes() {
+    let (store, clock) = store_with_clock();
+    let kv = store.kv();
+    kv.put("NS", "short", b"v", ttl(60)).expect("put");
+    kv.put("NS", "long", b"v", ttl(3600)).expect("put");
+    clock.advance(Duration::from_secs(61));
+    let names: Vec<String> = kv
+        .list("NS", KvListOptions::default())
+        .expect("list")
+        .keys
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["long"]);
+    clock.set_ms(T0_MS);
+    assert_eq!(kv.get("NS", "short").expect("get"), None, "list swept it");
+    assert!(kv.get("NS", "long").expect("get").is_some());
+}
+
+#[test]
+fn kv_purge_expired_removes_only_expired_entries() {
+    let (store, clock) = store_with_clock();
+    let kv = store.kv();
+    kv.put("A", "old", b"v", ttl(60)).expect("put");
+    kv.put("B", "old", b"v", ttl(60)).expect("put");
+    kv.put("A", "new", b"v", ttl(600)).expect("put");
+    kv.put("A", "forever", b"v", KvPutOptions::default())
+        .expect("put");
+    clock.advance(Duration::from_secs(300));
+    assert_eq!(kv.purge_expired().expect("purge"), 2);
+    assert_eq!(kv.purge_expired().expect("purge again"), 0);
+    assert!(kv.get("A", "new").expect("get").is_some());
+    assert!(kv.get("A", "forever").expect("get").is_some());
+}
+
+#[test]
+fn kv_list_pagination_with_prefix_and_cursor_returns_every_key_exactly_once() {
+    let (store, _) = store_with_clock();
+    let kv = store.kv();
+    let mut expected = BTreeSet::new();
+    for i in 0..257 {
+        let key = format!("user:{i:04}");
+        kv.put("NS", &key, b"x", KvPutOptions::default())
+            .expect("put");
+        expected.insert(key);
+    }
+    // Keys around the prefix that must not appear.
+    for key in ["user", "user;", "usea:1", "admin:1", "v"] {
+        kv.put("NS", key, b"x", KvPutOptions::default())
+            .expect("put");
+    }
+    kv.put("OTHER", "user:9999", b"x", KvPutOptions::default())
+        .expect("put");
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = kv
+            .list(
+                "NS",
+                KvListOptions {
+                    prefix: Some("user:".into()),
+                    cursor: cursor.take(),
+                    limit: Some(50),
+                },
+            )
+            .expect("list");
+        pages += 1;
+        assert!(page.keys.len() <= 50);
+        seen.extend(page.keys.into_iter().map(|k| k.name));
+        if page.list_complete {
+            assert_eq!(page.cursor, None);
+            break;
+        }
+        cursor = Some(page.cursor.expect("incomplete page has a cursor"));
+        assert!(pages < 100, "pagination must terminate");
+    }
+    assert_eq!(pages, 6);
+    let sorted: Vec<String> = expected.iter().cloned().collect();
+    assert_eq!(seen, sorted, "every key once, in byte order");
+}
+
+#[test]
+fn kv_list_orders_keys_by_bytes_and_reports_metadata() {
+    let (store, _) = store_with_clock();
+    let kv = store.kv();
+    for key in ["b", "a", "B", "é", "a0"] {
+        let options = KvPutOptions {
+            metadata: Some(json!({ "k": key })),
+            ..KvPutOptions::default()
+        };
+        kv.put("NS", key, b"", options).expect("put");
+    }
+    kv.put("NS", "ttl", b"", ttl(100)).expect("put");
+    let page = kv.list("NS", KvListOptions::default()).expect("list");
+    let names: Vec<&str> = page.keys.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["B", "a", "a0", "b", "ttl", "é"]);
+    assert_eq!(page.keys[0].metadata, Some(json!({"k": "B"})));
+    assert_eq!(page.keys[4].expiration, Some(NOW_SECS + 100));
+    assert!(page.list_complete);
+}
+
+#[test]
+fn kv_limits_are_rejected_with_clear_errors() {
+    let (store, _) = store_with_clock();
+    let kv = store.kv();
+    let put = |key: &str, value: &[u8], options: KvPutOptions| kv.put("NS", key, value, options);
+
+    let err = put("", b"v", KvPutOptions::default()).expect_err("empty key");
+    assert!(err.to_string().contains("must not be empty"), "{err}");
+    for dots in [".", ".."] {
+        let err = put(dots, b"v", KvPutOptions::default()).expect_err("dot key");
+        assert!(err.to_string().contains("must not be `.` or `..`"), "{err}");
+    }
+    let long_key = "k".repeat(KV_MAX_KEY_BYTES + 1);
+    let err = put(&long_key, b"v", KvPutOptions::default()).expect_err("long key");
+    assert!(
+        err.to_string()
+            .contains("513 bytes exceeds the limit of 512"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().len() < 300,
+        "error does not echo the whole key"
+    );
+    put(&"k".repeat(KV_MAX_KEY_BYTES), b"v", KvPutOptions::default()).expect("512 bytes is fine");
+    assert!(kv.get("NS", &long_key).is_err(), "get validates keys too");
+
+    let err = put("k", b"v", ttl(59)).expect_err("short ttl");
+    assert!(
+        matches!(err, StoreError::InvalidExpirationTtl { ttl: 59, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("at least 60"), "{err}");
+
+    let past = KvPutOptions {
+        expiration: Some(NOW_SECS - 1),
+        ..KvPutOptions::default()
+    };
+    let err = put("k", b"v", past).expect_err("past expiration");
+    assert!(matches!(err, StoreError::InvalidExpiration { .. }), "{err}");
+    let soon = KvPutOptions {
+        expiration: Some(NOW_SECS + 30),
+        ..KvPutOptions::default()
+    };
+    let err = put("k", b"v", soon).expect_err("too soon");
+    assert!(
+        err.to_string()
+            .contains("at least 60 seconds in the future"),
+        "{err}"
+    );
+
+    let big = vec![0u8; KV_MAX_VALUE_BYTES + 1];
+    let err = put("k", &big, KvPutOptions::default()).expect_err("big value");
+    assert!(
+        matches!(err, StoreError::TooLarge { what: "value", size, limit } if size == KV_MAX_VALUE_BYTES + 1 && limit == KV_MAX_VALUE_BYTES),
+        "{err}"
+    );
+
+    let meta = KvPutOptions {
+        metadata: Some(json!("m".repeat(KV_MAX_METADATA_BYTES))),
+        ..KvPutOptions::default()
+    };
+    let err = put("k", b"v", meta).expect_err("big metadata");
+    assert!(
+        err.to_string()
+            .contains("metadata of 1026 bytes exceeds the limit of 1024"),
+        "{err}"
+    );
+
+    for limit in [0, 1001] {
+        let err = kv
+            .list(
+                "NS",
+                KvListOptions {
+                    limit: Some(limit),
+                    ..KvListOptions::default()
+                },
+            )
+            .expect_err("bad limit");
+        assert!(matches!(err, StoreError::InvalidListLimit { .. }), "{err}");
+    }
+    let err = kv
+        .list(
+            "NS",
+            KvListOptions {
+                cursor: Some("not-a-cursor".into()),
+                ..KvListOptions::default()
+            },
+        )
+        .expect_err("bad cursor");
+    assert!(matches!(err, StoreError::InvalidCursor), "{err}");
+
+    let err = kv.get("", "k").expect_err("empty namespace");
+    assert!(matches!(err, StoreError::InvalidNamespace { .. }), "{err}");
+
+    // Nothing rejected was stored.
+    let keys = kv.list("NS", KvListOptions::default()).expect("list").keys;
+    assert_eq!(keys.len(), 1, "only the 512-byte key");
+}
