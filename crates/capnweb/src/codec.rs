@@ -13,8 +13,8 @@ use crate::hook::HookRef;
 use crate::json::number;
 use crate::stream::ReadableStream;
 use crate::value::{
-    is_forbidden_property, Body, ByteKind, Bytes, ErrorValue, Object, PathKey, RequestValue,
-    ResponseValue, Value,
+    is_forbidden_property, BlobValue, Body, ByteKind, Bytes, ErrorValue, Object, PathKey,
+    RequestValue, ResponseValue, Value,
 };
 use crate::{RpcError, RpcPromise, Stub};
 
@@ -63,6 +63,18 @@ pub(crate) trait Importer {
 }
 
 const MAX_SEND_DEPTH: usize = 256;
+
+/// The error constructors the JavaScript evaluator knows by name.
+const KNOWN_ERROR_TYPES: [&str; 8] = [
+    "Error",
+    "EvalError",
+    "RangeError",
+    "ReferenceError",
+    "SyntaxError",
+    "TypeError",
+    "URIError",
+    "AggregateError",
+];
 
 fn b64() -> GeneralPurpose {
     GeneralPurpose::new(
@@ -132,6 +144,10 @@ fn devaluate_at(value: &Value, ex: &dyn Exporter, depth: usize) -> Result<Json, 
         Value::Request(r) => devaluate_request(r, ex, d)?,
         Value::Response(r) => devaluate_response(r, ex, d)?,
         Value::Readable(s) => json!(["readable", ex.create_pipe(s.clone())?]),
+        Value::Blob(b) => {
+            let pipe = ex.create_pipe(ReadableStream::from_bytes(b.data.clone()))?;
+            json!(["blob", b.content_type, ["readable", pipe]])
+        }
         Value::Stub(s) => match ex.import_id_of(&s.hook) {
             Some(id) => json!(["import", id]),
             None => json!(["export", ex.export_stub(s.hook.clone())?]),
@@ -372,7 +388,14 @@ fn evaluate_special(
             else {
                 return Err(unknown(json));
             };
-            let mut e = ErrorValue::new(name.clone(), message.clone());
+            // Like the JavaScript evaluator, a type name it has no constructor for arrives as
+            // a plain `Error`.
+            let name = if KNOWN_ERROR_TYPES.contains(&name.as_str()) {
+                name.as_str()
+            } else {
+                "Error"
+            };
+            let mut e = ErrorValue::new(name, message.clone());
             if let Some(Json::String(stack)) = a.get(3) {
                 e.stack = Some(stack.clone());
             }
@@ -403,6 +426,21 @@ fn evaluate_special(
             _ => Err(unknown(json)),
         },
         ("request", 3) => evaluate_request(json, a, im, d),
+        ("blob", 3) => {
+            let Some(Json::String(content_type)) = a.get(1) else {
+                return Err(unknown(json));
+            };
+            let Value::Readable(stream) = evaluate_at(&a[2], im, d)? else {
+                return Err(RpcError::type_error(
+                    "Blob content must be serialized as a ReadableStream.",
+                ));
+            };
+            let content_type = content_type.clone();
+            Ok(Value::Promise(RpcPromise::from_future(async move {
+                let data = stream.read_all().await?;
+                Ok(Value::Blob(Box::new(BlobValue { content_type, data })))
+            })))
+        }
         ("response", 3) => evaluate_response(json, a, im, d),
         ("import" | "pipeline", 2..=4) => {
             let id = a.get(1).and_then(as_id).ok_or_else(|| unknown(json))?;

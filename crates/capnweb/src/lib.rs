@@ -63,5 +63,6 @@ pub use stream::{ReadableStream, StreamSender, STREAM_BUFFER_CHUNKS};
 pub use stub::{RpcPromise, Stub};
 pub use target::{method_not_found, CallResult, RpcTarget};
 pub use value::{
-    Body, ByteKind, Bytes, ErrorValue, Object, PathKey, RequestValue, ResponseValue, Value,
+    BlobValue, Body, ByteKind, Bytes, ErrorValue, Object, PathKey, RequestValue, ResponseValue,
+    Value,
 };

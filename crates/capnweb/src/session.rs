@@ -254,6 +254,11 @@ impl SessionInner {
                     if let Err(e) = self.handle_message(&text) {
                         tracing::debug!("capnweb: aborting session: {e}");
                         self.abort(e, true);
+                        // Let the peer's close reply arrive so the connection closes cleanly.
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                            while incoming.next().await.is_some() {}
+                        })
+                        .await;
                         return;
                     }
                 }
@@ -426,7 +431,7 @@ impl SessionInner {
             let result = hook.pull().await;
             let Some(inner) = me.upgrade() else { return };
             let msg = match result {
-                Ok(v) => match devaluate(&v, &*inner) {
+                Ok(v) => match inner.devaluate_result(v) {
                     Ok(j) => json!(["resolve", id, j]),
                     Err(e) => json!(["reject", id, inner.devaluate_error(&e)]),
                 },
@@ -440,6 +445,19 @@ impl SessionInner {
             inner.settled.notify_waiters();
         });
         Ok(())
+    }
+
+    /// Serializes a result for `resolve`. A result that is the peer's own object is sent back
+    /// as a new export that forwards to it: the JavaScript client cannot settle a promise to
+    /// `["import", id]` of its own export.
+    fn devaluate_result(&self, v: Value) -> Result<Json, RpcError> {
+        if let Value::Stub(s) = &v {
+            if s.hook.import_id(self).is_some() {
+                let hook: HookRef = Arc::new(PayloadHook(v));
+                return Ok(json!(["export", self.export_stub(hook)?]));
+            }
+        }
+        devaluate(&v, self)
     }
 
     fn devaluate_error(&self, e: &RpcError) -> Json {

@@ -47,6 +47,8 @@ pub enum Value {
     Request(Box<RequestValue>),
     /// A fetch `Response`.
     Response(Box<ResponseValue>),
+    /// A `Blob`: bytes with a MIME type.
+    Blob(Box<BlobValue>),
     /// A `ReadableStream`: chunks that arrive over time.
     Readable(ReadableStream),
     /// A capability: calls on it go to the object it points at.
@@ -154,7 +156,7 @@ impl Value {
         use serde_json::Value as J;
         match self {
             Value::Undefined | Value::Null | Value::Stub(_) | Value::Promise(_) => J::Null,
-            Value::Readable(_) => J::Null,
+            Value::Readable(_) | Value::Blob(_) => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
             Value::BigInt(s) => J::String(s.clone()),
@@ -378,6 +380,15 @@ impl ErrorValue {
             props: Object::new(),
         }
     }
+}
+
+/// A `Blob` carried by value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobValue {
+    /// The MIME type (`""` when none).
+    pub content_type: String,
+    /// The content.
+    pub data: Vec<u8>,
 }
 
 /// The body of a request or response.
