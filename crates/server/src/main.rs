@@ -1,0 +1,3 @@
+//! The `functions` binary.
+
+fn main() {}
