@@ -1,0 +1,1 @@
+//! JavaScript sandboxes on QuickJS.
