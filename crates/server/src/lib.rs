@@ -1,1 +1,49 @@
-//! The Functions server: HTTP and WebSocket front end, admin API, bindings and metrics.
+//! The Functions server: the HTTP and WebSocket front end, admin API, bindings and metrics,
+//! behind the binary `functions` (see the crate README for the CLI).
+//!
+//! The server wires the other crates together and owns no JavaScript: code runs on a
+//! [`FunctionHost`] (the Worker Loader's, or today the test host [`CannedHost`]); code,
+//! KV and blobs live in the [`store`] crate; every RPC hop is [`capnweb`].
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use server::{CannedHost, Config, Server};
+//!
+//! # async fn demo() -> Result<(), server::ServerError> {
+//! let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+//! let server = Server::start(config, Arc::new(CannedHost::new())).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`manifest`] (the bundle format), [`registry`] (atomic versioned deploys),
+//! [`host`] (the runtime interface), [`bindings`], [`kv_binding`], [`blob_binding`],
+//! [`http`] (routes and the status mapping), [`metrics`], [`function_dir`] (building a
+//! bundle from a directory), [`token`], [`server`].
+//!
+//! What it does not do: run JavaScript itself, serve TLS (put a proxy in front), or
+//! coordinate several nodes (one node per data directory).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unused_must_use)]
+
+pub mod bindings;
+pub mod blob_binding;
+pub mod function_dir;
+pub mod host;
+pub mod host_canned;
+pub mod http;
+pub mod kv_binding;
+pub mod manifest;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod token;
+
+pub use host::{Function, FunctionHost, HostError, HostFuture};
+pub use host_canned::CannedHost;
+pub use manifest::{Binding, Bundle, ManifestError, Module};
+pub use registry::{Registry, RegistryError};
+pub use server::{Config, Server, ServerError};

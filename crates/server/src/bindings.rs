@@ -1,0 +1,189 @@
+//! Turns a bundle's `env` and `bindings` into the `env` object the code sees.
+//!
+//! Vars become plain capnweb values; every other binding becomes a capnweb [`Stub`] on a
+//! Rust [`RpcTarget`]: [`KvBinding`](crate::kv_binding::KvBinding),
+//! [`BlobBinding`](crate::blob_binding::BlobBinding), [`ServiceBinding`] (calls another
+//! function, resolved at call time to its live version) and [`LoaderBinding`]. The isolate's
+//! bridge turns these stubs into JS stubs, so a binding works the same in-process as over
+//! the wire. A function reaches nothing but what is on its `env` (capability security).
+
+use std::sync::{Arc, Weak};
+
+use capnweb::{CallResult, Object, RpcError, RpcTarget, Stub, Value};
+use store::{Store, StoreError};
+
+use crate::blob_binding::BlobBinding;
+use crate::kv_binding::KvBinding;
+use crate::manifest::{Binding, Bundle};
+use crate::registry::Registry;
+
+/// Builds the `env` object for one loaded version of a function.
+pub fn build_env(bundle: &Bundle, store: &Store, registry: Weak<Registry>) -> Object {
+    let mut env = Object::new();
+    for (name, value) in &bundle.env {
+        env.insert(name.clone(), Value::from_json(value));
+    }
+    for (name, binding) in &bundle.bindings {
+        let value = match binding {
+            Binding::Var(v) => Value::from_json(v),
+            Binding::Kv { namespace } => {
+                Value::Stub(Stub::new(KvBinding::new(store.clone(), namespace.clone())))
+            }
+            Binding::Blob { bucket } => {
+                Value::Stub(Stub::new(BlobBinding::new(store.clone(), bucket.clone())))
+            }
+            Binding::Service {
+                service,
+                entrypoint,
+            } => Value::Stub(Stub::new(ServiceBinding {
+                registry: registry.clone(),
+                service: service.clone(),
+                entrypoint: entrypoint.clone(),
+            })),
+            Binding::Loader => Value::Stub(Stub::new(LoaderBinding)),
+        };
+        env.insert(name.clone(), value);
+    }
+    env
+}
+
+/// Runs a store call on the blocking pool and turns its error into a thrown JS error.
+pub(crate) async fn store_call<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RpcError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RpcError::error(format!("storage task failed: {e}")))?
+        .map_err(store_error)
+}
+
+/// A store error as the JS error a Workers binding would throw: bad input is a `TypeError`
+/// (a `RangeError` for sizes and limits), a backend failure is an `Error`.
+pub(crate) fn store_error(e: StoreError) -> RpcError {
+    let name = match &e {
+        StoreError::TooLarge { .. }
+        | StoreError::InvalidListLimit { .. }
+        | StoreError::TooManyKeys { .. } => "RangeError",
+        e if e.is_client_error() => "TypeError",
+        _ => "Error",
+    };
+    RpcError::new(name, e.to_string())
+}
+
+/// Reads argument `i` as a string key.
+pub(crate) fn key_arg(args: &[Value], i: usize, what: &str) -> Result<String, RpcError> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(RpcError::type_error(format!("{what} must be a string"))),
+    }
+}
+
+/// Body bytes from a value a binding accepts as data: a string (UTF-8), bytes, a blob, or
+/// a stream (read to its end).
+pub(crate) async fn body_bytes(value: Value, what: &str) -> Result<Vec<u8>, RpcError> {
+    match value {
+        Value::String(s) => Ok(s.into_bytes()),
+        Value::Bytes(b) => Ok(b.data),
+        Value::Blob(b) => Ok(b.data),
+        Value::Readable(r) => r.read_all().await,
+        _ => Err(RpcError::type_error(format!(
+            "{what} must be a string, ArrayBuffer, ArrayBufferView, Blob or ReadableStream"
+        ))),
+    }
+}
+
+/// An optional options object (`undefined`/`null` are "no options").
+pub(crate) fn options_arg(args: &[Value], i: usize) -> Result<Object, RpcError> {
+    match args.get(i) {
+        None | Some(Value::Undefined) | Some(Value::Null) => Ok(Object::new()),
+        Some(Value::Object(o)) => Ok(o.clone()),
+        Some(_) => Err(RpcError::type_error("options must be an object")),
+    }
+}
+
+/// A non-negative whole number option (seconds, or a count).
+pub(crate) fn number_opt(opts: &Object, name: &str) -> Result<Option<u64>, RpcError> {
+    match opts.get(name) {
+        None | Some(Value::Undefined) | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if *n >= 0.0 && n.is_finite() => Ok(Some(n.floor() as u64)),
+        Some(Value::String(s)) => s
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| RpcError::type_error(format!("{name} must be a number"))),
+        Some(_) => Err(RpcError::type_error(format!(
+            "{name} must be a non-negative number"
+        ))),
+    }
+}
+
+pub(crate) fn string_opt(opts: &Object, name: &str) -> Result<Option<String>, RpcError> {
+    match opts.get(name) {
+        None | Some(Value::Undefined) | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(RpcError::type_error(format!("{name} must be a string"))),
+    }
+}
+
+/// A service binding: calls go to the named function's RPC target (`fetch(request)` to its
+/// fetch handler), on whatever version is live at call time.
+pub struct ServiceBinding {
+    registry: Weak<Registry>,
+    service: String,
+    entrypoint: Option<String>,
+}
+
+impl std::fmt::Debug for ServiceBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceBinding")
+            .field("service", &self.service)
+            .field("entrypoint", &self.entrypoint)
+            .finish()
+    }
+}
+
+impl RpcTarget for ServiceBinding {
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallResult {
+        let method = method.to_owned();
+        Box::pin(async move {
+            let registry = self
+                .registry
+                .upgrade()
+                .ok_or_else(|| RpcError::error("the server is shutting down"))?;
+            let function = registry
+                .live(&self.service)
+                .await
+                .map_err(|e| RpcError::error(e.to_string()))?
+                .ok_or_else(|| {
+                    RpcError::error(format!("service {:?} is not deployed", self.service))
+                })?;
+            let host = registry.host().clone();
+            drop(registry);
+            if method == "fetch" && self.entrypoint.is_none() {
+                if let Some(Value::Request(req)) = args.first() {
+                    let resp = host
+                        .fetch(function, (**req).clone())
+                        .await
+                        .map_err(|e| e.to_rpc_error())?;
+                    return Ok(Value::Response(Box::new(resp)));
+                }
+            }
+            let target = host
+                .rpc_target(function, self.entrypoint.clone())
+                .await
+                .map_err(|e| e.to_rpc_error())?;
+            target.call(&method, args).await
+        })
+    }
+}
+
+/// The `loader` binding. Loading code dynamically needs the JavaScript engine; until the
+/// Worker Loader's host is plugged in, every call fails with a clear error.
+#[derive(Debug)]
+pub struct LoaderBinding;
+
+impl RpcTarget for LoaderBinding {
+    fn call(self: Arc<Self>, method: &str, _args: Vec<Value>) -> CallResult {
+        let msg = format!("loader.{method}() is not available: this server has no Worker Loader");
+        Box::pin(async move { Err(RpcError::error(msg)) })
+    }
+}

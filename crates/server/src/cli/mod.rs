@@ -1,0 +1,333 @@
+//! The command line: `functions serve` and the client commands.
+
+mod client;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use server::token::TokenSource;
+use server::{CannedHost, Config, FunctionHost, Server};
+
+use client::Client;
+
+#[derive(Parser)]
+#[command(
+    name = "functions",
+    version,
+    about = "Run dynamically loaded JavaScript functions, and manage them"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Deploy a function from a directory (with function.json) or a single .js file.
+    Deploy {
+        /// The function directory or .js file.
+        path: PathBuf,
+        /// The function id (default: from function.json, else the directory or file name).
+        #[arg(long)]
+        id: Option<String>,
+        /// A note stored with the version.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List deployed functions.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show one function with its versions.
+    Get {
+        /// The function id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Delete a function and all its versions.
+    Delete {
+        /// The function id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Make the previous version of a function live again.
+    Rollback {
+        /// The function id.
+        id: String,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Call an RPC method of a function and print the result as JSON.
+    Call {
+        /// The function id.
+        id: String,
+        /// The method name.
+        method: String,
+        /// Arguments, each one JSON value (quote strings: '"text"').
+        args: Vec<String>,
+        /// Use a WebSocket session instead of an HTTP batch.
+        #[arg(long)]
+        ws: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    /// Data directory: the store and the admin token.
+    #[arg(long, default_value = ".functions")]
+    data: PathBuf,
+    /// Deploy every function in this directory at startup (each subdirectory with a
+    /// function.json, and each top-level .js file).
+    #[arg(long)]
+    deploy: Option<PathBuf>,
+    /// The admin token (default: the one stored in the data directory, else a new one).
+    #[arg(long, env = "FUNCTIONS_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 10)]
+    shutdown_grace: u64,
+}
+
+#[derive(Args)]
+struct Conn {
+    /// The server's URL.
+    #[arg(long, env = "FUNCTIONS_URL", default_value = "http://127.0.0.1:8787")]
+    server: String,
+    /// The admin token.
+    #[arg(long, env = "FUNCTIONS_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the admin token from this data directory's token file (a local server's).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+impl Conn {
+    fn client(&self) -> Result<Client> {
+        let token = match (&self.token, &self.data) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(dir)) => Some(
+                server::token::read(dir)?
+                    .ok_or_else(|| anyhow!("no admin token file in {}", dir.display()))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(Client::new(&self.server, token))
+    }
+}
+
+impl Cli {
+    pub async fn run(self) -> Result<()> {
+        match self.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Deploy {
+                path,
+                id,
+                note,
+                conn,
+            } => deploy(&conn.client()?, &path, id.as_deref(), note.as_deref()).await,
+            Command::List { conn } => {
+                let out = conn
+                    .client()?
+                    .admin("GET", "/_admin/functions", None)
+                    .await?;
+                let list = out["functions"].as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    println!("no functions deployed");
+                }
+                for f in list {
+                    println!(
+                        "{}\tversion {}\t({} versions)",
+                        f["id"].as_str().unwrap_or("?"),
+                        f["live_version"],
+                        f["versions"]
+                    );
+                }
+                Ok(())
+            }
+            Command::Get { id, conn } => {
+                let out = conn
+                    .client()?
+                    .admin("GET", &format!("/_admin/functions/{id}"), None)
+                    .await?;
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                Ok(())
+            }
+            Command::Delete { id, conn } => {
+                conn.client()?
+                    .admin("DELETE", &format!("/_admin/functions/{id}"), None)
+                    .await?;
+                println!("deleted {id}");
+                Ok(())
+            }
+            Command::Rollback { id, conn } => {
+                let out = conn
+                    .client()?
+                    .admin("POST", &format!("/_admin/functions/{id}/rollback"), None)
+                    .await?;
+                println!("{id} is now at version {}", out["version"]);
+                Ok(())
+            }
+            Command::Call {
+                id,
+                method,
+                args,
+                ws,
+                conn,
+            } => call(&conn.server, &id, &method, &args, ws).await,
+        }
+    }
+}
+
+/// The host that runs function code. The Worker Loader's host replaces this line.
+fn host() -> Arc<dyn FunctionHost> {
+    tracing::warn!("no JavaScript engine in this build: functions run on the canned test host");
+    Arc::new(CannedHost::new())
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let to_deploy = match &args.deploy {
+        Some(dir) => server::function_dir::discover(dir)?,
+        None => Vec::new(),
+    };
+    let config = Config {
+        listen: args.listen,
+        data_dir: args.data.clone(),
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
+        ..Config::default()
+    };
+    let server = Server::start(config, host()).await?;
+    for f in to_deploy {
+        let version = server
+            .registry()
+            .deploy(
+                &f.id,
+                f.bundle,
+                Some(format!("serve --deploy {}", f.path.display())),
+            )
+            .await
+            .with_context(|| format!("deploying {}", f.path.display()))?;
+        println!("deployed {} version {version}", f.id);
+    }
+    if server.token_source() == TokenSource::Generated {
+        println!(
+            "admin token: {} (saved in {})",
+            server.admin_token(),
+            args.data.join(server::token::TOKEN_FILE).display()
+        );
+    }
+    println!("listening on http://{}", server.local_addr());
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    server.shutdown().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        tokio::select! {
+            _ = term.recv() => {},
+            r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}
+
+async fn deploy(client: &Client, path: &Path, id: Option<&str>, note: Option<&str>) -> Result<()> {
+    let f = server::function_dir::load(path, id)?;
+    let body = serde_json::to_vec(&f.bundle.to_json())?;
+    let mut url = format!("/_admin/functions/{}", f.id);
+    if let Some(note) = note {
+        url.push_str("?note=");
+        url.push_str(&percent_encode(note));
+    }
+    let out = client.admin("PUT", &url, Some(body)).await?;
+    println!(
+        "deployed {} version {} to {}",
+        f.id,
+        out["version"],
+        client.base()
+    );
+    Ok(())
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn call(server: &str, id: &str, method: &str, args: &[String], ws: bool) -> Result<()> {
+    let values = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            serde_json::from_str::<serde_json::Value>(a)
+                .map(|v| capnweb::Value::from_json(&v))
+                .map_err(|e| {
+                    anyhow!(
+                        "argument {} is not JSON ({e}); quote strings: '\"text\"'",
+                        i + 1
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let base = server.trim_end_matches('/');
+    if !base.starts_with("http://") {
+        bail!("server URL {base:?} must start with http://");
+    }
+    let url = format!("{base}/_rpc/{id}");
+    let limits = capnweb::Limits::default();
+    let result = if ws {
+        let ws_url = url.replacen("http://", "ws://", 1);
+        let session = capnweb::transport::websocket::connect(&ws_url, None, limits)
+            .await
+            .map_err(|e| anyhow!("cannot open a WebSocket to {ws_url}: {e}"))?;
+        session.remote_main().call(method, values).await
+    } else {
+        let batch = capnweb::transport::batch::HttpBatch::new(url.clone(), limits);
+        let main = batch.main();
+        let method = method.to_owned();
+        batch
+            .run(async move { main.call(&method, values).await })
+            .await
+            .map_err(|e| anyhow!("calling {url}: {e}"))?
+    };
+    match result {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v.to_json())?);
+            Ok(())
+        }
+        Err(e) => bail!("{id}.{method}() threw {e}"),
+    }
+}

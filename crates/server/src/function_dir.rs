@@ -1,0 +1,424 @@
+//! Builds a [`Bundle`] from files on disk: a function directory with a small manifest
+//! (`function.json`), or a single `.js` file. Used by `functions deploy PATH` and
+//! `functions serve --deploy DIR`.
+//!
+//! `function.json` (every field optional):
+//!
+//! ```json
+//! {
+//!   "id": "hello",
+//!   "main": "index.js",
+//!   "modules": ["index.js", "lib/util.js", "data/words.txt"],
+//!   "compatibilityDate": "2025-06-01",
+//!   "compatibilityFlags": [],
+//!   "env": { "GREETING": "hi" },
+//!   "bindings": { "KV": { "type": "kv", "namespace": "hello" } },
+//!   "limits": { "cpuMs": 50, "memoryMb": 64 }
+//! }
+//! ```
+//!
+//! `id` defaults to the directory's name, `main` to `index.js`. `modules` defaults to every
+//! `.js`, `.mjs`, `.cjs`, `.json`, `.txt` and `.wasm` file under the directory (recursively;
+//! hidden entries, `node_modules` and `function.json` itself skipped). Files are typed by
+//! extension: `.js`/`.mjs` ES module, `.cjs` CommonJS, `.json` JSON, `.txt` text, `.wasm`
+//! WebAssembly, anything else listed explicitly a data module. `bindings`, `env`, `limits`
+//! and the compatibility fields are as in the bundle ([`crate::manifest`]).
+//!
+//! A single `file.js` becomes a function with id `file` and that one module.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::manifest::{Bundle, ManifestError, Module};
+
+/// The manifest file's name.
+pub const MANIFEST_FILE: &str = "function.json";
+/// Most files one function may have.
+pub const MAX_FILES: usize = 1000;
+/// Most bytes one function's files may have in total.
+pub const MAX_TOTAL_BYTES: u64 = 32 * 1024 * 1024;
+
+/// Why a function could not be built from disk.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FunctionDirError {
+    /// Reading a file or directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `function.json` is not valid.
+    #[error("{path}: {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The resulting bundle is not valid.
+    #[error("{path}: {source}")]
+    Bundle {
+        /// The function's path.
+        path: PathBuf,
+        /// The validation error.
+        #[source]
+        source: ManifestError,
+    },
+    /// The id (given or derived from the name) is not a valid function id.
+    #[error("{path}: {reason} (pass --id ID, or set \"id\" in function.json)")]
+    Id {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Too many files or bytes.
+    #[error("{path}: {reason}")]
+    TooLarge {
+        /// The directory.
+        path: PathBuf,
+        /// Which limit.
+        reason: String,
+    },
+    /// The path is neither a directory nor a `.js`/`.mjs` file.
+    #[error("{0}: expected a function directory or a .js file")]
+    NotAFunction(PathBuf),
+}
+
+/// A function read from disk.
+#[derive(Debug, Clone)]
+pub struct FunctionSource {
+    /// Its id.
+    pub id: String,
+    /// Its bundle.
+    pub bundle: Bundle,
+    /// Where it was read from.
+    pub path: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DirManifest {
+    id: Option<String>,
+    main: Option<String>,
+    modules: Option<Vec<String>>,
+    compatibility_date: Option<String>,
+    #[serde(default)]
+    compatibility_flags: Vec<String>,
+    #[serde(default)]
+    env: Map<String, Value>,
+    #[serde(default)]
+    bindings: Map<String, Value>,
+    limits: Option<Value>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FunctionDirError + '_ {
+    move |source| FunctionDirError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn check_id(path: &Path, id: &str) -> Result<(), FunctionDirError> {
+    store::validate_function_id(id).map_err(|e| FunctionDirError::Id {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads one function: a directory or a single `.js`/`.mjs` file. `id` overrides the id.
+pub fn load(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirError> {
+    let meta = std::fs::metadata(path).map_err(io(path))?;
+    if meta.is_dir() {
+        load_dir(path, id)
+    } else if is_script_file(path) {
+        load_file(path, id)
+    } else {
+        Err(FunctionDirError::NotAFunction(path.to_owned()))
+    }
+}
+
+fn is_script_file(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("js") | Some("mjs")
+    )
+}
+
+fn load_file(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| FunctionDirError::NotAFunction(path.to_owned()))?
+        .to_owned();
+    let stem = path
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let id = id.unwrap_or(stem).to_owned();
+    check_id(path, &id)?;
+    let source = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut modules = IndexMap::new();
+    modules.insert(name.clone(), Module::EsModule(source));
+    let bundle = Bundle {
+        compatibility_date: None,
+        compatibility_flags: Vec::new(),
+        main_module: name,
+        modules,
+        env: Map::new(),
+        bindings: IndexMap::new(),
+        limits: Default::default(),
+    };
+    Ok(FunctionSource {
+        id,
+        bundle: revalidate(path, &bundle)?,
+        path: path.to_owned(),
+    })
+}
+
+fn revalidate(path: &Path, bundle: &Bundle) -> Result<Bundle, FunctionDirError> {
+    Bundle::from_value(bundle.to_json()).map_err(|source| FunctionDirError::Bundle {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirError> {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let manifest: DirManifest = match std::fs::read(&manifest_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| FunctionDirError::Manifest {
+            path: manifest_path.clone(),
+            reason: e.to_string(),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DirManifest::default(),
+        Err(e) => return Err(io(&manifest_path)(e)),
+    };
+    let dir_name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let id = id
+        .map(str::to_owned)
+        .or(manifest.id.clone())
+        .unwrap_or(dir_name);
+    check_id(dir, &id)?;
+    let files = match &manifest.modules {
+        Some(list) => list.clone(),
+        None => {
+            let mut found = Vec::new();
+            collect(dir, dir, &mut found)?;
+            found.sort();
+            found
+        }
+    };
+    if files.len() > MAX_FILES {
+        return Err(FunctionDirError::TooLarge {
+            path: dir.to_owned(),
+            reason: format!("{} files exceeds the limit of {MAX_FILES}", files.len()),
+        });
+    }
+    let mut total = 0u64;
+    let mut modules = Map::new();
+    for name in &files {
+        let path = dir.join(name);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        total += bytes.len() as u64;
+        if total > MAX_TOTAL_BYTES {
+            return Err(FunctionDirError::TooLarge {
+                path: dir.to_owned(),
+                reason: format!("files exceed {MAX_TOTAL_BYTES} bytes in total"),
+            });
+        }
+        modules.insert(name.clone(), module_json(&path, name, bytes)?);
+    }
+    let mut raw = Map::new();
+    raw.insert(
+        "mainModule".into(),
+        Value::String(manifest.main.unwrap_or_else(|| "index.js".into())),
+    );
+    raw.insert("modules".into(), Value::Object(modules));
+    if let Some(d) = manifest.compatibility_date {
+        raw.insert("compatibilityDate".into(), Value::String(d));
+    }
+    raw.insert(
+        "compatibilityFlags".into(),
+        serde_json::json!(manifest.compatibility_flags),
+    );
+    raw.insert("env".into(), Value::Object(manifest.env));
+    raw.insert("bindings".into(), Value::Object(manifest.bindings));
+    if let Some(l) = manifest.limits {
+        raw.insert("limits".into(), l);
+    }
+    let bundle =
+        Bundle::from_value(Value::Object(raw)).map_err(|source| FunctionDirError::Bundle {
+            path: dir.to_owned(),
+            source,
+        })?;
+    Ok(FunctionSource {
+        id,
+        bundle,
+        path: dir.to_owned(),
+    })
+}
+
+fn module_json(path: &Path, name: &str, bytes: Vec<u8>) -> Result<Value, FunctionDirError> {
+    use base64::Engine as _;
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    let text = |bytes: Vec<u8>| {
+        String::from_utf8(bytes).map_err(|_| FunctionDirError::Manifest {
+            path: path.to_owned(),
+            reason: "is not UTF-8 text".into(),
+        })
+    };
+    Ok(match ext {
+        "js" | "mjs" => serde_json::json!({ "js": text(bytes)? }),
+        "cjs" => serde_json::json!({ "cjs": text(bytes)? }),
+        "txt" => serde_json::json!({ "text": text(bytes)? }),
+        "json" => {
+            let v: Value =
+                serde_json::from_slice(&bytes).map_err(|e| FunctionDirError::Manifest {
+                    path: path.to_owned(),
+                    reason: format!("is not valid JSON: {e}"),
+                })?;
+            serde_json::json!({ "json": v })
+        }
+        "wasm" => {
+            serde_json::json!({ "wasm": base64::engine::general_purpose::STANDARD.encode(bytes) })
+        }
+        _ => serde_json::json!({ "data": base64::engine::general_purpose::STANDARD.encode(bytes) }),
+    })
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), FunctionDirError> {
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || name == "node_modules" {
+            continue;
+        }
+        let path = entry.path();
+        let ty = entry.file_type().map_err(io(&path))?;
+        if ty.is_dir() {
+            collect(root, &path, out)?;
+            if out.len() > MAX_FILES {
+                return Ok(());
+            }
+        } else if ty.is_file() {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/");
+            let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+            if rel != MANIFEST_FILE && matches!(ext, "js" | "mjs" | "cjs" | "json" | "txt" | "wasm")
+            {
+                out.push(rel);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every function in `dir` (for `serve --deploy DIR`): each subdirectory that has a
+/// `function.json`, and each top-level `.js`/`.mjs` file. In name order.
+pub fn discover(dir: &Path) -> Result<Vec<FunctionSource>, FunctionDirError> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden {
+            continue;
+        }
+        let is_function_dir = path.is_dir() && path.join(MANIFEST_FILE).is_file();
+        if is_function_dir || (path.is_file() && is_script_file(&path)) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths.iter().map(|p| load(p, None)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_modules_default_to_known_extensions_typed_by_extension() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("my-fn");
+        std::fs::create_dir_all(f.join("lib")).expect("mkdir");
+        std::fs::write(f.join("index.js"), "export default {}").expect("write");
+        std::fs::write(f.join("lib/u.cjs"), "module.exports = 1").expect("write");
+        std::fs::write(f.join("words.txt"), "hi").expect("write");
+        std::fs::write(f.join("c.json"), "{\"a\":1}").expect("write");
+        std::fs::write(f.join("README.md"), "ignored").expect("write");
+        std::fs::write(
+            f.join(MANIFEST_FILE),
+            r#"{"bindings": {"KV": {"type": "kv", "namespace": "n"}}}"#,
+        )
+        .expect("write");
+        let src = load(&f, None).expect("loads");
+        assert_eq!(src.id, "my-fn");
+        assert_eq!(src.bundle.main_module, "index.js");
+        let names: Vec<_> = src.bundle.modules.keys().cloned().collect();
+        assert_eq!(names, ["c.json", "index.js", "lib/u.cjs", "words.txt"]);
+        assert!(matches!(
+            src.bundle.modules["lib/u.cjs"],
+            Module::CommonJs(_)
+        ));
+        assert!(matches!(src.bundle.modules["words.txt"], Module::Text(_)));
+        assert_eq!(src.bundle.bindings.len(), 1);
+    }
+
+    #[test]
+    fn single_js_file_gets_its_id_from_the_file_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("hello.js");
+        std::fs::write(&f, "export default {}").expect("write");
+        let src = load(&f, None).expect("loads");
+        assert_eq!(src.id, "hello");
+        assert_eq!(src.bundle.main_module, "hello.js");
+        let bad = dir.path().join("Bad_Name.js");
+        std::fs::write(&bad, "x").expect("write");
+        let err = load(&bad, None).expect_err("bad id");
+        assert!(err.to_string().contains("--id"), "{err}");
+        assert_eq!(load(&bad, Some("ok")).expect("override").id, "ok");
+    }
+
+    #[test]
+    fn discover_finds_manifest_dirs_and_top_level_js_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("a")).expect("mkdir");
+        std::fs::write(dir.path().join("a/index.js"), "x").expect("write");
+        std::fs::write(dir.path().join("a/function.json"), "{}").expect("write");
+        std::fs::create_dir_all(dir.path().join("no-manifest")).expect("mkdir");
+        std::fs::write(dir.path().join("b.js"), "x").expect("write");
+        let ids: Vec<_> = discover(dir.path())
+            .expect("discovers")
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn unknown_manifest_fields_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("index.js"), "x").expect("write");
+        std::fs::write(dir.path().join(MANIFEST_FILE), r#"{"mian": "x.js"}"#).expect("write");
+        let err = load(dir.path(), Some("x")).expect_err("refused");
+        assert!(err.to_string().contains("unknown field `mian`"), "{err}");
+    }
+}

@@ -1,0 +1,62 @@
+//! [`MeteredTarget`]: wraps a function's RPC target so every method call on it is counted
+//! and timed (per function and method) in the metrics.
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Instant;
+
+use capnweb::{CallResult, RpcTarget, Stub, Value};
+
+/// A stub that forwards to `inner` and records each call.
+pub struct MeteredTarget {
+    inner: Stub,
+    function: String,
+    surface: &'static str,
+}
+
+impl std::fmt::Debug for MeteredTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredTarget")
+            .field("function", &self.function)
+            .finish()
+    }
+}
+
+impl MeteredTarget {
+    /// Wraps `inner` (the RPC target of `function`) as a new stub.
+    pub fn wrap(inner: Stub, function: &str, surface: &'static str) -> Stub {
+        Stub::new(MeteredTarget {
+            inner,
+            function: function.to_owned(),
+            surface,
+        })
+    }
+}
+
+impl RpcTarget for MeteredTarget {
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallResult {
+        let started = Instant::now();
+        let promise = if method.is_empty() {
+            self.inner.call_fn(args)
+        } else {
+            self.inner.call(method, args)
+        };
+        let method = method.to_owned();
+        Box::pin(async move {
+            let result = promise.await;
+            crate::metrics::record_call(
+                &self.function,
+                &method,
+                self.surface,
+                result.is_ok(),
+                started.elapsed(),
+            );
+            result
+        })
+    }
+
+    fn get(self: Arc<Self>, name: &str) -> CallResult {
+        let promise = self.inner.get(name);
+        Box::pin(promise.into_future())
+    }
+}

@@ -1,0 +1,95 @@
+//! How failures map to HTTP statuses, in one place.
+//!
+//! | failure | status | `error.name` |
+//! |---|---|---|
+//! | X-RPC body is not JSON | 400 | `SyntaxError` |
+//! | X-RPC body is not a JSON array, or a bad method name | 400 | `TypeError` |
+//! | no such function (or an id that cannot be one) | 404 | `NotFound` |
+//! | the function threw (fetch or RPC method, including unknown methods) | 500 | the thrown error's name, with its own properties |
+//! | the function has no handler of that kind | 501 | `Error` |
+//! | a memory/CPU limit stopped the call, or the host is unavailable | 503 | `RangeError` / `Error` |
+//! | missing or wrong admin token | 401 | `Unauthorized` |
+//! | malformed bundle, bad id, code that fails to load | 400 | `ManifestError` / `InvalidFunctionId` / `CheckFailed` |
+//! | rollback with no older version | 409 | `Conflict` |
+//! | a body over the size limit | 413 | `TooLarge` |
+//! | the store failed | 500 | `StorageError` |
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use capnweb::{RpcError, Value};
+use serde_json::json;
+use store::StoreError;
+
+use crate::host::HostError;
+use crate::registry::RegistryError;
+
+/// A JSON response with `status`.
+pub fn json(status: u16, body: serde_json::Value) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, axum::Json(body)).into_response()
+}
+
+/// `{"error": {"name", "message"}}` with `status`.
+pub fn error(status: u16, name: &str, message: impl Into<String>) -> Response {
+    json(
+        status,
+        json!({ "error": { "name": name, "message": message.into() } }),
+    )
+}
+
+/// The `error` object for a thrown value: `{name, message, ...own properties}` (no stack).
+pub fn thrown_json(e: &RpcError) -> serde_json::Value {
+    match e.value() {
+        Value::Error(_) => {
+            let mut v = e.value().to_json();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("stack");
+            }
+            v
+        }
+        other => json!({ "name": "Error", "message": e.message(), "value": other.to_json() }),
+    }
+}
+
+/// A failed host call as a response.
+pub fn host_error(e: &HostError) -> Response {
+    json(
+        e.status(),
+        json!({ "error": thrown_json(&e.to_rpc_error()) }),
+    )
+}
+
+/// A failed store call as a response.
+pub fn store_error(e: &StoreError) -> Response {
+    let (status, name) = match e {
+        StoreError::InvalidFunctionId { .. } => (400, "InvalidFunctionId"),
+        e if e.is_not_found() => (404, "NotFound"),
+        StoreError::NoPreviousVersion { .. } => (409, "Conflict"),
+        StoreError::TooLarge { .. } => (413, "TooLarge"),
+        e if e.is_client_error() => (400, "BadRequest"),
+        _ => (500, "StorageError"),
+    };
+    error(status, name, e.to_string())
+}
+
+/// A failed registry call as a response.
+pub fn registry_error(e: &RegistryError) -> Response {
+    match e {
+        RegistryError::Store(s) => store_error(s),
+        RegistryError::Manifest(m) => error(400, "ManifestError", m.to_string()),
+        RegistryError::Check(HostError::InvalidCode(m)) => error(400, "CheckFailed", m.clone()),
+        RegistryError::Check(h) => error(h.status(), "CheckFailed", h.to_string()),
+        RegistryError::Corrupt { .. } | RegistryError::Task(_) => {
+            error(500, "StorageError", e.to_string())
+        }
+    }
+}
+
+/// 404 for an unknown function.
+pub fn not_found(id: &str) -> Response {
+    error(
+        404,
+        "NotFound",
+        format!("no function named {id:?} is deployed"),
+    )
+}

@@ -1,0 +1,244 @@
+//! [`Registry`]: which version of each function is live, on top of the code store.
+//!
+//! Deploys are atomic: a bundle is parsed, validated and test-loaded by the host before the
+//! store commits it as the new live version; then the in-memory live table is swapped. A call
+//! takes one `Arc<Function>` and keeps it to the end, so callers see the old version or the
+//! new one, never a mix. Admin changes are serialized by one lock (they are rare); calls never
+//! wait on it.
+//!
+//! The live table is this process's cache of the store. With a single node (the embedded
+//! store) it is always right; several nodes on a shared store would need change notification
+//! (see the store crate's docs).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+
+use store::{FunctionInfo, Store, StoreError, VersionInfo};
+
+use crate::bindings;
+use crate::host::{Function, FunctionHost, HostError};
+use crate::manifest::{Bundle, ManifestError};
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The store refused or failed (bad id, not found, no previous version, I/O).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bundle is malformed.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The host refused the code when test-loading it.
+    #[error("code check failed: {0}")]
+    Check(HostError),
+    /// A stored bundle no longer parses (written by an incompatible version).
+    #[error("stored bundle of {id:?} version {version} is unreadable: {reason}")]
+    Corrupt {
+        /// The function.
+        id: String,
+        /// The version.
+        version: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A blocking store task panicked or was cancelled.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// The live functions of this server.
+pub struct Registry {
+    store: Store,
+    host: Arc<dyn FunctionHost>,
+    live: RwLock<HashMap<String, Arc<Function>>>,
+    /// Bumped by every admin change, so a lazy load that raced with one is not cached.
+    generation: AtomicU64,
+    admin: tokio::sync::Mutex<()>,
+    me: Weak<Registry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, RegistryError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RegistryError::Task(e.to_string()))?
+        .map_err(RegistryError::Store)
+}
+
+impl Registry {
+    /// A registry over `store`, running code on `host`.
+    pub fn new(store: Store, host: Arc<dyn FunctionHost>) -> Arc<Registry> {
+        Arc::new_cyclic(|me| Registry {
+            store,
+            host,
+            live: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            admin: tokio::sync::Mutex::new(()),
+            me: me.clone(),
+        })
+    }
+
+    /// The host.
+    pub fn host(&self) -> &Arc<dyn FunctionHost> {
+        &self.host
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn cached(&self, id: &str) -> Option<Arc<Function>> {
+        self.live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn set_cached(&self, id: &str, f: Option<Arc<Function>>) {
+        let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+        match f {
+            Some(f) => live.insert(id.to_owned(), f),
+            None => live.remove(id),
+        };
+    }
+
+    fn make_function(&self, id: &str, version: u64, bundle: Arc<Bundle>) -> Arc<Function> {
+        let env = bindings::build_env(&bundle, &self.store, self.me.clone());
+        Arc::new(Function {
+            id: id.to_owned(),
+            version,
+            bundle,
+            env,
+        })
+    }
+
+    async fn load_live(&self, id: &str) -> Result<Option<Arc<Function>>, RegistryError> {
+        let code = self.store.code().clone();
+        let owned = id.to_owned();
+        let Some(cv) = blocking(move || code.live(&owned)).await? else {
+            return Ok(None);
+        };
+        let bundle = Bundle::from_json(&cv.bundle).map_err(|e| RegistryError::Corrupt {
+            id: id.to_owned(),
+            version: cv.version,
+            reason: e.to_string(),
+        })?;
+        Ok(Some(self.make_function(id, cv.version, Arc::new(bundle))))
+    }
+
+    /// The live version of `id`, or `None` if it is not deployed (or `id` is not a valid id).
+    pub async fn live(&self, id: &str) -> Result<Option<Arc<Function>>, RegistryError> {
+        if store::validate_function_id(id).is_err() {
+            return Ok(None);
+        }
+        if let Some(f) = self.cached(id) {
+            return Ok(Some(f));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let loaded = self.load_live(id).await?;
+        if let Some(f) = &loaded {
+            let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+            if self.generation.load(Ordering::SeqCst) == generation {
+                live.entry(id.to_owned()).or_insert_with(|| f.clone());
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Validates, test-loads and stores `bundle` as the new live version of `id`; returns it.
+    /// On any error nothing changes.
+    pub async fn deploy(
+        &self,
+        id: &str,
+        bundle: Bundle,
+        note: Option<String>,
+    ) -> Result<u64, RegistryError> {
+        store::validate_function_id(id)?;
+        let bundle = Arc::new(bundle);
+        self.host
+            .check(id, bundle.clone())
+            .await
+            .map_err(RegistryError::Check)?;
+        let bytes = serde_json::to_vec(&bundle.to_json())
+            .map_err(|e| RegistryError::Task(e.to_string()))?;
+        let _guard = self.admin.lock().await;
+        let code = self.store.code().clone();
+        let owned = id.to_owned();
+        let version = blocking(move || code.deploy(&owned, &bytes, note.as_deref())).await?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.set_cached(id, Some(self.make_function(id, version, bundle)));
+        self.host.retire(id, Some(version));
+        tracing::info!(function = id, version, "deployed");
+        Ok(version)
+    }
+
+    /// Makes the previous version live again; returns it.
+    pub async fn rollback(&self, id: &str) -> Result<u64, RegistryError> {
+        store::validate_function_id(id)?;
+        let _guard = self.admin.lock().await;
+        let code = self.store.code().clone();
+        let owned = id.to_owned();
+        let version = blocking(move || code.rollback(&owned)).await?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let loaded = self.load_live(id).await?;
+        self.set_cached(id, loaded);
+        self.host.retire(id, Some(version));
+        tracing::info!(function = id, version, "rolled back");
+        Ok(version)
+    }
+
+    /// Removes `id` and all its versions; returns whether it existed.
+    pub async fn delete(&self, id: &str) -> Result<bool, RegistryError> {
+        store::validate_function_id(id)?;
+        let _guard = self.admin.lock().await;
+        let code = self.store.code().clone();
+        let owned = id.to_owned();
+        let existed = blocking(move || code.delete(&owned)).await?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.set_cached(id, None);
+        self.host.retire(id, None);
+        tracing::info!(function = id, existed, "deleted");
+        Ok(existed)
+    }
+
+    /// Summaries of every deployed function.
+    pub async fn list(&self) -> Result<Vec<FunctionInfo>, RegistryError> {
+        let code = self.store.code().clone();
+        blocking(move || code.list()).await
+    }
+
+    /// One function's summary and versions, or `None`.
+    pub async fn info(
+        &self,
+        id: &str,
+    ) -> Result<Option<(FunctionInfo, Vec<VersionInfo>)>, RegistryError> {
+        store::validate_function_id(id)?;
+        let code = self.store.code().clone();
+        let owned = id.to_owned();
+        blocking(move || {
+            let Some(info) = code.info(&owned)? else {
+                return Ok(None);
+            };
+            Ok(Some((info, code.versions(&owned)?)))
+        })
+        .await
+    }
+
+    /// Drops every cached function (and with them their binding stubs): used at shutdown.
+    pub fn clear(&self) {
+        self.live.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}

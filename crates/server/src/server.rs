@@ -1,0 +1,189 @@
+//! [`Server`]: opens the store, resolves the admin token, binds and serves; shuts down
+//! gracefully.
+//!
+//! Shutdown ([`Server::shutdown`]): stop accepting, let in-flight requests finish for at most
+//! [`Config::shutdown_grace`], then drop every cached function and the store. Every store
+//! write commits (and fsyncs) before it returns, so there is nothing left to flush after
+//! that; dropping the store closes the database file cleanly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use store::{Store, StoreError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::host::FunctionHost;
+use crate::http::{self, AppState};
+use crate::registry::Registry;
+use crate::token::{self, TokenError, TokenSource};
+
+/// The store file's name inside the data directory.
+pub const STORE_FILE: &str = "store.redb";
+
+/// How the server is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (port 0 picks a free port; see [`Server::local_addr`]).
+    pub listen: SocketAddr,
+    /// The data directory (store, admin token).
+    pub data_dir: PathBuf,
+    /// The admin token; `None` uses the stored one or generates one.
+    pub admin_token: Option<String>,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// capnweb limits for `/_rpc` sessions.
+    pub rpc_limits: capnweb::Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            data_dir: PathBuf::from(".functions"),
+            admin_token: None,
+            shutdown_grace: Duration::from_secs(10),
+            body_limit: http::DEFAULT_BODY_LIMIT,
+            rpc_limits: capnweb::Limits::default(),
+        }
+    }
+}
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// Opening the store failed (already open by another server, damaged, no permission).
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    /// The admin token could not be read or created.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server failed: {0}")]
+    Serve(String),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    token: String,
+    token_source: TokenSource,
+    grace: Duration,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Opens the store in `config.data_dir`, binds `config.listen` and starts serving with
+    /// functions run by `host`.
+    pub async fn start(config: Config, host: Arc<dyn FunctionHost>) -> Result<Server, ServerError> {
+        crate::metrics::install();
+        let data_dir = config.data_dir.clone();
+        let given = config.admin_token.clone();
+        let (store, (token, token_source)) = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&data_dir).map_err(|source| {
+                ServerError::Store(StoreError::Io {
+                    path: data_dir.clone(),
+                    source,
+                })
+            })?;
+            let store = Store::open(data_dir.join(STORE_FILE))?;
+            let token = token::load_or_create(&data_dir, given)?;
+            Ok::<_, ServerError>((store, token))
+        })
+        .await
+        .map_err(|e| ServerError::Serve(e.to_string()))??;
+        let registry = Registry::new(store, host);
+        let state = AppState {
+            registry: registry.clone(),
+            admin_token: Arc::new(token.clone()),
+            rpc_limits: config.rpc_limits.clone(),
+        };
+        let app = http::router(state, config.body_limit);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Server {
+            addr,
+            registry,
+            token,
+            token_source,
+            grace: config.shutdown_grace,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin token in use.
+    pub fn admin_token(&self) -> &str {
+        &self.token
+    }
+
+    /// Where the token came from ([`TokenSource::Generated`]: print it once).
+    pub fn token_source(&self) -> TokenSource {
+        self.token_source
+    }
+
+    /// The registry (to deploy at startup, or to inspect in tests).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Stops accepting, waits up to the grace period for in-flight requests, then closes the
+    /// store. Returns once the database file is closed (when no `/_rpc` session still holds
+    /// a binding of it).
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = match tokio::time::timeout(self.grace, &mut self.task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(ServerError::Serve(e.to_string())),
+            Ok(Err(e)) => Err(ServerError::Serve(e.to_string())),
+            Err(_) => {
+                tracing::warn!(grace = ?self.grace, "in-flight requests did not finish in time");
+                self.task.abort();
+                Ok(())
+            }
+        };
+        self.registry.clear();
+        result
+    }
+}
