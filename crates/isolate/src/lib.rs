@@ -1,1 +1,48 @@
-//! JavaScript sandboxes on QuickJS.
+//! JavaScript sandboxes on QuickJS (rquickjs): the `cloudflare:workers` module, web APIs,
+//! memory and CPU limits, and the bridge between JavaScript values and capnweb values.
+//!
+//! An [`Isolate`] is one QuickJS runtime with its own heap, pinned to one of a few dedicated
+//! JavaScript threads (JavaScript never runs on tokio's I/O threads). Everything that crosses
+//! into or out of it goes through capnweb: entrypoints and RPC targets are [`capnweb::Stub`]s,
+//! JavaScript `RpcTarget`s and functions passed out become capabilities, and stubs passed in
+//! become JavaScript stubs whose calls pipeline.
+//!
+//! ```no_run
+//! use isolate::{Isolate, IsolateConfig};
+//! use capnweb::Value;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let code = r#"
+//!   import { RpcTarget } from "cloudflare:workers";
+//!   class MathTarget extends RpcTarget { add(a, b) { return a + b; } }
+//!   export default { rpc: MathTarget };
+//! "#;
+//! let isolate = Isolate::new(IsolateConfig::single("math", code)).await?;
+//! let sum = isolate.rpc_target().call("add", vec![1.into(), 2.into()]).await?;
+//! assert_eq!(sum.as_f64(), Some(3.0));
+//! # Ok(()) }
+//! ```
+//!
+//! What it deliberately does not do: give JavaScript a file system, environment variables or
+//! the network (a global `fetch` works only through a `globalOutbound` capability), cache
+//! isolates (that is the loader's job), or run WebAssembly (a later issue).
+
+#![warn(missing_docs, unreachable_pub)]
+#![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
+
+mod bridge;
+mod config;
+mod error;
+mod host;
+mod isolate;
+pub mod metrics;
+mod modules;
+mod natives;
+mod pool;
+mod state;
+mod target;
+
+pub use config::{IsolateConfig, Limits, ModuleSource};
+pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
+pub use isolate::Isolate;
+pub use pool::{js_threads, set_js_threads};

@@ -1,0 +1,113 @@
+//! What an isolate is built from: its modules, its env, its outbound capability and its limits.
+
+use std::time::Duration;
+
+use capnweb::{Stub, Value};
+
+/// One module of a function's module map.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ModuleSource {
+    /// An ES module (`js` / `esModule`).
+    EsModule(String),
+    /// A CommonJS module (`cjs` / `commonJsModule`): its `module.exports` is the default export.
+    CommonJs(String),
+    /// A text module: the string is the default export.
+    Text(String),
+    /// A data module: an `ArrayBuffer` is the default export.
+    Data(Vec<u8>),
+    /// A JSON module: the parsed value is the default export.
+    Json(String),
+    /// A WebAssembly module (not supported yet: loading fails with a clear error).
+    Wasm(Vec<u8>),
+}
+
+impl ModuleSource {
+    /// The workerd name of this module type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ModuleSource::EsModule(_) => "esModule",
+            ModuleSource::CommonJs(_) => "commonJsModule",
+            ModuleSource::Text(_) => "text",
+            ModuleSource::Data(_) => "data",
+            ModuleSource::Json(_) => "json",
+            ModuleSource::Wasm(_) => "wasm",
+        }
+    }
+
+    /// Bytes of source, for budgeting.
+    pub fn len(&self) -> usize {
+        match self {
+            ModuleSource::EsModule(s)
+            | ModuleSource::CommonJs(s)
+            | ModuleSource::Text(s)
+            | ModuleSource::Json(s) => s.len(),
+            ModuleSource::Data(b) | ModuleSource::Wasm(b) => b.len(),
+        }
+    }
+
+    /// Whether the module is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Per-isolate resource limits.
+///
+/// Against a malicious function: it cannot allocate more than `memory_bytes` of JavaScript heap
+/// (the allocation fails, the call is rejected with `ResourceLimitError` and the isolate is
+/// discarded); it cannot run JavaScript for longer than `cpu_time` without returning to the
+/// host — the deadline is checked by QuickJS's interrupt handler, which JavaScript cannot
+/// catch or disable — after which the call is rejected and the isolate discarded; and it
+/// cannot recurse past `max_stack_bytes` (a catchable `InternalError`, no crash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// JavaScript heap limit. Default 128 MiB.
+    pub memory_bytes: usize,
+    /// Longest uninterrupted run of JavaScript (one invocation's turn on its thread, including
+    /// the microtasks it queues). Default 1 s.
+    pub cpu_time: Duration,
+    /// Native stack QuickJS may use. Default 1 MiB.
+    pub max_stack_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 128 * 1024 * 1024,
+            cpu_time: Duration::from_millis(1000),
+            max_stack_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Everything an [`Isolate`](crate::Isolate) is built from.
+#[derive(Debug, Clone)]
+pub struct IsolateConfig {
+    /// The function id: tags logs and metrics.
+    pub id: String,
+    /// The module map, by name (`"index.js"`, `"./lib/util.js"`, ...).
+    pub modules: Vec<(String, ModuleSource)>,
+    /// The module evaluated first; its exports are the entrypoints.
+    pub main_module: String,
+    /// The `env` object handed to entrypoints: plain values (vars) and stubs (bindings).
+    pub env: Value,
+    /// What the global `fetch()` calls (`outbound.fetch(request)`). `None`: no network.
+    pub global_outbound: Option<Stub>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl IsolateConfig {
+    /// A config with one ES module as the main module, an empty env and default limits.
+    pub fn single(id: impl Into<String>, source: impl Into<String>) -> Self {
+        IsolateConfig {
+            id: id.into(),
+            modules: vec![("index.js".into(), ModuleSource::EsModule(source.into()))],
+            main_module: "index.js".into(),
+            env: Value::Object(Default::default()),
+            global_outbound: None,
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! The per-isolate host on its JavaScript thread: the registries that keep JavaScript objects
+//! alive while Rust holds capabilities to them, the calls waiting for JavaScript to settle,
+//! and the entry points the rest of the crate uses to run JavaScript (invoke a method, read a
+//! property, call the fetch handler, fire a timer).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use capnweb::{RpcError, Value};
+use rquickjs::{Array, Ctx, Function, Object, Persistent, Value as JsValue};
+use tokio::sync::oneshot;
+
+use crate::bridge;
+use crate::config::{IsolateConfig, Limits};
+use crate::error::{resource_limit_error, LoadError};
+use crate::state::Shared;
+use crate::target::TargetRef;
+
+/// A reply channel for one call into JavaScript.
+pub(crate) type Reply = oneshot::Sender<Result<Value, RpcError>>;
+
+type Saved = Persistent<JsValue<'static>>;
+
+/// What a call into a JavaScript object does.
+pub(crate) enum Op {
+    /// Calls a method (`""`: the object is a function and is called itself).
+    Call(String, Vec<Value>),
+    /// Reads a property (a getter).
+    Get(String),
+}
+
+/// One isolate's host state. Lives on the isolate's thread only.
+pub(crate) struct Host {
+    pub(crate) id: String,
+    shared: Weak<Shared>,
+    limits: Limits,
+    started: Instant,
+    interrupted: Rc<Cell<bool>>,
+    oom: Cell<bool>,
+    helpers: RefCell<Option<Saved>>,
+    web: RefCell<Option<Saved>>,
+    namespace: RefCell<Option<Saved>>,
+    env: RefCell<Option<Saved>>,
+    ctx_obj: RefCell<Option<Saved>>,
+    /// JavaScript objects that capabilities point at, by slot id.
+    objects: RefCell<HashMap<u64, Saved>>,
+    /// Calls waiting for JavaScript to settle them, by call id.
+    replies: RefCell<HashMap<u64, Reply>>,
+    /// JavaScript promises waiting for a capnweb result: (resolve, reject), by id.
+    pulls: RefCell<HashMap<u64, (Saved, Saved)>>,
+}
+
+impl Host {
+    pub(crate) fn new(
+        shared: Weak<Shared>,
+        id: String,
+        limits: Limits,
+        interrupted: Rc<Cell<bool>>,
+    ) -> Self {
+        Host {
+            id,
+            shared,
+            limits,
+            started: Instant::now(),
+            interrupted,
+            oom: Cell::new(false),
+            helpers: RefCell::default(),
+            web: RefCell::default(),
+            namespace: RefCell::default(),
+            env: RefCell::default(),
+            ctx_obj: RefCell::default(),
+            objects: RefCell::default(),
+            replies: RefCell::default(),
+            pulls: RefCell::default(),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.upgrade()
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.shared().map_or(0, |s| s.next_id())
+    }
+
+    pub(crate) fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Marks that the heap limit was hit.
+    pub(crate) fn note_out_of_memory(&self) {
+        self.oom.set(true);
+    }
+
+    /// The reason the isolate must be discarded, if a limit broke.
+    pub(crate) fn limit_broken(&self) -> Option<String> {
+        if self.interrupted.get() {
+            Some(format!(
+                "CPU time limit of {} ms exceeded",
+                self.limits.cpu_time.as_millis()
+            ))
+        } else if self.oom.get() {
+            Some(format!(
+                "JavaScript heap memory limit {} MiB exceeded",
+                self.limits.memory_bytes / (1024 * 1024)
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Installs the web APIs and the bridge, hands the env over, and evaluates the main
+    /// module. Returns whether the default export has an `rpc` class.
+    pub(crate) fn start<'js>(
+        self: &Rc<Self>,
+        ctx: &Ctx<'js>,
+        config: &IsolateConfig,
+    ) -> Result<bool, LoadError> {
+        let natives = crate::natives::install(ctx, Rc::downgrade(self))
+            .map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
+        let setup = || -> rquickjs::Result<()> {
+            let web_fn: Function<'js> = ctx.eval(include_str!("js/web.js"))?;
+            let web: Object<'js> = web_fn.call((natives.clone(),))?;
+            let prelude_fn: Function<'js> = ctx.eval(include_str!("js/prelude.js"))?;
+            let helpers: Object<'js> = prelude_fn.call((natives, web.clone()))?;
+            *self.web.borrow_mut() = Some(Persistent::save(ctx, web.into_value()));
+            *self.helpers.borrow_mut() = Some(Persistent::save(ctx, helpers.into_value()));
+            let ctx_obj: JsValue<'js> = self.helper(ctx, "makeCtx")?.call(())?;
+            *self.ctx_obj.borrow_mut() = Some(Persistent::save(ctx, ctx_obj));
+            Ok(())
+        };
+        setup().map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
+        let env = bridge::to_js(self, ctx, &config.env)
+            .map_err(|e| LoadError::Env(self.describe_error(ctx, e)))?;
+        let outbound = match &config.global_outbound {
+            Some(stub) => bridge::to_js(self, ctx, &Value::Stub(stub.clone())),
+            None => Ok(JsValue::new_null(ctx.clone())),
+        };
+        let hand_over = || -> rquickjs::Result<()> {
+            self.helper(ctx, "setEnv")?.call::<_, ()>((env.clone(),))?;
+            let outbound = outbound?;
+            self.web_fn(ctx, "setOutbound")?.call::<_, ()>((outbound,))?;
+            Ok(())
+        };
+        hand_over().map_err(|e| LoadError::Env(self.describe_error(ctx, e)))?;
+        *self.env.borrow_mut() = Some(Persistent::save(ctx, env));
+
+        let promise = rquickjs::Module::import(ctx, config.main_module.as_str())
+            .map_err(|e| self.load_error(ctx, e))?;
+        while self.limit_broken().is_none() && ctx.execute_pending_job() {}
+        if let Some(reason) = self.limit_broken() {
+            return Err(LoadError::ResourceLimit(reason));
+        }
+        let ns: Object<'js> = match promise.state() {
+            rquickjs::promise::PromiseState::Resolved => promise
+                .result::<Object<'js>>()
+                .and_then(Result::ok)
+                .ok_or_else(|| LoadError::Module("main module has no namespace".into()))?,
+            rquickjs::promise::PromiseState::Rejected => {
+                let err = promise
+                    .result::<JsValue<'js>>()
+                    .map(|r| r.map_err(|e| self.load_error(ctx, e)));
+                return Err(match err {
+                    Some(Err(e)) => e,
+                    _ => LoadError::Module("main module failed to load".into()),
+                });
+            }
+            rquickjs::promise::PromiseState::Pending => {
+                return Err(LoadError::Module(
+                    "main module's top-level await never finished".into(),
+                ))
+            }
+        };
+        let has_rpc: bool = self
+            .helper(ctx, "hasRpc")
+            .and_then(|f| f.call((ns.clone(),)))
+            .map_err(|e| LoadError::Module(self.describe_error(ctx, e)))?;
+        *self.namespace.borrow_mut() = Some(Persistent::save(ctx, ns.into_value()));
+        Ok(has_rpc)
+    }
+
+    fn load_error<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error) -> LoadError {
+        if let Some(reason) = self.limit_broken() {
+            return LoadError::ResourceLimit(reason);
+        }
+        LoadError::Module(self.describe_error(ctx, e))
+    }
+
+    /// A readable message for an engine error (catching the pending exception, if any).
+    pub(crate) fn describe_error<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error) -> String {
+        let err = self.rpc_error(ctx, e);
+        match err.value() {
+            Value::Error(ev) => format!("{}: {}", ev.name, ev.message),
+            _ => err.message(),
+        }
+    }
+
+    /// Turns an engine error into the error a caller sees.
+    pub(crate) fn rpc_error<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error) -> RpcError {
+        if e.is_exception() {
+            let thrown = ctx.catch();
+            self.error_from_js(ctx, thrown)
+        } else {
+            RpcError::type_error(e.to_string())
+        }
+    }
+
+    /// Turns a thrown JavaScript value into the error a caller sees.
+    pub(crate) fn error_from_js<'js>(&self, ctx: &Ctx<'js>, thrown: JsValue<'js>) -> RpcError {
+        if let Some(reason) = self.limit_broken() {
+            return resource_limit_error(reason);
+        }
+        let err = match bridge::to_value(self, ctx, thrown) {
+            Ok(Value::Error(ev)) => RpcError::from(*ev),
+            Ok(other) => RpcError::from_value(other),
+            Err(_) => {
+                let _ = ctx.catch();
+                RpcError::error("an exception was thrown that cannot be carried over RPC")
+            }
+        };
+        match self.limit_broken() {
+            Some(reason) => resource_limit_error(reason),
+            None => err,
+        }
+    }
+
+    pub(crate) fn helper<'js>(&self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+        restore_obj(ctx, &self.helpers)?.get(name)
+    }
+
+    pub(crate) fn web_fn<'js>(&self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+        restore_obj(ctx, &self.web)?.get(name)
+    }
+
+    fn saved<'js>(&self, ctx: &Ctx<'js>, slot: &RefCell<Option<Saved>>) -> rquickjs::Result<JsValue<'js>> {
+        match slot.borrow().as_ref() {
+            Some(p) => p.clone().restore(ctx),
+            None => Err(rquickjs::Exception::throw_internal(ctx, "isolate is not started")),
+        }
+    }
+
+    /// Keeps `obj` alive under a new slot id and returns it.
+    pub(crate) fn register<'js>(&self, ctx: &Ctx<'js>, obj: JsValue<'js>) -> u64 {
+        let id = self.next_id();
+        self.objects
+            .borrow_mut()
+            .insert(id, Persistent::save(ctx, obj));
+        id
+    }
+
+    /// Forgets slot `slot`, calling `[Symbol.dispose]` on the object if it has one.
+    pub(crate) fn release<'js>(&self, ctx: &Ctx<'js>, slot: u64) {
+        let Some(saved) = self.objects.borrow_mut().remove(&slot) else {
+            return;
+        };
+        let run = || -> rquickjs::Result<()> {
+            let obj = saved.restore(ctx)?;
+            self.helper(ctx, "disposeTarget")?.call::<_, ()>((obj,))
+        };
+        if run().is_err() {
+            let _ = ctx.catch();
+        }
+    }
+
+    /// Resolves what a capability points at: a registered object, or an entrypoint / RPC
+    /// target instantiated on first use.
+    fn target_object<'js>(&self, ctx: &Ctx<'js>, tref: &TargetRef) -> rquickjs::Result<JsValue<'js>> {
+        let slot = tref.slot();
+        if let Some(saved) = self.objects.borrow().get(&slot) {
+            return saved.clone().restore(ctx);
+        }
+        let ns = self.saved(ctx, &self.namespace)?;
+        let env = self.saved(ctx, &self.env)?;
+        let cx = self.saved(ctx, &self.ctx_obj)?;
+        let obj: JsValue<'js> = match tref {
+            TargetRef::Object(_) => {
+                return Err(rquickjs::Exception::throw_reference(
+                    ctx,
+                    "RPC target was disposed",
+                ))
+            }
+            TargetRef::Entrypoint { name, .. } => self
+                .helper(ctx, "entrypoint")?
+                .call((ns, name.as_deref(), cx, env))?,
+            TargetRef::Rpc { .. } => self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?,
+        };
+        self.objects
+            .borrow_mut()
+            .insert(slot, Persistent::save(ctx, obj.clone()));
+        Ok(obj)
+    }
+
+    fn add_reply(&self, reply: Reply) -> u64 {
+        let id = self.next_id();
+        self.replies.borrow_mut().insert(id, reply);
+        id
+    }
+
+    /// Calls into a JavaScript object; `reply` gets the settled result.
+    pub(crate) fn invoke<'js>(&self, ctx: &Ctx<'js>, tref: &TargetRef, op: Op, reply: Reply) {
+        let id = self.add_reply(reply);
+        let run = || -> rquickjs::Result<()> {
+            let obj = self.target_object(ctx, tref)?;
+            match op {
+                Op::Call(method, args) => {
+                    let args = bridge::to_js_array(self, ctx, &args)?;
+                    self.helper(ctx, "dispatch")?
+                        .call::<_, ()>((id, obj, method, args))
+                }
+                Op::Get(name) => self
+                    .helper(ctx, "getProperty")?
+                    .call::<_, ()>((id, obj, name)),
+            }
+        };
+        if let Err(e) = run() {
+            let err = self.rpc_error(ctx, e);
+            self.settle(id, Err(err));
+        }
+    }
+
+    /// Calls the main module's fetch handler with `request`.
+    pub(crate) fn fetch<'js>(&self, ctx: &Ctx<'js>, request: Value, reply: Reply) {
+        let id = self.add_reply(reply);
+        let run = || -> rquickjs::Result<()> {
+            let ns = self.saved(ctx, &self.namespace)?;
+            let env = self.saved(ctx, &self.env)?;
+            let cx = self.saved(ctx, &self.ctx_obj)?;
+            let req = bridge::to_js(self, ctx, &request)?;
+            self.helper(ctx, "fetchHandler")?
+                .call::<_, ()>((id, ns, req, env, cx))
+        };
+        if let Err(e) = run() {
+            let err = self.rpc_error(ctx, e);
+            self.settle(id, Err(err));
+        }
+    }
+
+    /// Answers call `id` (no-op if it was already answered).
+    pub(crate) fn settle(&self, id: u64, result: Result<Value, RpcError>) {
+        let reply = self.replies.borrow_mut().remove(&id);
+        if let Some(reply) = reply {
+            let result = match self.limit_broken() {
+                Some(reason) => Err(resource_limit_error(reason)),
+                None => result,
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Registers a reply channel for a JavaScript promise being tracked (see `bridge`).
+    pub(crate) fn track_reply(&self, reply: Reply) -> u64 {
+        self.add_reply(reply)
+    }
+
+    pub(crate) fn add_pull<'js>(&self, ctx: &Ctx<'js>, resolve: Function<'js>, reject: Function<'js>) -> u64 {
+        let id = self.next_id();
+        self.pulls.borrow_mut().insert(
+            id,
+            (
+                Persistent::save(ctx, resolve.into_value()),
+                Persistent::save(ctx, reject.into_value()),
+            ),
+        );
+        id
+    }
+
+    /// Settles the JavaScript promise `id` with a capnweb result.
+    pub(crate) fn finish_pull<'js>(&self, ctx: &Ctx<'js>, id: u64, result: Result<Value, RpcError>) {
+        let Some((resolve, reject)) = self.pulls.borrow_mut().remove(&id) else {
+            return;
+        };
+        let run = || -> rquickjs::Result<()> {
+            let (f, v) = match &result {
+                Ok(v) => (resolve.restore(ctx)?, bridge::to_js(self, ctx, v)?),
+                Err(e) => (reject.clone().restore(ctx)?, bridge::to_js(self, ctx, e.value())?),
+            };
+            match f.into_function() {
+                Some(f) => f.call::<_, ()>((v,)),
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = run() {
+            let thrown = if e.is_exception() {
+                ctx.catch()
+            } else {
+                JsValue::new_undefined(ctx.clone())
+            };
+            if let Ok(Some(f)) = reject.restore(ctx).map(|v| v.into_function()) {
+                let _ = f.call::<_, ()>((thrown,));
+            }
+        }
+    }
+
+    pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, id: u64) {
+        if let Ok(f) = self.web_fn(ctx, "fireTimer") {
+            if f.call::<_, ()>((id,)).is_err() {
+                let _ = ctx.catch();
+            }
+        }
+    }
+
+    /// Rejects every waiting call (on discard).
+    pub(crate) fn fail_pending(&self, reason: Option<&str>) {
+        let replies: Vec<Reply> = self.replies.borrow_mut().drain().map(|(_, r)| r).collect();
+        for reply in replies {
+            let err = match reason {
+                Some(r) => resource_limit_error(r),
+                None => RpcError::error(format!("isolate '{}' was shut down", self.id)),
+            };
+            let _ = reply.send(Err(err));
+        }
+    }
+
+    /// Drops every JavaScript value this host keeps alive. Must run before the context and
+    /// runtime are freed.
+    pub(crate) fn clear(&self) {
+        self.objects.borrow_mut().clear();
+        self.pulls.borrow_mut().clear();
+        for slot in [&self.helpers, &self.web, &self.namespace, &self.env, &self.ctx_obj] {
+            slot.borrow_mut().take();
+        }
+    }
+}
+
+fn restore_obj<'js>(ctx: &Ctx<'js>, slot: &RefCell<Option<Saved>>) -> rquickjs::Result<Object<'js>> {
+    let v = match slot.borrow().as_ref() {
+        Some(p) => p.clone().restore(ctx)?,
+        None => return Err(rquickjs::Exception::throw_internal(ctx, "isolate is not started")),
+    };
+    v.into_object()
+        .ok_or_else(|| rquickjs::Exception::throw_internal(ctx, "isolate helpers are missing"))
+}
+
+/// Builds a JavaScript array from values already converted.
+pub(crate) fn js_array<'js>(ctx: &Ctx<'js>, items: Vec<JsValue<'js>>) -> rquickjs::Result<Array<'js>> {
+    let a = Array::new(ctx.clone())?;
+    for (i, v) in items.into_iter().enumerate() {
+        a.set(i, v)?;
+    }
+    Ok(a)
+}

@@ -1,0 +1,250 @@
+// The JavaScript half of the capnweb bridge and of `cloudflare:workers`.
+//
+// Evaluated once per isolate, before any user code, as a function of `native` (the Rust host
+// functions) and `web` (what web.js returned). It returns `helpers`, the functions the Rust bridge calls; nothing here is
+// reachable from user code except the classes it puts on globalThis / `cloudflare:workers`.
+(function (native, web) {
+  "use strict";
+  if (!Symbol.dispose) {
+    Object.defineProperty(Symbol, "dispose", { value: Symbol("Symbol.dispose") });
+  }
+  const DISPOSE = Symbol.dispose;
+  const HANDLE = Symbol("capnweb.handle");
+  const BRAND = Symbol("capnweb.RpcTarget");
+  const FORBIDDEN = new Set([
+    "constructor", "__proto__", "__defineGetter__", "__defineSetter__", "__lookupGetter__",
+    "__lookupSetter__", "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable",
+    "toLocaleString", "toString", "valueOf", "toJSON",
+  ]);
+
+  class RpcTarget {}
+  Object.defineProperty(RpcTarget.prototype, BRAND, { value: true });
+
+  class WorkerEntrypoint extends RpcTarget {
+    constructor(ctx, env) {
+      super();
+      this.ctx = ctx;
+      this.env = env;
+    }
+  }
+  class DurableObject extends WorkerEntrypoint {}
+
+  // A stub or promise from capnweb, seen from JavaScript: a Proxy around a function, so that
+  // `stub.method(...)`, `stub.prop`, `await promise`, `promise.method(...)` all work and none
+  // of them waits (calls and property reads are pipelined by the Rust side).
+  function makeProxy(handle, path, isPromise) {
+    const thenable = isPromise || path.length > 0;
+    const proxy = new Proxy(() => {}, {
+      get(_, prop) {
+        if (prop === HANDLE) return [handle, path];
+        if (typeof prop === "symbol") {
+          if (prop === DISPOSE) {
+            return () => { if (path.length === 0) native.dispose(handle); };
+          }
+          return undefined;
+        }
+        if (prop === "then" || prop === "catch" || prop === "finally") {
+          if (!thenable) return undefined;
+          const p = native.pull(handle, path);
+          return p[prop].bind(p);
+        }
+        if (path.length === 0 && prop === "dup") {
+          return () => makeProxy(native.dup(handle), [], isPromise);
+        }
+        if (FORBIDDEN.has(prop)) return undefined;
+        return makeProxy(handle, path.concat([prop]), isPromise);
+      },
+      apply(_, _this, args) {
+        return makeProxy(native.call(handle, path, args), [], true);
+      },
+      set() { return false; },
+      has(_, prop) { return prop === HANDLE; },
+      getPrototypeOf() { return thenable ? RpcPromise.prototype : RpcStub.prototype; },
+    });
+    return proxy;
+  }
+
+  function RpcStub(value) {
+    if (!new.target) throw new TypeError("Class constructor RpcStub cannot be invoked without 'new'");
+    return makeProxy(native.wrap(value), [], false);
+  }
+  class RpcPromise {
+    constructor() { throw new TypeError("RpcPromise cannot be constructed directly"); }
+  }
+
+  // What RPC may reach on `obj`: for RpcTargets, prototype methods and getters only (never own
+  // instance fields, never Object.prototype); for plain objects (a default export), own props.
+  function lookup(obj, name) {
+    if (typeof name !== "string" || FORBIDDEN.has(name)) return undefined;
+    if (obj !== null && (typeof obj === "object" || typeof obj === "function") && obj[BRAND] === true) {
+      for (let p = Object.getPrototypeOf(obj); p && p !== Object.prototype && p !== RpcTarget.prototype;
+           p = Object.getPrototypeOf(p)) {
+        const d = Object.getOwnPropertyDescriptor(p, name);
+        if (d) return d.get ? d.get.call(obj) : d.value;
+      }
+      return undefined;
+    }
+    if (obj !== null && typeof obj === "object" && Object.prototype.hasOwnProperty.call(obj, name)) {
+      return obj[name];
+    }
+    return undefined;
+  }
+
+  async function dispatch(id, obj, method, args) {
+    try {
+      let r;
+      if (method === "") {
+        if (typeof obj !== "function") throw new TypeError("RPC target is not a function.");
+        r = obj(...args);
+      } else {
+        const f = lookup(obj, method);
+        if (typeof f !== "function") throw new TypeError(`'${method}' is not a function.`);
+        r = f.apply(obj, args);
+      }
+      native.settle(id, true, await r);
+    } catch (e) {
+      native.settle(id, false, e);
+    }
+  }
+
+  async function getProperty(id, obj, name) {
+    try {
+      native.settle(id, true, await lookup(obj, name));
+    } catch (e) {
+      native.settle(id, false, e);
+    }
+  }
+
+  // Settles call `id` when a plain JS promise that was passed out settles.
+  function track(id, p) {
+    Promise.resolve(p).then((v) => native.settle(id, true, v), (e) => native.settle(id, false, e));
+  }
+
+  function disposeTarget(obj) {
+    try {
+      const f = obj !== null && obj !== undefined ? obj[DISPOSE] : undefined;
+      if (typeof f === "function") f.call(obj);
+    } catch (e) {
+      console.error("[Symbol.dispose] threw:", e);
+    }
+  }
+
+  function makeCtx() {
+    return {
+      waitUntil(p) {
+        Promise.resolve(p).catch((e) => console.error("waitUntil promise rejected:", e));
+      },
+      passThroughOnException() {},
+      props: {},
+    };
+  }
+
+  function isClass(v) {
+    return typeof v === "function" && v.prototype !== undefined;
+  }
+
+  function entrypoint(ns, name, ctx, env) {
+    const v = name === null || name === undefined ? ns.default : ns[name];
+    if (v === undefined || v === null) {
+      throw new TypeError(name ? `no entrypoint named '${name}' is exported` : "the main module has no default export");
+    }
+    return isClass(v) ? new v(ctx, env) : v;
+  }
+
+  function rpcTarget(ns, ctx, env) {
+    const d = ns.default;
+    if (d && typeof d === "object" && isClass(d.rpc)) return new d.rpc(ctx, env);
+    return entrypoint(ns, null, ctx, env);
+  }
+
+  function hasRpc(ns) {
+    const d = ns.default;
+    return !!(d && typeof d === "object" && isClass(d.rpc));
+  }
+
+  async function fetchHandler(id, ns, request, env, ctx) {
+    try {
+      const d = ns.default;
+      if (d === undefined || d === null) throw new TypeError("the main module has no default export");
+      let r;
+      if (isClass(d)) {
+        const inst = new d(ctx, env);
+        if (typeof inst.fetch !== "function") throw new TypeError("the default entrypoint has no fetch() handler");
+        r = await inst.fetch(request);
+      } else {
+        if (typeof d.fetch !== "function") throw new TypeError("the default export has no fetch() handler");
+        r = await d.fetch(request, env, ctx);
+      }
+      if (!(r instanceof globalThis.Response)) {
+        throw new TypeError("the fetch() handler did not return a Response");
+      }
+      native.settle(id, true, r);
+    } catch (e) {
+      native.settle(id, false, e);
+    }
+  }
+
+  function isPlain(v) {
+    const p = Object.getPrototypeOf(v);
+    return p === Object.prototype || p === null;
+  }
+
+  // Tells the Rust bridge what kind of object `v` is (arrays and primitives never get here).
+  // Returns [tag, detail].
+  function describe(v) {
+    if (HANDLE in Object(v) && typeof v === "function") {
+      const h = v[HANDLE];
+      if (h) return [2, h];
+    }
+    if (typeof v === "function") return [3, null];
+    if (v[BRAND] === true) return [4, null];
+    if (v instanceof Error) {
+      const props = {};
+      for (const k of Object.keys(v)) {
+        if (k !== "name" && k !== "message" && k !== "stack") props[k] = v[k];
+      }
+      if (v.cause !== undefined && !("cause" in props)) props.cause = v.cause;
+      if (v instanceof AggregateError && !("errors" in props)) props.errors = v.errors;
+      return [5, [String(v.name), String(v.message), v.stack === undefined ? null : String(v.stack), props]];
+    }
+    if (v instanceof Date) return [6, v.getTime()];
+    if (v instanceof ArrayBuffer) return [7, ["ArrayBuffer", new Uint8Array(v)]];
+    if (ArrayBuffer.isView(v)) {
+      const kind = v.constructor.name;
+      return [7, [kind, new Uint8Array(v.buffer, v.byteOffset, v.byteLength)]];
+    }
+    if (v instanceof Promise) return [8, null];
+    const snap = web.snapshot(v);
+    if (snap) return snap;
+    return [isPlain(v) ? 0 : 1, null];
+  }
+
+  const ERRORS = { Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError };
+  function mkError(name, message, stack, props) {
+    const C = ERRORS[name] || Error;
+    const e = C === AggregateError ? new AggregateError([], message) : new C(message);
+    if (!(name in ERRORS)) Object.defineProperty(e, "name", { value: name, writable: true, configurable: true });
+    if (stack !== null) Object.defineProperty(e, "stack", { value: stack, writable: true, configurable: true });
+    for (const k of Object.keys(props)) e[k] = props[k];
+    return e;
+  }
+  function mkBytes(kind, u8) {
+    if (kind === "ArrayBuffer") return u8.buffer;
+    const C = globalThis[kind];
+    if (kind === "Uint8Array" || typeof C !== "function") return u8;
+    if (kind === "DataView") return new DataView(u8.buffer);
+    return new C(u8.buffer, 0, u8.byteLength / C.BYTES_PER_ELEMENT);
+  }
+
+  const builtin = { RpcTarget, RpcStub, RpcPromise, WorkerEntrypoint, DurableObject, env: {} };
+  Object.defineProperty(globalThis, "__cloudflare_workers", { value: builtin });
+  for (const [k, v] of [["RpcTarget", RpcTarget], ["RpcStub", RpcStub]]) {
+    Object.defineProperty(globalThis, k, { value: v, writable: true, configurable: true });
+  }
+
+  return {
+    makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, hasRpc, fetchHandler,
+    describe, mkError, mkBytes, mkDate: (ms) => new Date(ms),
+    setEnv(env) { builtin.env = env; },
+  };
+})

@@ -1,0 +1,446 @@
+// Web platform basics for an isolate: console, timers, encoding, base64, URL, Headers, Request,
+// Response, crypto, performance, structuredClone and a capability-checked fetch.
+//
+// Evaluated once per isolate as a function of `native` (the Rust host functions); returns the
+// hooks the capnweb bridge needs to carry Request/Response/Headers/URL by value.
+(function (native) {
+  "use strict";
+  const G = globalThis;
+  const define = (name, value) =>
+    Object.defineProperty(G, name, { value, writable: true, configurable: true, enumerable: false });
+
+  // ---- console -------------------------------------------------------------------------
+  function inspect(v, depth) {
+    if (typeof v === "string") return depth === 0 ? v : JSON.stringify(v);
+    if (typeof v === "function") return `[Function ${v.name || "anonymous"}]`;
+    if (typeof v === "bigint") return `${v}n`;
+    if (typeof v === "symbol") return v.toString();
+    if (v === null || typeof v !== "object") return String(v);
+    if (v instanceof Error) return v.stack ? `${v.name}: ${v.message}\n${v.stack}` : `${v.name}: ${v.message}`;
+    if (depth > 2) return Array.isArray(v) ? "[Array]" : "[Object]";
+    try {
+      if (Array.isArray(v)) return `[ ${v.map((x) => inspect(x, depth + 1)).join(", ")} ]`;
+      const parts = Object.keys(v).map((k) => `${k}: ${inspect(v[k], depth + 1)}`);
+      return `{ ${parts.join(", ")} }`;
+    } catch (e) {
+      return "[object]";
+    }
+  }
+  const log = (level) => (...args) => native.log(level, args.map((a) => inspect(a, 0)).join(" "));
+  define("console", {
+    debug: log(0), trace: log(0), log: log(1), info: log(1), warn: log(2), error: log(3),
+  });
+
+  // ---- timers --------------------------------------------------------------------------
+  const timers = new Map();
+  let nextTimer = 1;
+  function addTimer(fn, ms, args, repeat) {
+    if (typeof fn !== "function") throw new TypeError("timer callback must be a function");
+    const id = nextTimer++;
+    const delay = Math.max(0, Number(ms) || 0);
+    timers.set(id, { fn, args, repeat, delay });
+    native.setTimer(id, delay);
+    return id;
+  }
+  function fireTimer(id) {
+    const t = timers.get(id);
+    if (!t) return;
+    if (t.repeat) native.setTimer(id, t.delay); else timers.delete(id);
+    try { t.fn(...t.args); } catch (e) { console.error("Uncaught exception in timer:", e); }
+  }
+  define("setTimeout", (fn, ms, ...args) => addTimer(fn, ms, args, false));
+  define("setInterval", (fn, ms, ...args) => addTimer(fn, ms, args, true));
+  define("clearTimeout", (id) => { timers.delete(id); });
+  define("clearInterval", (id) => { timers.delete(id); });
+  if (typeof G.queueMicrotask !== "function") {
+    define("queueMicrotask", (fn) => {
+      if (typeof fn !== "function") throw new TypeError("queueMicrotask callback must be a function");
+      Promise.resolve().then(fn).catch((e) => console.error("Uncaught exception in microtask:", e));
+    });
+  }
+
+  // ---- encoding ------------------------------------------------------------------------
+  function toU8(data) {
+    if (data instanceof Uint8Array) return data;
+    if (data instanceof ArrayBuffer) return new Uint8Array(data);
+    if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    throw new TypeError("expected an ArrayBuffer or ArrayBufferView");
+  }
+  class TextEncoder {
+    get encoding() { return "utf-8"; }
+    encode(s = "") { return native.utf8Encode(String(s)); }
+  }
+  class TextDecoder {
+    constructor(label = "utf-8", options = {}) {
+      const l = String(label).toLowerCase();
+      if (l !== "utf-8" && l !== "utf8") throw new RangeError(`The encoding '${label}' is not supported`);
+      this.fatal = !!options.fatal;
+      this.ignoreBOM = !!options.ignoreBOM;
+    }
+    get encoding() { return "utf-8"; }
+    decode(data) {
+      if (data === undefined) return "";
+      return native.utf8Decode(toU8(data), this.fatal, this.ignoreBOM);
+    }
+  }
+  define("TextEncoder", TextEncoder);
+  define("TextDecoder", TextDecoder);
+  function latin1Bytes(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 255) {
+        const e = new Error("Invalid character"); e.name = "InvalidCharacterError"; throw e;
+      }
+      out[i] = c;
+    }
+    return out;
+  }
+  define("btoa", (s) => native.b64encode(latin1Bytes(String(s))));
+  define("atob", (s) => {
+    const b = native.b64decode(String(s).replace(/[\t\n\f\r ]/g, ""));
+    let out = "";
+    for (let i = 0; i < b.length; i++) out += String.fromCharCode(b[i]);
+    return out;
+  });
+
+  // ---- URL -----------------------------------------------------------------------------
+  const URL_PARTS = ["href", "protocol", "username", "password", "host", "hostname", "port",
+    "pathname", "search", "hash", "origin"];
+  class URLSearchParams {
+    #list = [];
+    #url = null;
+    constructor(init = "") {
+      if (typeof init === "object" && init !== null) {
+        const it = init instanceof URLSearchParams ? init.entries()
+          : typeof init[Symbol.iterator] === "function" ? init : Object.entries(init);
+        for (const pair of it) this.#list.push([String(pair[0]), String(pair[1])]);
+      } else {
+        this.#parse(String(init));
+      }
+    }
+    #parse(s) {
+      this.#list = [];
+      if (s.startsWith("?")) s = s.slice(1);
+      for (const part of s.split("&")) {
+        if (part === "") continue;
+        const i = part.indexOf("=");
+        const dec = (x) => { try { return decodeURIComponent(x.replace(/\+/g, " ")); } catch { return x; } };
+        this.#list.push(i < 0 ? [dec(part), ""] : [dec(part.slice(0, i)), dec(part.slice(i + 1))]);
+      }
+    }
+    static _link(params, url) { params.#url = url; }
+    static _reparse(params, s) { params.#parse(s); }
+    #update() { if (this.#url) this.#url._setSearch(this.toString()); }
+    append(k, v) { this.#list.push([String(k), String(v)]); this.#update(); }
+    delete(k) { this.#list = this.#list.filter(([n]) => n !== String(k)); this.#update(); }
+    get(k) { const e = this.#list.find(([n]) => n === String(k)); return e ? e[1] : null; }
+    getAll(k) { return this.#list.filter(([n]) => n === String(k)).map(([, v]) => v); }
+    has(k) { return this.#list.some(([n]) => n === String(k)); }
+    set(k, v) {
+      k = String(k); v = String(v);
+      const i = this.#list.findIndex(([n]) => n === k);
+      if (i < 0) this.#list.push([k, v]);
+      else { this.#list[i][1] = v; this.#list = this.#list.filter(([n], j) => n !== k || j === i); }
+      this.#update();
+    }
+    sort() { this.#list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)); this.#update(); }
+    get size() { return this.#list.length; }
+    forEach(cb, thisArg) { for (const [k, v] of this.#list) cb.call(thisArg, v, k, this); }
+    *entries() { for (const e of this.#list) yield [e[0], e[1]]; }
+    *keys() { for (const e of this.#list) yield e[0]; }
+    *values() { for (const e of this.#list) yield e[1]; }
+    [Symbol.iterator]() { return this.entries(); }
+    toString() {
+      const enc = (x) => encodeURIComponent(x).replace(/%20/g, "+");
+      return this.#list.map(([k, v]) => `${enc(k)}=${enc(v)}`).join("&");
+    }
+  }
+  class URL {
+    #p;
+    #params = null;
+    constructor(input, base) {
+      this.#p = native.parseUrl(String(input), base === undefined ? undefined : String(base));
+    }
+    static canParse(input, base) { try { new URL(input, base); return true; } catch { return false; } }
+    static parse(input, base) { try { return new URL(input, base); } catch { return null; } }
+    #set(part, value) {
+      this.#p = native.setUrl(this.#p[0], part, String(value));
+      if (this.#params && part !== "hash") URLSearchParams._reparse(this.#params, this.#p[8]);
+    }
+    _setSearch(s) { this.#p = native.setUrl(this.#p[0], "search", s); }
+    get searchParams() {
+      if (!this.#params) {
+        this.#params = new URLSearchParams(this.#p[8]);
+        URLSearchParams._link(this.#params, this);
+      }
+      return this.#params;
+    }
+    get href() { return this.#p[0]; } set href(v) { this.#set("href", v); }
+    get protocol() { return this.#p[1]; } set protocol(v) { this.#set("protocol", v); }
+    get username() { return this.#p[2]; } set username(v) { this.#set("username", v); }
+    get password() { return this.#p[3]; } set password(v) { this.#set("password", v); }
+    get host() { return this.#p[4]; } set host(v) { this.#set("host", v); }
+    get hostname() { return this.#p[5]; } set hostname(v) { this.#set("hostname", v); }
+    get port() { return this.#p[6]; } set port(v) { this.#set("port", v); }
+    get pathname() { return this.#p[7]; } set pathname(v) { this.#set("pathname", v); }
+    get search() { return this.#p[8]; } set search(v) { this.#set("search", v); }
+    get hash() { return this.#p[9]; } set hash(v) { this.#set("hash", v); }
+    get origin() { return this.#p[10]; }
+    toString() { return this.#p[0]; }
+    toJSON() { return this.#p[0]; }
+  }
+  define("URL", URL);
+  define("URLSearchParams", URLSearchParams);
+
+  // ---- Headers -------------------------------------------------------------------------
+  const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  class Headers {
+    #map = new Map();
+    constructor(init) {
+      if (init === undefined || init === null) return;
+      if (init instanceof Headers) { for (const [k, v] of init) this.append(k, v); return; }
+      if (typeof init[Symbol.iterator] === "function") {
+        for (const pair of init) {
+          if (pair.length !== 2) throw new TypeError("Headers init pairs must have two elements");
+          this.append(pair[0], pair[1]);
+        }
+        return;
+      }
+      for (const k of Object.keys(init)) this.append(k, init[k]);
+    }
+    #name(k) {
+      k = String(k);
+      if (!HEADER_NAME.test(k)) throw new TypeError(`Invalid header name: '${k}'`);
+      return k.toLowerCase();
+    }
+    append(k, v) {
+      k = this.#name(k); v = String(v).trim();
+      const old = this.#map.get(k);
+      this.#map.set(k, old === undefined ? v : (k === "set-cookie" ? `${old}\n${v}` : `${old}, ${v}`));
+    }
+    set(k, v) { this.#map.set(this.#name(k), String(v).trim()); }
+    get(k) { const v = this.#map.get(this.#name(k)); return v === undefined ? null : v.replace(/\n/g, ", "); }
+    getSetCookie() { const v = this.#map.get("set-cookie"); return v === undefined ? [] : v.split("\n"); }
+    has(k) { return this.#map.has(this.#name(k)); }
+    delete(k) { this.#map.delete(this.#name(k)); }
+    forEach(cb, thisArg) { for (const [k, v] of this.entries()) cb.call(thisArg, v, k, this); }
+    *entries() {
+      for (const k of [...this.#map.keys()].sort()) {
+        if (k === "set-cookie") for (const c of this.getSetCookie()) yield [k, c];
+        else yield [k, this.#map.get(k)];
+      }
+    }
+    *keys() { for (const [k] of this.entries()) yield k; }
+    *values() { for (const [, v] of this.entries()) yield v; }
+    [Symbol.iterator]() { return this.entries(); }
+  }
+  define("Headers", Headers);
+
+  // ---- Body, Request, Response -----------------------------------------------------------
+  // A body is kept whole: a string, a Uint8Array or null (streams are a later issue).
+  function bodyOf(init, headers) {
+    if (init === undefined || init === null) return null;
+    if (typeof init === "string") {
+      if (!headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
+      return init;
+    }
+    if (init instanceof URLSearchParams) {
+      if (!headers.has("content-type")) headers.set("content-type", "application/x-www-form-urlencoded;charset=UTF-8");
+      return init.toString();
+    }
+    if (init instanceof ArrayBuffer || ArrayBuffer.isView(init)) return toU8(init).slice();
+    return String(init);
+  }
+  class Body {
+    #body;
+    #used = false;
+    _initBody(body) { this.#body = body; }
+    _rawBody() { return this.#body; }
+    get bodyUsed() { return this.#used; }
+    get body() { return this.#body === null ? null : this.#body; }
+    #take() {
+      if (this.#used) throw new TypeError("Body has already been used");
+      this.#used = true;
+      return this.#body;
+    }
+    async text() {
+      const b = this.#take();
+      if (b === null) return "";
+      return typeof b === "string" ? b : native.utf8Decode(b, false, false);
+    }
+    async json() { return JSON.parse(await this.text()); }
+    async bytes() {
+      const b = this.#take();
+      if (b === null) return new Uint8Array(0);
+      return typeof b === "string" ? native.utf8Encode(b) : b.slice();
+    }
+    async arrayBuffer() { return (await this.bytes()).buffer; }
+  }
+  class Request extends Body {
+    #url; #method; #headers; #init;
+    constructor(input, init = {}) {
+      super();
+      let body = null;
+      if (input instanceof Request) {
+        this.#url = input.url; this.#method = input.method;
+        this.#headers = new Headers(input.headers); body = input._rawBody();
+      } else {
+        this.#url = new URL(String(input)).href; this.#method = "GET"; this.#headers = new Headers();
+      }
+      if (init.method !== undefined) this.#method = String(init.method).toUpperCase();
+      if (init.headers !== undefined) this.#headers = new Headers(init.headers);
+      if (init.body !== undefined) body = bodyOf(init.body, this.#headers);
+      if (body !== null && (this.#method === "GET" || this.#method === "HEAD")) {
+        throw new TypeError("Request with GET/HEAD method cannot have body.");
+      }
+      this._initBody(body);
+      this.#init = { redirect: init.redirect ?? "follow" };
+    }
+    get url() { return this.#url; }
+    get method() { return this.#method; }
+    get headers() { return this.#headers; }
+    get redirect() { return this.#init.redirect; }
+    get signal() { return undefined; }
+    clone() { return new Request(this); }
+  }
+  class Response extends Body {
+    #status; #statusText; #headers;
+    constructor(body = null, init = {}) {
+      super();
+      const status = init.status === undefined ? 200 : Number(init.status);
+      if (!Number.isInteger(status) || status < 200 || status > 599) {
+        throw new RangeError(`Invalid response status code ${init.status}`);
+      }
+      this.#status = status;
+      this.#statusText = init.statusText === undefined ? "" : String(init.statusText);
+      this.#headers = new Headers(init.headers);
+      this._initBody(bodyOf(body, this.#headers));
+    }
+    static json(data, init = {}) {
+      const headers = new Headers(init.headers);
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return new Response(JSON.stringify(data), { ...init, headers });
+    }
+    static redirect(url, status = 302) {
+      return new Response(null, { status, headers: { location: new URL(String(url)).href } });
+    }
+    static error() { const r = new Response(null, { status: 200 }); r._type = "error"; return r; }
+    get status() { return this.#status; }
+    get statusText() { return this.#statusText; }
+    get ok() { return this.#status >= 200 && this.#status < 300; }
+    get headers() { return this.#headers; }
+    get redirected() { return false; }
+    get type() { return "default"; }
+    get url() { return ""; }
+    clone() {
+      return new Response(this._rawBody(), { status: this.#status, statusText: this.#statusText, headers: this.#headers });
+    }
+  }
+  define("Request", Request);
+  define("Response", Response);
+
+  // ---- crypto, performance, structuredClone ----------------------------------------------
+  const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
+    Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
+  define("crypto", {
+    getRandomValues(ta) {
+      if (!INTEGER_ARRAYS.some((C) => ta instanceof C)) {
+        const e = new TypeError("getRandomValues requires an integer typed array"); e.name = "TypeMismatchError"; throw e;
+      }
+      if (ta.byteLength > 65536) {
+        const e = new Error("getRandomValues: at most 65536 bytes"); e.name = "QuotaExceededError"; throw e;
+      }
+      new Uint8Array(ta.buffer, ta.byteOffset, ta.byteLength).set(native.randomBytes(ta.byteLength));
+      return ta;
+    },
+    randomUUID() {
+      const b = native.randomBytes(16);
+      b[6] = (b[6] & 0x0f) | 0x40;
+      b[8] = (b[8] & 0x3f) | 0x80;
+      const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    },
+  });
+  const timeOrigin = Date.now();
+  define("performance", { now: () => native.now(), timeOrigin });
+
+  function dataCloneError(what) {
+    const e = new Error(`${what} could not be cloned.`); e.name = "DataCloneError"; return e;
+  }
+  function clone(v, seen) {
+    if (typeof v === "function" || typeof v === "symbol") throw dataCloneError(String(v));
+    if (v === null || typeof v !== "object") return v;
+    if (seen.has(v)) return seen.get(v);
+    let out;
+    if (Array.isArray(v)) {
+      out = []; seen.set(v, out);
+      for (let i = 0; i < v.length; i++) out[i] = clone(v[i], seen);
+      return out;
+    }
+    if (v instanceof Date) return new Date(v.getTime());
+    if (v instanceof RegExp) return new RegExp(v.source, v.flags);
+    if (v instanceof ArrayBuffer) return v.slice(0);
+    if (ArrayBuffer.isView(v)) {
+      const C = v.constructor;
+      return new C(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+    }
+    if (v instanceof Map) {
+      out = new Map(); seen.set(v, out);
+      for (const [k, x] of v) out.set(clone(k, seen), clone(x, seen));
+      return out;
+    }
+    if (v instanceof Set) {
+      out = new Set(); seen.set(v, out);
+      for (const x of v) out.add(clone(x, seen));
+      return out;
+    }
+    if (v instanceof Error) {
+      const e = new (G[v.name] || Error)(v.message);
+      seen.set(v, e);
+      if (v.stack !== undefined) e.stack = v.stack;
+      return e;
+    }
+    out = {}; seen.set(v, out);
+    for (const k of Object.keys(v)) out[k] = clone(v[k], seen);
+    return out;
+  }
+  define("structuredClone", (v) => clone(v, new Map()));
+
+  // ---- fetch ---------------------------------------------------------------------------
+  let outbound = null;
+  define("fetch", async (input, init) => {
+    const request = new Request(input, init);
+    if (outbound === null) {
+      throw new TypeError(
+        "fetch() is not allowed: this function has no network access (no globalOutbound binding was granted)");
+    }
+    return await outbound.fetch(request);
+  });
+
+  // ---- hooks for the capnweb bridge ------------------------------------------------------
+  function headerPairs(h) { return [...h.entries()]; }
+  return {
+    fireTimer,
+    setOutbound(stub) { outbound = stub; },
+    snapshot(v) {
+      if (v instanceof Request) return [9, [v.url, v.method, headerPairs(v.headers), v._rawBody()]];
+      if (v instanceof Response) return [10, [v.status, v.statusText, headerPairs(v.headers), v._rawBody()]];
+      if (v instanceof Headers) return [11, headerPairs(v)];
+      if (v instanceof URL) return [12, v.href];
+      return null;
+    },
+    mkRequest(url, method, headers, body) {
+      const r = new Request(url, { method, headers });
+      r._initBody(body);
+      return r;
+    },
+    mkResponse(status, statusText, headers, body) {
+      const r = new Response(null, { status: status < 200 || status > 599 ? 200 : status, statusText, headers });
+      r._initBody(body);
+      return r;
+    },
+    mkHeaders: (pairs) => new Headers(pairs),
+    mkUrl: (href) => new URL(href),
+  };
+})

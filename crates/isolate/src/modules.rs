@@ -1,0 +1,208 @@
+//! Module loading from the module map: name resolution (relative specifiers against the
+//! importing module), the module types (ES, CommonJS, text, data, JSON), the built-in
+//! `cloudflare:workers` module, and load errors that name the module and line.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rquickjs::loader::{ImportAttributes, Loader, Resolver};
+use rquickjs::module::Declared;
+use rquickjs::{Ctx, Exception, Module, Runtime};
+
+use crate::config::ModuleSource;
+
+/// The name of the built-in module (also importable as `capnweb`).
+pub(crate) const BUILTIN: &str = "cloudflare:workers";
+
+const BUILTIN_SOURCE: &str = r#"
+const m = globalThis.__cloudflare_workers;
+export const RpcTarget = m.RpcTarget;
+export const RpcStub = m.RpcStub;
+export const RpcPromise = m.RpcPromise;
+export const WorkerEntrypoint = m.WorkerEntrypoint;
+export const DurableObject = m.DurableObject;
+export const env = m.env;
+export function waitUntil(p) {
+  Promise.resolve(p).catch((e) => console.error("waitUntil promise rejected:", e));
+}
+export default m;
+"#;
+
+type Map = Arc<HashMap<String, ModuleSource>>;
+
+/// Normalizes a module name: no leading `./` or `/`, `.` and `..` segments applied.
+pub(crate) fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    out.join("/")
+}
+
+/// Resolves `specifier` as imported from module `base` (both module-map names).
+pub(crate) fn resolve(base: &str, specifier: &str) -> String {
+    if specifier.starts_with("./") || specifier.starts_with("../") {
+        let dir = match base.rfind('/') {
+            Some(i) => &base[..i],
+            None => "",
+        };
+        normalize(&format!("{dir}/{specifier}"))
+    } else {
+        normalize(specifier)
+    }
+}
+
+/// Installs the module-map resolver and loader on `rt`.
+pub(crate) fn install_loader(rt: &Runtime, modules: &[(String, ModuleSource)]) {
+    let map: Map = Arc::new(
+        modules
+            .iter()
+            .map(|(name, src)| (normalize(name), src.clone()))
+            .collect(),
+    );
+    rt.set_loader(MapResolver(map.clone()), MapLoader(map));
+}
+
+struct MapResolver(Map);
+
+impl Resolver for MapResolver {
+    fn resolve<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        base: &str,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<String> {
+        if name == BUILTIN || name == "capnweb" {
+            return Ok(BUILTIN.to_owned());
+        }
+        let resolved = resolve(base, name);
+        if self.0.contains_key(&resolved) {
+            return Ok(resolved);
+        }
+        let from = if base.is_empty() {
+            String::new()
+        } else {
+            format!(" imported from '{base}'")
+        };
+        Err(Exception::throw_reference(
+            ctx,
+            &format!("Cannot find module '{name}'{from}: no module '{resolved}' in the module map"),
+        ))
+    }
+}
+
+struct MapLoader(Map);
+
+impl Loader for MapLoader {
+    fn load<'js>(
+        &mut self,
+        ctx: &Ctx<'js>,
+        name: &str,
+        _attributes: Option<ImportAttributes<'js>>,
+    ) -> rquickjs::Result<Module<'js, Declared>> {
+        if name == BUILTIN {
+            return declare(ctx, name, BUILTIN_SOURCE.to_owned());
+        }
+        let Some(src) = self.0.get(name) else {
+            return Err(Exception::throw_reference(
+                ctx,
+                &format!("Cannot find module '{name}'"),
+            ));
+        };
+        let source = match src {
+            ModuleSource::EsModule(s) => s.clone(),
+            ModuleSource::CommonJs(s) => commonjs_wrapper(s),
+            ModuleSource::Text(s) => format!("export default {};", js_string(s)),
+            ModuleSource::Json(s) => {
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(s) {
+                    return Err(Exception::throw_syntax(
+                        ctx,
+                        &format!("JSON module '{name}' is not valid JSON: {e}"),
+                    ));
+                }
+                format!("export default JSON.parse({});", js_string(s))
+            }
+            ModuleSource::Data(b) => {
+                let bytes: Vec<String> = b.iter().map(u8::to_string).collect();
+                format!(
+                    "export default new Uint8Array([{}]).buffer;",
+                    bytes.join(",")
+                )
+            }
+            ModuleSource::Wasm(_) => {
+                return Err(Exception::throw_type(
+                    ctx,
+                    &format!("module '{name}': wasm modules are not supported yet"),
+                ))
+            }
+        };
+        declare(ctx, name, source)
+    }
+}
+
+/// Declares (parses) a module, turning a syntax error into one that names the module and line.
+fn declare<'js>(ctx: &Ctx<'js>, name: &str, source: String) -> rquickjs::Result<Module<'js, Declared>> {
+    Module::declare(ctx.clone(), name, source).map_err(|e| {
+        if !e.is_exception() {
+            return e;
+        }
+        let caught = ctx.catch();
+        let (kind, message, line) = match caught.as_object().and_then(|o| Exception::from_object(o.clone())) {
+            Some(ex) => {
+                let kind: String = ex.get("name").unwrap_or_else(|_| "SyntaxError".into());
+                let line = ex
+                    .get::<_, Option<i32>>("lineNumber")
+                    .ok()
+                    .flatten()
+                    .or_else(|| ex.stack().as_deref().and_then(|s| line_in_stack(s, name)));
+                (kind, ex.message().unwrap_or_default(), line)
+            }
+            None => ("SyntaxError".to_owned(), format!("{caught:?}"), None),
+        };
+        let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+        Exception::throw_syntax(ctx, &format!("{kind} in module '{name}'{at}: {message}"))
+    })
+}
+
+/// Finds `name:LINE` in a QuickJS stack trace.
+fn line_in_stack(stack: &str, name: &str) -> Option<i32> {
+    let pat = format!("{name}:");
+    let i = stack.find(&pat)? + pat.len();
+    let digits: String = stack[i..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+fn js_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+fn commonjs_wrapper(src: &str) -> String {
+    format!(
+        "const module = {{ exports: {{}} }};\n\
+         const require = (name) => {{ throw new Error(`require('${{name}}') is not supported; use import`); }};\n\
+         (function (exports, require, module) {{\n{src}\n}})(module.exports, require, module);\n\
+         export default module.exports;\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_specifiers_resolve_against_the_importer() {
+        assert_eq!(resolve("index.js", "./wasm/processor.js"), "wasm/processor.js");
+        assert_eq!(resolve("lib/a/b.js", "../x.js"), "lib/x.js");
+        assert_eq!(resolve("lib/b.js", "./c.js"), "lib/c.js");
+        assert_eq!(resolve("", "index.js"), "index.js");
+        assert_eq!(resolve("a.js", "../../x.js"), "x.js");
+        assert_eq!(normalize("./wasm/processor.js"), "wasm/processor.js");
+    }
+}

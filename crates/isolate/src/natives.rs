@@ -1,0 +1,327 @@
+//! The Rust functions JavaScript calls: the capnweb half of stub proxies (call, pull, dup,
+//! dispose, wrap, settle) and the Rust-backed web APIs (logging, timers, UTF-8, base64,
+//! randomness, clocks, URL parsing). They are handed to `js/web.js` and `js/prelude.js` as
+//! one `native` object and are not reachable from user code.
+
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use rquickjs::function::Opt;
+use rquickjs::{Array, Class, Ctx, Exception, Function, Object, Promise, TypedArray, Value as JsValue};
+
+use crate::bridge::{self, path_of, Cap, CapHandle};
+use crate::host::{js_array, Host};
+
+fn gone(ctx: &Ctx<'_>) -> rquickjs::Error {
+    Exception::throw_internal(ctx, "the isolate is shutting down")
+}
+
+fn host_of(ctx: &Ctx<'_>, weak: &Weak<Host>) -> rquickjs::Result<Rc<Host>> {
+    weak.upgrade().ok_or_else(|| gone(ctx))
+}
+
+fn handle_value<'js>(ctx: &Ctx<'js>, cap: Cap) -> rquickjs::Result<Class<'js, CapHandle>> {
+    Class::instance(ctx.clone(), CapHandle { cap: Some(cap) })
+}
+
+/// Builds the `native` object.
+pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result<Object<'js>> {
+    let n = Object::new(ctx.clone())?;
+
+    let h = host.clone();
+    n.set(
+        "call",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, handle: Class<'js, CapHandle>, path: Array<'js>, args: Array<'js>| {
+                let host = host_of(&ctx, &h)?;
+                let cap = handle
+                    .borrow()
+                    .get()
+                    .ok_or_else(|| Exception::throw_reference(&ctx, "RPC stub was disposed"))?;
+                let path = path_of(&path)?;
+                let mut values = Vec::with_capacity(args.len());
+                for a in args.iter::<JsValue<'js>>() {
+                    values.push(bridge::to_value(&host, &ctx, a?)?);
+                }
+                handle_value(&ctx, Cap::Promise(cap.call_path(&path, values)))
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "pull",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, handle: Class<'js, CapHandle>, path: Array<'js>| -> rquickjs::Result<Promise<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let cap = handle
+                    .borrow()
+                    .get()
+                    .ok_or_else(|| Exception::throw_reference(&ctx, "RPC stub was disposed"))?;
+                let promise = cap.at(&path_of(&path)?);
+                let (js_promise, resolve, reject) = ctx.promise()?;
+                let id = host.add_pull(&ctx, resolve, reject);
+                let shared = host.shared().ok_or_else(|| gone(&ctx))?;
+                drop(capnweb::rt::handle().spawn(async move {
+                    let result = promise.await;
+                    shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
+                }));
+                Ok(js_promise)
+            },
+        )?,
+    )?;
+
+    n.set(
+        "dup",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, handle: Class<'js, CapHandle>| {
+            let cap = handle
+                .borrow()
+                .get()
+                .ok_or_else(|| Exception::throw_reference(&ctx, "RPC stub was disposed"))?;
+            handle_value(&ctx, cap)
+        })?,
+    )?;
+
+    n.set(
+        "dispose",
+        Function::new(ctx.clone(), move |handle: Class<'js, CapHandle>| {
+            handle.borrow_mut().cap = None;
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "wrap",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, value: JsValue<'js>| {
+            let host = host_of(&ctx, &h)?;
+            let cap = match bridge::to_value(&host, &ctx, value)? {
+                capnweb::Value::Stub(s) => Cap::Stub(s),
+                capnweb::Value::Promise(p) => Cap::Promise(p),
+                _ => {
+                    return Err(Exception::throw_type(
+                        &ctx,
+                        "RpcStub() requires an RpcTarget, a function or a stub",
+                    ))
+                }
+            };
+            handle_value(&ctx, cap)
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "settle",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, id: u64, ok: bool, value: JsValue<'js>| -> rquickjs::Result<()> {
+                let host = host_of(&ctx, &h)?;
+                let result = if ok {
+                    bridge::to_value(&host, &ctx, value).map_err(|e| host.rpc_error(&ctx, e))
+                } else {
+                    Err(host.error_from_js(&ctx, value))
+                };
+                host.settle(id, result);
+                Ok(())
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "log",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, level: i32, msg: String| {
+            let host = host_of(&ctx, &h)?;
+            let id = host.id.as_str();
+            match level {
+                0 => tracing::debug!(target: "isolate::console", function = id, "{msg}"),
+                1 => tracing::info!(target: "isolate::console", function = id, "{msg}"),
+                2 => tracing::warn!(target: "isolate::console", function = id, "{msg}"),
+                _ => tracing::error!(target: "isolate::console", function = id, "{msg}"),
+            }
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "setTimer",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: u64, ms: f64| {
+            let host = host_of(&ctx, &h)?;
+            let weak = std::sync::Arc::downgrade(&host.shared().ok_or_else(|| gone(&ctx))?);
+            let delay = Duration::from_secs_f64((ms.max(0.0) / 1000.0).min(86_400.0 * 365.0));
+            drop(capnweb::rt::handle().spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Some(shared) = weak.upgrade() {
+                    shared.post(move |ctx, host| host.fire_timer(ctx, id));
+                }
+            }));
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "now",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+            Ok::<_, rquickjs::Error>(host_of(&ctx, &h)?.elapsed_ms())
+        })?,
+    )?;
+
+    n.set(
+        "utf8Encode",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: String| {
+            TypedArray::<u8>::new(ctx, s.into_bytes())
+        })?,
+    )?;
+
+    n.set(
+        "utf8Decode",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, data: TypedArray<'js, u8>, fatal: Opt<bool>, ignore_bom: Opt<bool>| {
+                let bytes = bridge::bytes_of(&data);
+                let body = if !ignore_bom.0.unwrap_or(false) && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                    &bytes[3..]
+                } else {
+                    &bytes[..]
+                };
+                if fatal.0.unwrap_or(false) {
+                    std::str::from_utf8(body)
+                        .map(str::to_owned)
+                        .map_err(|_| Exception::throw_type(&ctx, "The encoded data was not valid for encoding utf-8"))
+                } else {
+                    Ok(String::from_utf8_lossy(body).into_owned())
+                }
+            },
+        )?,
+    )?;
+
+    n.set(
+        "b64encode",
+        Function::new(ctx.clone(), move |data: TypedArray<'js, u8>| {
+            base64::engine::general_purpose::STANDARD.encode(bridge::bytes_of(&data))
+        })?,
+    )?;
+
+    n.set(
+        "b64decode",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: String| {
+            let engine = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            match engine.decode(s.as_bytes()) {
+                Ok(bytes) => TypedArray::<u8>::new(ctx, bytes),
+                Err(_) => {
+                    let e = Exception::from_message(ctx.clone(), "The string to be decoded is not correctly encoded.")?;
+                    e.set("name", "InvalidCharacterError")?;
+                    Err(e.throw())
+                }
+            }
+        })?,
+    )?;
+
+    n.set(
+        "randomBytes",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, len: usize| {
+            let mut buf = vec![0u8; len.min(65_536)];
+            getrandom::fill(&mut buf)
+                .map_err(|e| Exception::throw_internal(&ctx, &format!("no randomness available: {e}")))?;
+            TypedArray::<u8>::new(ctx, buf)
+        })?,
+    )?;
+
+    n.set(
+        "parseUrl",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, input: String, base: Opt<String>| {
+            let parsed = match base.0 {
+                Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
+                None => url::Url::parse(&input),
+            };
+            match parsed {
+                Ok(u) => url_parts(&ctx, &u),
+                Err(e) => Err(Exception::throw_type(&ctx, &format!("Invalid URL '{input}': {e}"))),
+            }
+        })?,
+    )?;
+
+    n.set(
+        "setUrl",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, href: String, part: String, value: String| {
+            let mut u = url::Url::parse(&href)
+                .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL '{href}': {e}")))?;
+            set_url_part(&mut u, &part, &value)
+                .map_err(|m| Exception::throw_type(&ctx, &m))?;
+            url_parts(&ctx, &u)
+        })?,
+    )?;
+
+    Ok(n)
+}
+
+fn url_parts<'js>(ctx: &Ctx<'js>, u: &url::Url) -> rquickjs::Result<Array<'js>> {
+    let search = match u.query() {
+        Some(q) if !q.is_empty() => format!("?{q}"),
+        _ => String::new(),
+    };
+    let hash = match u.fragment() {
+        Some(f) if !f.is_empty() => format!("#{f}"),
+        _ => String::new(),
+    };
+    let host = u.host_str().unwrap_or("").to_owned();
+    let port = u.port().map(|p| p.to_string()).unwrap_or_default();
+    let full_host = if port.is_empty() { host.clone() } else { format!("{host}:{port}") };
+    let parts = [
+        u.as_str().to_owned(),
+        format!("{}:", u.scheme()),
+        u.username().to_owned(),
+        u.password().unwrap_or("").to_owned(),
+        full_host,
+        host,
+        port,
+        u.path().to_owned(),
+        search,
+        hash,
+        u.origin().ascii_serialization(),
+    ];
+    let items = parts
+        .into_iter()
+        .map(|p| rquickjs::String::from_str(ctx.clone(), &p).map(|s| s.into_value()))
+        .collect::<rquickjs::Result<Vec<_>>>()?;
+    js_array(ctx, items)
+}
+
+fn set_url_part(u: &mut url::Url, part: &str, value: &str) -> Result<(), String> {
+    let bad = |_| format!("cannot set URL {part} to '{value}'");
+    match part {
+        "href" => *u = url::Url::parse(value).map_err(|e| format!("Invalid URL '{value}': {e}"))?,
+        "protocol" => u.set_scheme(value.trim_end_matches(':')).map_err(bad)?,
+        "username" => u.set_username(value).map_err(bad)?,
+        "password" => u.set_password(Some(value)).map_err(bad)?,
+        "host" => u.set_host(Some(value)).map_err(|e| e.to_string())?,
+        "hostname" => u.set_host(Some(value)).map_err(|e| e.to_string())?,
+        "port" => {
+            let port = if value.is_empty() {
+                None
+            } else {
+                Some(value.parse::<u16>().map_err(|_| format!("invalid port '{value}'"))?)
+            };
+            u.set_port(port).map_err(bad)?
+        }
+        "pathname" => u.set_path(value),
+        "search" => {
+            let q = value.strip_prefix('?').unwrap_or(value);
+            u.set_query(if q.is_empty() { None } else { Some(q) })
+        }
+        "hash" => {
+            let f = value.strip_prefix('#').unwrap_or(value);
+            u.set_fragment(if f.is_empty() { None } else { Some(f) })
+        }
+        _ => return Err(format!("unknown URL part '{part}'")),
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! The JavaScript threads: a small fixed pool of OS threads, each owning the QuickJS runtimes
+//! created on it. Every isolate is pinned to one thread and reached only through jobs sent over
+//! that thread's channel, so JavaScript never runs on tokio's I/O threads and a busy isolate
+//! holds up only its own thread, and only until its CPU limit.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use tokio::sync::mpsc;
+
+use crate::state::ThreadState;
+
+/// A unit of work for a JavaScript thread.
+pub(crate) type Job = Box<dyn FnOnce(&mut ThreadState) + Send>;
+
+pub(crate) struct Pool {
+    threads: Vec<mpsc::UnboundedSender<Job>>,
+    next: AtomicUsize,
+}
+
+static POOL: OnceLock<Pool> = OnceLock::new();
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many JavaScript threads the process uses (default: the number of CPUs, at least 2).
+/// Takes effect only before the first isolate is created; returns whether it did.
+pub fn set_js_threads(n: usize) -> bool {
+    if POOL.get().is_some() {
+        return false;
+    }
+    THREADS.store(n.max(1), Ordering::SeqCst);
+    true
+}
+
+/// How many JavaScript threads there are (starting them if needed).
+pub fn js_threads() -> usize {
+    pool().threads.len()
+}
+
+pub(crate) fn pool() -> &'static Pool {
+    POOL.get_or_init(|| {
+        let n = match THREADS.load(Ordering::SeqCst) {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+            n => n,
+        };
+        let threads = (0..n)
+            .filter_map(|i| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                std::thread::Builder::new()
+                    .name(format!("js-{i}"))
+                    .stack_size(16 * 1024 * 1024)
+                    .spawn(move || thread_main(rx))
+                    .map_err(|e| tracing::error!("cannot start JavaScript thread {i}: {e}"))
+                    .ok()
+                    .map(|_| tx)
+            })
+            .collect();
+        Pool {
+            threads,
+            next: AtomicUsize::new(0),
+        }
+    })
+}
+
+impl Pool {
+    /// The next thread, round robin: its index and its channel.
+    pub(crate) fn pick(&self) -> Option<(usize, mpsc::UnboundedSender<Job>)> {
+        if self.threads.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.threads.len();
+        Some((i, self.threads[i].clone()))
+    }
+}
+
+fn thread_main(mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut state = ThreadState::default();
+    while let Some(job) = rx.blocking_recv() {
+        job(&mut state);
+    }
+}

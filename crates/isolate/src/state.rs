@@ -1,0 +1,232 @@
+//! What lives on a JavaScript thread: the isolates pinned to it ([`ThreadState`]), and the
+//! thread-safe handle ([`Shared`]) through which any thread posts work to one of them. This is
+//! the one place that enforces the CPU and memory limits.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rquickjs::{Context, Ctx, Runtime};
+use tokio::sync::mpsc;
+
+use crate::config::{IsolateConfig, Limits};
+use crate::error::{resource_limit_error, LoadError};
+use crate::host::Host;
+use crate::pool::Job;
+
+/// The thread-safe side of one isolate: its id, its thread's channel and its health. Held by
+/// the [`Isolate`](crate::Isolate) and by every capability that points into it; when the last
+/// reference goes, the isolate is torn down on its thread.
+pub(crate) struct Shared {
+    pub(crate) key: u64,
+    pub(crate) id: String,
+    pub(crate) thread: usize,
+    tx: mpsc::UnboundedSender<Job>,
+    next_id: AtomicU64,
+    broken: Mutex<Option<String>>,
+    memory: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new(key: u64, id: String, thread: usize, tx: mpsc::UnboundedSender<Job>) -> Self {
+        Shared {
+            key,
+            id,
+            thread,
+            tx,
+            next_id: AtomicU64::new(1),
+            broken: Mutex::new(None),
+            memory: AtomicUsize::new(0),
+        }
+    }
+
+    /// A fresh id for a registry slot (objects, calls, promises), unique in this isolate.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the isolate's thread, inside its context, then runs the microtasks it
+    /// queued. Jobs run in the order they were posted. If the isolate is gone, `f` is dropped
+    /// (so any reply channel it holds closes).
+    pub(crate) fn post<F>(&self, f: F)
+    where
+        F: for<'js> FnOnce(&Ctx<'js>, &Rc<Host>) + Send + 'static,
+    {
+        let key = self.key;
+        let _ = self.tx.send(Box::new(move |ts: &mut ThreadState| ts.run(key, f)));
+    }
+
+    pub(crate) fn send_job(&self, job: Job) -> bool {
+        self.tx.send(job).is_ok()
+    }
+
+    /// Why the isolate was discarded, if it was.
+    pub(crate) fn broken(&self) -> Option<String> {
+        self.broken.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_broken(&self, reason: String) {
+        *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+    }
+
+    /// The JavaScript heap in use, as last measured.
+    pub(crate) fn memory(&self) -> usize {
+        self.memory.load(Ordering::Relaxed)
+    }
+
+    /// The error a call sees when the isolate is gone.
+    pub(crate) fn gone_error(&self) -> capnweb::RpcError {
+        match self.broken() {
+            Some(reason) => resource_limit_error(reason),
+            None => capnweb::RpcError::error(format!("isolate '{}' was shut down", self.id)),
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let key = self.key;
+        let _ = self
+            .tx
+            .send(Box::new(move |ts: &mut ThreadState| ts.discard(key, None)));
+    }
+}
+
+/// One QuickJS runtime and context, owned by its thread.
+struct IsolateState {
+    // Field order matters: the host's persistent values are cleared first (see `teardown`),
+    // then the context, then the runtime.
+    host: Rc<Host>,
+    ctx: Context,
+    rt: Runtime,
+    deadline: Rc<Cell<Option<Instant>>>,
+    limits: Limits,
+    slices: u64,
+}
+
+/// The isolates of one JavaScript thread.
+#[derive(Default)]
+pub(crate) struct ThreadState {
+    isolates: HashMap<u64, IsolateState>,
+}
+
+impl ThreadState {
+    /// Builds an isolate on this thread and evaluates its main module. Returns whether the
+    /// default export has an `rpc` class.
+    pub(crate) fn create(
+        &mut self,
+        shared: &Arc<Shared>,
+        config: IsolateConfig,
+    ) -> Result<bool, LoadError> {
+        let rt = Runtime::new().map_err(|e| LoadError::Runtime(e.to_string()))?;
+        rt.set_memory_limit(config.limits.memory_bytes);
+        rt.set_max_stack_size(config.limits.max_stack_bytes);
+        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+        let interrupted = Rc::new(Cell::new(false));
+        {
+            let deadline = deadline.clone();
+            let interrupted = interrupted.clone();
+            rt.set_interrupt_handler(Some(Box::new(move || match deadline.get() {
+                Some(d) if Instant::now() >= d => {
+                    interrupted.set(true);
+                    true
+                }
+                _ => false,
+            })));
+        }
+        crate::modules::install_loader(&rt, &config.modules);
+        let ctx = Context::full(&rt).map_err(|e| LoadError::Runtime(e.to_string()))?;
+        let host = Rc::new(Host::new(
+            Arc::downgrade(shared),
+            shared.id.clone(),
+            config.limits,
+            interrupted,
+        ));
+        deadline.set(Some(Instant::now() + config.limits.cpu_time));
+        let result = ctx.with(|ctx| {
+            let r = host.start(&ctx, &config);
+            if r.is_err() {
+                host.clear();
+            }
+            r
+        });
+        deadline.set(None);
+        let has_rpc = match result {
+            Ok(has_rpc) => has_rpc,
+            Err(e) => {
+                drop(host);
+                drop(ctx);
+                drop(rt);
+                return Err(e);
+            }
+        };
+        shared.memory.store(heap_used(&rt), Ordering::Relaxed);
+        self.isolates.insert(
+            shared.key,
+            IsolateState {
+                host,
+                ctx,
+                rt,
+                deadline,
+                limits: config.limits,
+                slices: 0,
+            },
+        );
+        Ok(has_rpc)
+    }
+
+    /// Runs one job on isolate `key` under its CPU deadline, drains its microtasks, and
+    /// discards the isolate if a limit broke.
+    pub(crate) fn run<F>(&mut self, key: u64, f: F)
+    where
+        F: for<'js> FnOnce(&Ctx<'js>, &Rc<Host>),
+    {
+        let Some(st) = self.isolates.get_mut(&key) else {
+            return;
+        };
+        st.deadline
+            .set(Some(Instant::now() + st.limits.cpu_time));
+        let host = st.host.clone();
+        st.ctx.with(|ctx| {
+            f(&ctx, &host);
+            while host.limit_broken().is_none() && ctx.execute_pending_job() {}
+        });
+        st.deadline.set(None);
+        st.slices += 1;
+        if let Some(reason) = host.limit_broken() {
+            tracing::warn!(isolate = %host.id, "{reason}; discarding the isolate");
+            self.discard(key, Some(reason));
+            return;
+        }
+        if st.slices % 64 == 1 {
+            if let Some(shared) = host.shared() {
+                shared.memory.store(heap_used(&st.rt), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Tears isolate `key` down. With a `reason` (a broken limit), every call still waiting on
+    /// it is rejected with a `ResourceLimitError` carrying that reason.
+    pub(crate) fn discard(&mut self, key: u64, reason: Option<String>) {
+        let Some(st) = self.isolates.remove(&key) else {
+            return;
+        };
+        if let (Some(reason), Some(shared)) = (&reason, st.host.shared()) {
+            shared.set_broken(reason.clone());
+        }
+        let host = st.host.clone();
+        st.ctx.with(|_| {
+            host.fail_pending(reason.as_deref());
+            host.clear();
+        });
+        drop(host);
+        drop(st);
+    }
+}
+
+fn heap_used(rt: &Runtime) -> usize {
+    usize::try_from(rt.memory_usage().memory_used_size).unwrap_or(0)
+}
