@@ -1,0 +1,143 @@
+//! The harness: a server in-process, an HTTP client, bundle builders.
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use server::{CannedHost, Config, Server};
+
+pub const TOKEN: &str = "test-admin-token";
+
+pub struct TestServer {
+    #[allow(dead_code)]
+    pub server: Option<Server>,
+    pub base: String,
+    pub _dir: tempfile::TempDir,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().to_owned(),
+            admin_token: Some(TOKEN.into()),
+            ..Config::default()
+        };
+        let server = Server::start(config, Arc::new(CannedHost::new()))
+            .await
+            .expect("server starts");
+        TestServer {
+            base: format!("http://{}", server.local_addr()),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    pub fn ws_url(&self, id: &str) -> String {
+        format!("{}/_rpc/{id}", self.base.replacen("http://", "ws://", 1))
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> Resp {
+        request(&self.base, method, path, headers, body.into()).await
+    }
+
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let auth = format!("Bearer {TOKEN}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.request(method, path, &[("authorization", &auth)], body)
+            .await
+    }
+
+    pub async fn deploy(&self, id: &str, bundle: Value) -> u64 {
+        let r = self
+            .admin("PUT", &format!("/_admin/functions/{id}"), Some(bundle))
+            .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["version"].as_u64().expect("version")
+    }
+
+    pub async fn rpc(&self, id: &str, method: &str, args: Value) -> Resp {
+        self.request(
+            "POST",
+            &format!("/{id}/"),
+            &[("x-rpc-method", method)],
+            args.to_string(),
+        )
+        .await
+    }
+}
+
+pub async fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Resp {
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::from(body)))
+        .expect("request");
+    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = client.request(req).await.expect("server answers");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A bundle the canned host serves, labelled `label` (its `VERSION` var), with extra bindings.
+pub fn bundle(label: &str, bindings: Value) -> Value {
+    let mut b = json!({
+        "compatibilityDate": "2025-06-01",
+        "mainModule": "index.js",
+        "modules": { "index.js": "export default { fetch() {} }" },
+        "bindings": { "VERSION": label },
+    });
+    if let Value::Object(extra) = bindings {
+        for (k, v) in extra {
+            b["bindings"][k] = v;
+        }
+    }
+    b
+}
