@@ -36,29 +36,33 @@ impl Spawned {
             .spawn()
             .expect("spawn functions serve");
         let stdout = child.stdout.take().expect("stdout");
+        // From here on, Drop kills and reaps the child whatever happens.
+        let mut spawned = Spawned {
+            child,
+            base: String::new(),
+            printed_token: None,
+            lines: Vec::new(),
+        };
         let mut reader = BufReader::new(stdout);
-        let mut lines = Vec::new();
-        let mut printed_token = None;
         loop {
             let mut line = String::new();
             let n = reader.read_line(&mut line).expect("read stdout");
-            assert!(n > 0, "server exited before listening; printed {lines:?}");
+            assert!(
+                n > 0,
+                "server exited before listening; printed {:?}",
+                spawned.lines
+            );
             let line = line.trim().to_owned();
             if let Some(rest) = line.strip_prefix("admin token: ") {
-                printed_token = rest.split_whitespace().next().map(str::to_owned);
+                spawned.printed_token = rest.split_whitespace().next().map(str::to_owned);
             }
             if let Some(addr) = line.strip_prefix("listening on ") {
-                let base = addr.to_owned();
+                spawned.base = addr.to_owned();
                 // Keep draining stdout so the child never blocks on a full pipe.
                 std::thread::spawn(move || for _ in reader.lines() {});
-                return Spawned {
-                    child,
-                    base,
-                    printed_token,
-                    lines,
-                };
+                return spawned;
             }
-            lines.push(line);
+            spawned.lines.push(line);
         }
     }
 
