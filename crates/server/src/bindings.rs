@@ -1,8 +1,8 @@
 //! Turns a bundle's `env` and `bindings` into the `env` object the code sees.
 //!
 //! Vars become plain capnweb values; every other binding becomes a capnweb [`Stub`] on a
-//! Rust [`RpcTarget`]: [`KvBinding`](crate::kv_binding::KvBinding),
-//! [`BlobBinding`](crate::blob_binding::BlobBinding), [`ServiceBinding`] (calls another
+//! Rust [`RpcTarget`]: [`KvBinding`],
+//! [`BlobBinding`], [`ServiceBinding`] (calls another
 //! function, resolved at call time to its live version) and [`LoaderBinding`]. The isolate's
 //! bridge turns these stubs into JS stubs, so a binding works the same in-process as over
 //! the wire. A function reaches nothing but what is on its `env` (capability security).

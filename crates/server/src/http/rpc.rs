@@ -1,6 +1,9 @@
 //! `/_rpc/<id>`: capnweb with the function's RPC target as the main capability, over a
 //! WebSocket (GET with `Upgrade: websocket`) or HTTP batch (POST, newline-separated
 //! messages). Every method call on the main capability is metered.
+//!
+//! A session is bound to the version that was live when it opened: a deploy or rollback does
+//! not change what an open WebSocket session talks to (reconnect to reach the new version).
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Path, Request, State};

@@ -70,36 +70,62 @@ async fn rpc_to_unknown_function_is_404_and_get_without_upgrade_is_405() {
 async fn redeploy_while_calls_are_in_flight_each_call_sees_one_version() {
     let s = Arc::new(TestServer::start().await);
     s.deploy("app", bundle("v1", json!({}))).await;
-    let mut calls = Vec::new();
-    for i in 0..20u64 {
+    // A session opened before the deploy is bound to v1, deterministically.
+    let session = websocket::connect(&s.ws_url("app"), None, Limits::default())
+        .await
+        .expect("connects");
+    let old = session.remote_main();
+    let in_flight = old.call("slow", vec![300.into()]);
+    let mut before = Vec::new();
+    for _ in 0..10 {
         let s = s.clone();
-        calls.push(tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(i * 10)).await;
+        before.push(tokio::spawn(async move {
             s.rpc("app", "slow", json!([150])).await
         }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
     s.deploy("app", bundle("v2", json!({}))).await;
-    let mut seen = HashSet::new();
-    for c in calls {
-        let r = c.await.expect("task");
+    let mut after = Vec::new();
+    for _ in 0..10 {
+        let s = s.clone();
+        after.push(tokio::spawn(async move {
+            s.rpc("app", "slow", json!([50])).await
+        }));
+    }
+    let label = |r: crate::common::Resp| {
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let j = r.json();
         assert_eq!(
             j["result"]["before"], j["result"]["after"],
             "a call mixed versions"
         );
-        seen.insert(j["result"]["before"].as_str().expect("label").to_owned());
+        j["result"]["before"].as_str().expect("label").to_owned()
+    };
+    let mut seen = HashSet::new();
+    for c in before {
+        seen.insert(label(c.await.expect("task")));
     }
-    assert!(
-        seen.contains("v1"),
-        "some calls started before the deploy: {seen:?}"
+    assert!(seen.iter().all(|l| l == "v1" || l == "v2"), "{seen:?}");
+    for c in after {
+        assert_eq!(
+            label(c.await.expect("task")),
+            "v2",
+            "calls after the deploy see v2"
+        );
+    }
+    let in_flight = in_flight.await.expect("in-flight call finishes");
+    assert_eq!(in_flight.get("before").as_str(), Some("v1"));
+    assert_eq!(in_flight.get("after").as_str(), Some("v1"));
+    let still_old = old
+        .call("version", vec![])
+        .get("label")
+        .await
+        .expect("call");
+    assert_eq!(
+        still_old.as_str(),
+        Some("v1"),
+        "an open session keeps its version"
     );
-    assert!(
-        seen.contains("v2"),
-        "calls after the deploy see the new version: {seen:?}"
-    );
-    assert!(seen.iter().all(|l| l == "v1" || l == "v2"));
     let after = s.rpc("app", "version", json!([])).await.json();
     assert_eq!(after["result"]["label"], "v2");
 }
