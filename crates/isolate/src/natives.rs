@@ -41,6 +41,13 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
                     .get()
                     .ok_or_else(|| Exception::throw_reference(&ctx, "RPC stub was disposed"))?;
                 let path = path_of(&path)?;
+                tracing::trace!(
+                    target: "isolate::rpc",
+                    function = host.id.as_str(),
+                    event = "issued",
+                    method = %path.last().map(ToString::to_string).unwrap_or_default(),
+                    "call issued"
+                );
                 let mut values = Vec::with_capacity(args.len());
                 for a in args.iter::<JsValue<'js>>() {
                     values.push(bridge::to_value(&host, &ctx, a?)?);

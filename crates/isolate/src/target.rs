@@ -53,6 +53,13 @@ impl JsTarget {
                 Ok(r) => r,
                 Err(_) => Err(shared.gone_error()),
             };
+            tracing::trace!(
+                target: "isolate::rpc",
+                function = shared.id.as_str(),
+                event = "settled",
+                method = method.as_str(),
+                "call settled"
+            );
             crate::metrics::record_call(&shared.id, &method, start, result.is_err());
             result
         })

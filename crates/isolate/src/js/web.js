@@ -160,7 +160,7 @@
     #p;
     #params = null;
     constructor(input, base) {
-      this.#p = native.parseUrl(String(input), base === undefined ? undefined : String(base));
+      this.#p = base === undefined ? native.parseUrl(String(input)) : native.parseUrl(String(input), String(base));
     }
     static canParse(input, base) { try { new URL(input, base); return true; } catch { return false; } }
     static parse(input, base) { try { return new URL(input, base); } catch { return null; } }
