@@ -720,6 +720,51 @@ impl Importer for NoSession {
     }
 }
 
+/// How deeply `text` nests arrays and objects (brackets inside strings do not count).
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Parses one message's JSON text. Nesting is checked first (so hostile input cannot exhaust
+/// the stack), loosely enough that every message within `limits.max_depth` parses: escaped
+/// arrays and special forms add up to two JSON levels per value level.
+pub(crate) fn parse_json(text: &str, limits: &Limits) -> Result<Json, RpcError> {
+    let allowed = limits.max_depth.saturating_mul(2).saturating_add(8);
+    if nesting_depth(text) > allowed {
+        return Err(RpcError::type_error(format!(
+            "Deserialization exceeded maximum allowed message depth of {}.",
+            limits.max_depth
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let json = <Json as serde::Deserialize>::deserialize(&mut de)
+        .and_then(|j| de.end().map(|()| j))
+        .map_err(|e| RpcError::new("SyntaxError", format!("invalid JSON in RPC message: {e}")))?;
+    Ok(json)
+}
+
 /// Serializes plain data to capnweb's JSON text (the JavaScript `serialize()`).
 pub fn serialize(value: &Value) -> Result<String, RpcError> {
     Ok(crate::json::to_js_string(&devaluate(
@@ -730,7 +775,7 @@ pub fn serialize(value: &Value) -> Result<String, RpcError> {
 
 /// Parses capnweb's JSON text into plain data (the JavaScript `deserialize()`).
 pub fn deserialize(text: &str) -> Result<Value, RpcError> {
-    let json: Json = serde_json::from_str(text)
-        .map_err(|e| RpcError::new("SyntaxError", format!("invalid JSON: {e}")))?;
-    evaluate(&json, &NoSession(Limits::default()))
+    let limits = Limits::default();
+    let json = parse_json(text, &limits)?;
+    evaluate(&json, &NoSession(limits))
 }

@@ -195,7 +195,7 @@ pub(crate) struct TargetHook {
 }
 
 impl TargetHook {
-    pub(crate) fn new(target: Arc<dyn RpcTarget>) -> HookRef {
+    pub(crate) fn wrap(target: Arc<dyn RpcTarget>) -> HookRef {
         Arc::new(TargetHook { target })
     }
 

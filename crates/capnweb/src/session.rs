@@ -284,9 +284,7 @@ impl SessionInner {
                 self.limits.max_message_size
             )));
         }
-        let msg: Json = serde_json::from_str(text).map_err(|e| {
-            RpcError::new("SyntaxError", format!("invalid JSON in RPC message: {e}"))
-        })?;
+        let msg = crate::codec::parse_json(text, &self.limits)?;
         let bad = || {
             let mut t = text.to_owned();
             if t.len() > 200 {
@@ -430,14 +428,16 @@ impl SessionInner {
         rt::spawn(async move {
             let result = hook.pull().await;
             let Some(inner) = me.upgrade() else { return };
+            let ex = SendExporter::new(&inner);
             let msg = match result {
-                Ok(v) => match inner.devaluate_result(v) {
+                Ok(v) => match inner.devaluate_result(v, &ex) {
                     Ok(j) => json!(["resolve", id, j]),
-                    Err(e) => json!(["reject", id, inner.devaluate_error(&e)]),
+                    Err(e) => json!(["reject", id, inner.devaluate_error(&e, &ex)]),
                 },
-                Err(e) => json!(["reject", id, inner.devaluate_error(&e)]),
+                Err(e) => json!(["reject", id, inner.devaluate_error(&e, &ex)]),
             };
             inner.send(&msg);
+            ex.sent();
             if auto_release {
                 let _ = inner.release_export(id, 1);
             }
@@ -450,18 +450,18 @@ impl SessionInner {
     /// Serializes a result for `resolve`. A result that is the peer's own object is sent back
     /// as a new export that forwards to it: the JavaScript client cannot settle a promise to
     /// `["import", id]` of its own export.
-    fn devaluate_result(&self, v: Value) -> Result<Json, RpcError> {
+    fn devaluate_result(&self, v: Value, ex: &SendExporter<'_>) -> Result<Json, RpcError> {
         if let Value::Stub(s) = &v {
             if s.hook.import_id(self).is_some() {
                 let hook: HookRef = Arc::new(PayloadHook(v));
                 return Ok(json!(["export", self.export_stub(hook)?]));
             }
         }
-        devaluate(&v, self)
+        devaluate(&v, ex)
     }
 
-    fn devaluate_error(&self, e: &RpcError) -> Json {
-        devaluate(e.value(), self).unwrap_or_else(|_| {
+    fn devaluate_error(&self, e: &RpcError, ex: &SendExporter<'_>) -> Json {
+        devaluate(e.value(), ex).unwrap_or_else(|_| {
             devaluate(e.value(), &NoSession(self.limits.clone()))
                 .unwrap_or_else(|_| json!(["error", "Error", e.message()]))
         })
@@ -474,13 +474,19 @@ impl SessionInner {
             json!(target),
             Json::Array(path.iter().map(PathKey::to_json).collect()),
         ];
-        if let Some(args) = args {
-            match devaluate_args(args, self) {
+        let ex = SendExporter::new(self);
+        if let Some(args) = &args {
+            match devaluate_args(args, &ex) {
                 Ok(a) => expr.push(a),
                 Err(e) => return error_hook(e),
             }
         }
-        self.push_expression(Json::Array(expr), "push", true, 1)
+        let hook = self.push_expression(Json::Array(expr), "push", true, 1);
+        ex.sent();
+        // The arguments may hold our imports that the push refers to: they are released only
+        // after the push that uses them has been sent.
+        drop(args);
+        hook
     }
 
     fn push_expression(
@@ -559,12 +565,16 @@ impl SessionInner {
     /// Sends one `["stream", ...]` write or close to the peer's pipe `pipe_id` and returns the
     /// acknowledgement.
     fn send_stream(&self, pipe_id: i64, method: &str, args: Vec<Value>) -> HookRef {
-        let args = match devaluate_args(args, self) {
+        let ex = SendExporter::new(self);
+        let json_args = match devaluate_args(&args, &ex) {
             Ok(a) => a,
             Err(e) => return error_hook(e),
         };
-        let expr = json!(["pipeline", pipe_id, [method], args]);
-        self.push_expression(expr, "stream", false, 0)
+        let expr = json!(["pipeline", pipe_id, [method], json_args]);
+        let hook = self.push_expression(expr, "stream", false, 0);
+        ex.sent();
+        drop(args);
+        hook
     }
 }
 
@@ -608,17 +618,58 @@ async fn pump_pipe(
     drop(entry);
 }
 
-fn devaluate_args(args: Vec<Value>, ex: &dyn Exporter) -> Result<Json, RpcError> {
-    match devaluate(&Value::Array(args), ex)? {
-        Json::Array(mut outer) if outer.len() == 1 => Ok(outer.remove(0)),
-        _ => Err(RpcError::error(
-            "internal: arguments did not serialize as an array",
-        )),
-    }
+fn devaluate_args(args: &[Value], ex: &dyn Exporter) -> Result<Json, RpcError> {
+    let items = args
+        .iter()
+        .map(|a| devaluate(a, ex))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json::Array(items))
 }
 
 fn closed_error() -> RpcError {
     RpcError::error("RPC session is closed.")
+}
+
+/// The exporter for one outgoing message: promises it exports start resolving only after
+/// the message that introduces them has been sent (else their `resolve` could overtake it).
+struct SendExporter<'a> {
+    session: &'a SessionInner,
+    promises: std::cell::RefCell<Vec<i64>>,
+}
+
+impl<'a> SendExporter<'a> {
+    fn new(session: &'a SessionInner) -> Self {
+        SendExporter {
+            session,
+            promises: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Starts resolving the promises this message exported; call after sending it.
+    fn sent(self) {
+        for id in self.promises.take() {
+            if let Err(e) = self.session.ensure_resolving(id) {
+                tracing::debug!("capnweb: promise export {id} vanished before it resolved: {e}");
+            }
+        }
+    }
+}
+
+impl Exporter for SendExporter<'_> {
+    fn export_stub(&self, hook: HookRef) -> Result<i64, RpcError> {
+        self.session.export_stub(hook)
+    }
+    fn export_promise(&self, hook: HookRef) -> Result<i64, RpcError> {
+        let id = self.session.export_stub(hook)?;
+        self.promises.borrow_mut().push(id);
+        Ok(id)
+    }
+    fn import_id_of(&self, hook: &HookRef) -> Option<i64> {
+        hook.import_id(self.session)
+    }
+    fn create_pipe(&self, stream: ReadableStream) -> Result<i64, RpcError> {
+        self.session.start_pipe(stream)
+    }
 }
 
 impl Exporter for SessionInner {

@@ -36,7 +36,7 @@ impl Stub {
     /// Exposes a shared local target by reference.
     pub fn from_arc(target: Arc<dyn RpcTarget>) -> Stub {
         Stub {
-            hook: TargetHook::new(target),
+            hook: TargetHook::wrap(target),
         }
     }
 

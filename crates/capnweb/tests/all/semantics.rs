@@ -1,0 +1,284 @@
+//! RPC semantics, each proven over the in-memory pair and over a WebSocket.
+
+use std::future::IntoFuture;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use capnweb::{Limits, RpcError, Stub, Value};
+
+use crate::api::{Api, LIVE_COUNTERS};
+use crate::harness::connect;
+use crate::over_both;
+
+fn n(v: f64) -> Value {
+    Value::Number(v)
+}
+
+over_both!(plain_call_returns_value, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let v = api.call("add", vec![n(2.0), n(3.0)]).await.expect("add");
+    assert_eq!(v.as_f64(), Some(5.0));
+});
+
+over_both!(pipelined_chain_is_one_round_trip, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let sum = api.call("add", vec![n(1.0), n(2.0)]);
+    let sq = api.call("square", vec![sum.into()]);
+    let sq2 = api.call("square", vec![sq.into()]);
+    let v = sq2.await.expect("chain");
+    assert_eq!(v.as_f64(), Some(81.0));
+    let (sent, received) = c.client.frame_counts();
+    // Three pushes and one pull went out before anything came back; one resolve came back.
+    assert_eq!(
+        received, 1,
+        "exactly one message back for a 3-call pipelined chain"
+    );
+    assert!(sent >= 4, "3 pushes + 1 pull, got {sent}");
+});
+
+over_both!(property_reads_pipeline_on_unresolved_results, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let bio = api
+        .call("getUser", vec![n(5.0)])
+        .get("profile")
+        .get("bio")
+        .await
+        .expect("bio");
+    assert_eq!(bio.as_str(), Some("bio of 5"));
+    let (_, received) = c.client.frame_counts();
+    assert_eq!(received, 1);
+});
+
+over_both!(returned_stub_is_callable_and_keeps_state, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let counter = api
+        .call("makeCounter", vec![n(10.0)])
+        .await
+        .expect("counter");
+    let Value::Stub(counter) = counter else {
+        panic!("expected a stub, got {counter:?}")
+    };
+    assert_eq!(
+        counter
+            .call("increment", vec![n(5.0)])
+            .await
+            .expect("inc")
+            .as_f64(),
+        Some(15.0)
+    );
+    assert_eq!(
+        counter
+            .call("increment", vec![])
+            .await
+            .expect("inc")
+            .as_f64(),
+        Some(16.0)
+    );
+    assert_eq!(
+        counter.get("value").await.expect("value").as_f64(),
+        Some(16.0)
+    );
+    // Pipelined on the unresolved counter too.
+    let other = api.call("makeCounter", vec![n(1.0)]);
+    assert_eq!(
+        other
+            .call("increment", vec![n(1.0)])
+            .await
+            .expect("inc")
+            .as_f64(),
+        Some(2.0)
+    );
+});
+
+over_both!(
+    callbacks_from_the_caller_are_invoked_by_the_callee,
+    |link| {
+        let (main, _) = Api::stub();
+        let c = connect(link, main, Limits::default()).await;
+        let api = c.client.remote_main();
+        let (local, _) = Api::stub();
+        let r = api
+            .call("callSquare", vec![Value::Stub(local), n(7.0)])
+            .await
+            .expect("callSquare");
+        assert_eq!(r.get("result").as_f64(), Some(49.0));
+        let f = Stub::from_fn(|args| async move { Ok(n(args[0].as_f64().unwrap_or(0.0) * 10.0)) });
+        let r = api
+            .call("callFunction", vec![Value::Stub(f), n(4.0)])
+            .await
+            .expect("callFunction");
+        assert_eq!(r.get("result").as_f64(), Some(40.0));
+    }
+);
+
+over_both!(errors_keep_type_message_and_properties, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let err = api.call("throwError", vec![]).await.expect_err("rejects");
+    assert_eq!(err.name(), "RangeError");
+    assert_eq!(err.message(), "out of range");
+    assert_eq!(err.prop("code").and_then(Value::as_str), Some("E_RANGE"));
+    assert_eq!(
+        err.prop("details")
+            .map(|d| d.get("reason").clone())
+            .and_then(|r| r.as_str().map(str::to_owned))
+            .as_deref(),
+        Some("testing")
+    );
+    let err = api.call("noSuchMethod", vec![]).await.expect_err("rejects");
+    assert_eq!(err.name(), "TypeError");
+});
+
+over_both!(calls_on_one_stub_are_delivered_in_order, |link| {
+    let (main, api_obj) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let promises: Vec<_> = (0..200)
+        .map(|i| api.call("record", vec![n(i as f64)]))
+        .collect();
+    for p in promises {
+        p.await.expect("record");
+    }
+    let log = api_obj.log.lock().expect("log").clone();
+    assert_eq!(log, (0..200).map(|i| i as f64).collect::<Vec<_>>());
+});
+
+over_both!(thousand_concurrent_calls_all_answer_correctly, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let calls: Vec<_> = (0..1000)
+        .map(|i| api.call("square", vec![n(i as f64)]))
+        .collect();
+    let results = futures::future::join_all(calls.into_iter().map(|p| p.into_future())).await;
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.expect("square").as_f64(), Some((i * i) as f64));
+    }
+});
+
+over_both!(map_runs_on_the_remote_array_in_one_round_trip, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let squares = api
+        .call("fib", vec![n(8.0)])
+        .map(|x| x.call_captured(&api, "square", vec![x.value()]).value());
+    let v = squares.await.expect("map");
+    let got: Vec<f64> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert_eq!(got, vec![0.0, 1.0, 1.0, 4.0, 9.0, 25.0, 64.0, 169.0]);
+    let (_, received) = c.client.frame_counts();
+    // One resolve of the map, plus the resolves of the promises it contains (as in JS), and
+    // no request of ours in between: everything was sent before the first answer.
+    assert!(received >= 1);
+    let users = api
+        .call("getUser", vec![n(3.0)])
+        .map(|u| Value::object([("bio", u.get("profile").get("bio").value())]));
+    let v = users.await.expect("map over object");
+    assert_eq!(v.get("bio").as_str(), Some("bio of 3"));
+});
+
+over_both!(released_stubs_return_tables_to_baseline, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    // Warm up, then take the baseline.
+    api.call("square", vec![n(1.0)]).await.expect("warm");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let before = c.server.stats();
+    let live_before = LIVE_COUNTERS.load(Ordering::SeqCst);
+    {
+        let counter = api
+            .call("makeCounter", vec![n(0.0)])
+            .await
+            .expect("counter");
+        let Value::Stub(counter) = counter else {
+            panic!("stub")
+        };
+        counter.call("increment", vec![]).await.expect("inc");
+        assert!(c.server.stats().exports > before.exports);
+        counter.dispose();
+    }
+    let mut after = c.server.stats();
+    for _ in 0..100 {
+        if after == before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        after = c.server.stats();
+    }
+    assert_eq!(
+        after, before,
+        "server tables back to baseline after release"
+    );
+    assert!(
+        LIVE_COUNTERS.load(Ordering::SeqCst) <= live_before,
+        "the counter target was disposed"
+    );
+});
+
+over_both!(aborting_a_session_rejects_pending_calls, |link| {
+    let (main, _) = Api::stub();
+    let c = connect(link, main, Limits::default()).await;
+    let api = c.client.remote_main();
+    let pending = api.call("delay", vec![n(5_000.0), n(1.0)]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    api.on_rpc_broken(move |e| {
+        let _ = tx.send(e.message());
+    });
+    c.server.abort(RpcError::error("server going away"));
+    let err = tokio::time::timeout(Duration::from_secs(5), pending.into_future())
+        .await
+        .expect("settles")
+        .expect_err("rejected");
+    assert!(
+        err.message().contains("server going away") || err.message().contains("closed"),
+        "{err}"
+    );
+    let broken = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("callback ran")
+        .expect("message");
+    assert!(!broken.is_empty());
+    let after = api
+        .call("square", vec![n(2.0)])
+        .await
+        .expect_err("broken session");
+    assert!(!after.message().is_empty());
+});
+
+over_both!(peer_exceeding_export_limit_is_aborted, |link| {
+    let (main, _) = Api::stub();
+    let limits = Limits {
+        max_exports: 10,
+        ..Limits::default()
+    };
+    let c = connect(link, main, limits).await;
+    let api = c.client.remote_main();
+    // Twenty unresolved pushes: the server's table would need more than 10 entries.
+    let calls: Vec<_> = (0..20)
+        .map(|_| api.call("delay", vec![n(2_000.0), n(0.0)]))
+        .collect();
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        calls.into_iter().last().expect("one").into_future(),
+    )
+    .await
+    .expect("settles")
+    .expect_err("aborted");
+    assert!(err.message().contains("limit of 10 exports"), "{err}");
+});
