@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command (README): every Rust test in one build, then the Node interop suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One build of every crate's tests and examples (the interop server is an example).
+cargo test --workspace
+
+if [ ! -d tests/interop/node_modules/capnweb ]; then
+  echo "tests/interop: run 'npm ci' there first (CI does)" >&2
+  exit 1
+fi
+
+# The official capnweb 0.12.0 client against our Rust interop server...
+(cd tests/interop && INTEROP_SERVER="$PWD/../../target/debug/examples/interop_server" node --test)
+# ...and against the JavaScript reference server, which proves the suite itself.
+(cd tests/interop && node --test)
