@@ -1,0 +1,70 @@
+//! Limits: memory, CPU and stack, each ending the call with a clear error while other isolates
+//! carry on.
+
+mod common;
+use common::*;
+use isolate::RESOURCE_LIMIT_ERROR;
+
+const SPIN: &str = "export default { rpc: class extends RpcTarget { spin() { for (;;) {} } ok() { return 'ok'; } } };";
+const HOG: &str = "export default { rpc: class extends RpcTarget { hog() { const a = []; for (;;) a.push(new Array(100000).fill(1)); } ok() { return 'ok'; } } };";
+
+/// Loads isolates until one is on a different JavaScript thread than `other`.
+async fn on_another_thread(other: &isolate::Isolate, src: &str) -> isolate::Isolate {
+    loop {
+        let iso = load("helper", src).await;
+        if iso.thread() != other.thread() || isolate::js_threads() == 1 {
+            return iso;
+        }
+    }
+}
+
+#[tokio::test]
+async fn cpu_limit_ends_the_call_and_other_isolates_keep_working() {
+    let spinner = load("spinner", SPIN).await;
+    let other = on_another_thread(&spinner, SPIN).await;
+    let spin = tokio::spawn(std::future::IntoFuture::into_future(
+        spinner.rpc_target().call("spin", vec![]),
+    ));
+    // While one isolate spins, an isolate on another thread answers.
+    let ok = other.rpc_target().call("ok", vec![]).await.unwrap();
+    assert_eq!(ok.as_str(), Some("ok"));
+    assert!(!spin.is_finished(), "the spinner should still be running");
+    let err = spin.await.unwrap().unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR);
+    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
+    assert!(spinner.is_broken());
+    // The broken isolate rejects later calls with the same reason; the other carries on.
+    let again = spinner.rpc_target().call("ok", vec![]).await.unwrap_err();
+    assert_eq!(again.name(), RESOURCE_LIMIT_ERROR);
+    assert_eq!(other.rpc_target().call("ok", vec![]).await.unwrap().as_str(), Some("ok"));
+}
+
+#[tokio::test]
+async fn memory_limit_ends_the_call_and_other_isolates_keep_working() {
+    let mut cfg = isolate::IsolateConfig::single("hog", HOG);
+    cfg.limits.memory_bytes = 16 * 1024 * 1024;
+    let hog = isolate::Isolate::new(cfg).await.unwrap();
+    let other = load("bystander", HOG).await;
+    let err = hog.rpc_target().call("hog", vec![]).await.unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
+    assert!(err.message().contains("memory limit 16 MiB exceeded"), "{err}");
+    assert!(hog.is_broken());
+    assert_eq!(other.rpc_target().call("ok", vec![]).await.unwrap().as_str(), Some("ok"));
+}
+
+#[tokio::test]
+async fn deep_recursion_is_a_clear_error_not_a_crash() {
+    let iso = load(
+        "recurse",
+        "function f(n) { return f(n + 1) + 1; }\n\
+         export default { rpc: class extends RpcTarget { deep() { return f(0); } ok() { return 'ok'; } } };",
+    )
+    .await;
+    let err = iso.rpc_target().call("deep", vec![]).await.unwrap_err();
+    assert!(
+        err.message().to_lowercase().contains("stack"),
+        "unexpected error: {err}"
+    );
+    assert!(!iso.is_broken());
+    assert_eq!(iso.rpc_target().call("ok", vec![]).await.unwrap().as_str(), Some("ok"));
+}

@@ -1,0 +1,165 @@
+//! Web platform basics inside an isolate, and the capability rule for the network.
+
+mod common;
+use std::sync::Arc;
+
+use capnweb::{Body, CallResult, RequestValue, ResponseValue, RpcTarget, Stub, Value};
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn timers_and_microtasks_run() {
+    let v = eval(r#"
+        const order = [];
+        queueMicrotask(() => order.push('micro'));
+        await new Promise((r) => setTimeout(() => { order.push('timeout'); r(); }, 5));
+        let n = 0;
+        await new Promise((r) => { const id = setInterval(() => { if (++n === 3) { clearInterval(id); r(); } }, 1); });
+        const cancelled = setTimeout(() => order.push('never'), 1);
+        clearTimeout(cancelled);
+        await new Promise((r) => setTimeout(r, 10));
+        return [order, n];
+    "#).await;
+    assert_eq!(v, json!([["micro", "timeout"], 3.0]));
+}
+
+#[tokio::test]
+async fn encoding_base64_clone_and_crypto_work() {
+    let v = eval(r#"
+        const bytes = new TextEncoder().encode('héllo €');
+        const back = new TextDecoder().decode(bytes);
+        const orig = { a: [1, { b: new Date(5) }], m: new Map([[1, 'x']]) };
+        const c = structuredClone(orig);
+        const rnd = crypto.getRandomValues(new Uint8Array(32));
+        const uuid = crypto.randomUUID();
+        return {
+          len: bytes.length, back, b64: btoa('hello'), unb64: atob('aGVsbG8='),
+          cloneOk: c !== orig && c.a[1].b.getTime() === 5 && c.m.get(1) === 'x' && c.a[1] !== orig.a[1],
+          rndNonZero: rnd.some((x) => x !== 0),
+          uuidOk: /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(uuid),
+          perf: typeof performance.now() === 'number' && Date.now() > 1.6e12,
+        };
+    "#).await;
+    assert_eq!(
+        v,
+        json!({ "len": 10.0, "back": "héllo €", "b64": "aGVsbG8=", "unb64": "hello",
+                "cloneOk": true, "rndNonZero": true, "uuidOk": true, "perf": true })
+    );
+}
+
+#[tokio::test]
+async fn url_and_search_params_follow_whatwg() {
+    let v = eval(r#"
+        const u = new URL('../b/c?x=1&y=two%20words#frag', 'https://user:pw@example.com:8080/a/z');
+        u.searchParams.append('z', 'a b');
+        const bad = (() => { try { new URL('not a url'); return 'parsed'; } catch (e) { return e.name; } })();
+        return [u.href, u.origin, u.host, u.pathname, u.searchParams.get('y'), u.hash, bad,
+                new URLSearchParams({ q: 'a&b' }).toString()];
+    "#).await;
+    assert_eq!(
+        v,
+        json!(["https://user:pw@example.com:8080/b/c?x=1&y=two+words&z=a+b#frag",
+               "https://example.com:8080", "example.com:8080", "/b/c", "two words", "#frag",
+               "TypeError", "q=a%26b"])
+    );
+}
+
+#[tokio::test]
+async fn request_response_and_headers_work() {
+    let v = eval(r#"
+        const h = new Headers({ 'X-A': '1' });
+        h.append('x-a', '2');
+        const req = new Request('https://example.com/p', { method: 'post', body: JSON.stringify({ k: 1 }), headers: h });
+        const body = await req.json();
+        const res = Response.json({ ok: true }, { status: 201 });
+        const bytes = new Uint8Array(await new Response(new Uint8Array([1, 2, 3])).arrayBuffer());
+        return [req.method, req.headers.get('x-a'), body.k, res.status, res.headers.get('content-type'),
+                await res.text(), [...bytes], res.bodyUsed];
+    "#).await;
+    assert_eq!(
+        v,
+        json!(["POST", "1, 2", 1.0, 201.0, "application/json", "{\"ok\":true}", [1.0, 2.0, 3.0], true])
+    );
+}
+
+#[tokio::test]
+async fn fetch_handler_reads_a_json_body_and_answers_json() {
+    let iso = load(
+        "api",
+        r#"export default {
+            async fetch(request, env, ctx) {
+              const url = new URL(request.url);
+              const input = await request.json();
+              ctx.waitUntil(Promise.resolve());
+              return Response.json({ path: url.pathname, q: url.searchParams.get('q'), sum: input.a + input.b,
+                                     method: request.method, ct: request.headers.get('content-type') },
+                                   { status: 202, headers: { 'x-served-by': 'isolate' } });
+            }
+          };"#,
+    )
+    .await;
+    let res = iso
+        .fetch(RequestValue {
+            url: "https://fn.example/users/42?q=1".into(),
+            method: "POST".into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Some(Body::Text("{\"a\": 2, \"b\": 40}".into())),
+            extra: Default::default(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(res.status, 202);
+    assert!(res.headers.iter().any(|(k, v)| k == "x-served-by" && v == "isolate"));
+    assert!(res.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
+    let Some(Body::Text(text)) = res.body else { panic!("no text body: {:?}", res.body) };
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        body,
+        json!({ "path": "/users/42", "q": "1", "sum": 42, "method": "POST", "ct": "application/json" })
+    );
+}
+
+#[tokio::test]
+async fn no_network_without_global_outbound() {
+    let v = eval(r#"
+        try { await fetch('https://example.com/'); return 'fetched'; }
+        catch (e) { return [e.name, e.message]; }
+    "#).await;
+    assert_eq!(v[0], "TypeError");
+    assert!(v[1].as_str().unwrap().contains("no network access"), "{v}");
+    // And no ambient authority: no file system, process or require.
+    let v = eval("return [typeof process, typeof require, typeof std, typeof os, typeof Deno];").await;
+    assert_eq!(v, json!(["undefined", "undefined", "undefined", "undefined", "undefined"]));
+}
+
+struct Outbound;
+impl RpcTarget for Outbound {
+    fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallResult {
+        let method = method.to_owned();
+        Box::pin(async move {
+            let Some(Value::Request(req)) = args.into_iter().next() else {
+                return Err(capnweb::RpcError::type_error("expected a Request"));
+            };
+            assert_eq!(method, "fetch");
+            Ok(Value::Response(Box::new(ResponseValue {
+                status: 200,
+                status_text: String::new(),
+                headers: vec![],
+                body: Some(Body::Text(format!("outbound saw {} {}", req.method, req.url))),
+                extra: Default::default(),
+            })))
+        })
+    }
+}
+
+#[tokio::test]
+async fn fetch_goes_through_a_granted_global_outbound() {
+    let mut cfg = isolate::IsolateConfig::single(
+        "net",
+        "export default { rpc: class extends RpcTarget { async run() { const r = await fetch('https://api.example/x', { method: 'PUT', body: 'b' }); return await r.text(); } } };",
+    );
+    cfg.global_outbound = Some(Stub::new(Outbound));
+    let iso = isolate::Isolate::new(cfg).await.unwrap();
+    let v = iso.rpc_target().call("run", vec![]).await.unwrap();
+    assert_eq!(v.as_str(), Some("outbound saw PUT https://api.example/x"));
+}
