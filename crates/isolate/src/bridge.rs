@@ -14,7 +14,9 @@ use capnweb::{
     RpcError, RpcPromise, Stub, Value,
 };
 use rquickjs::class::Trace;
-use rquickjs::{Array, Class, Ctx, Exception, JsLifetime, Object, TypedArray, Type, Value as JsValue};
+use rquickjs::{
+    Array, Class, Ctx, Exception, JsLifetime, Object, Type, TypedArray, Value as JsValue,
+};
 
 use crate::host::{js_array, Host};
 use crate::target::{JsTarget, TargetRef};
@@ -90,7 +92,9 @@ pub(crate) fn path_of(path: &Array<'_>) -> rquickjs::Result<Vec<PathKey>> {
 pub(crate) fn bytes_of(a: &TypedArray<'_, u8>) -> Vec<u8> {
     // SAFETY: the slice is copied into a Vec at once; no JavaScript runs while it is borrowed,
     // so the engine cannot detach or resize the buffer under it.
-    unsafe { a.as_bytes() }.map(<[u8]>::to_vec).unwrap_or_default()
+    unsafe { a.as_bytes() }
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default()
 }
 
 fn type_error(ctx: &Ctx<'_>, msg: &str) -> rquickjs::Error {
@@ -98,13 +102,25 @@ fn type_error(ctx: &Ctx<'_>, msg: &str) -> rquickjs::Error {
 }
 
 /// JavaScript → capnweb.
-pub(crate) fn to_value<'js>(host: &Host, ctx: &Ctx<'js>, v: JsValue<'js>) -> rquickjs::Result<Value> {
+pub(crate) fn to_value<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    v: JsValue<'js>,
+) -> rquickjs::Result<Value> {
     convert_in(host, ctx, v, 0)
 }
 
-fn convert_in<'js>(host: &Host, ctx: &Ctx<'js>, v: JsValue<'js>, depth: usize) -> rquickjs::Result<Value> {
+fn convert_in<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    v: JsValue<'js>,
+    depth: usize,
+) -> rquickjs::Result<Value> {
     if depth > MAX_DEPTH {
-        return Err(type_error(ctx, "value nests too deeply to be sent over RPC (is it cyclic?)"));
+        return Err(type_error(
+            ctx,
+            "value nests too deeply to be sent over RPC (is it cyclic?)",
+        ));
     }
     Ok(match v.type_of() {
         Type::Uninitialized | Type::Undefined => Value::Undefined,
@@ -116,7 +132,9 @@ fn convert_in<'js>(host: &Host, ctx: &Ctx<'js>, v: JsValue<'js>, depth: usize) -
         Type::BigInt => Value::BigInt(v.get::<rquickjs::convert::Coerced<String>>()?.0),
         Type::Symbol => return Err(type_error(ctx, "a Symbol cannot be sent over RPC")),
         Type::Array => {
-            let a = v.into_array().ok_or_else(|| type_error(ctx, "not an array"))?;
+            let a = v
+                .into_array()
+                .ok_or_else(|| type_error(ctx, "not an array"))?;
             let mut out = Vec::with_capacity(a.len());
             for item in a.iter::<JsValue<'js>>() {
                 out.push(convert_in(host, ctx, item?, depth + 1)?);
@@ -133,13 +151,20 @@ fn convert_in<'js>(host: &Host, ctx: &Ctx<'js>, v: JsValue<'js>, depth: usize) -
     })
 }
 
-fn convert_object<'js>(host: &Host, ctx: &Ctx<'js>, v: JsValue<'js>, depth: usize) -> rquickjs::Result<Value> {
+fn convert_object<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    v: JsValue<'js>,
+    depth: usize,
+) -> rquickjs::Result<Value> {
     let desc: Array<'js> = host.helper(ctx, "describe")?.call((v.clone(),))?;
     let tag: i32 = desc.get(0)?;
     let detail: JsValue<'js> = desc.get(1)?;
     Ok(match tag {
         0 | 1 => {
-            let obj = v.into_object().ok_or_else(|| type_error(ctx, "not an object"))?;
+            let obj = v
+                .into_object()
+                .ok_or_else(|| type_error(ctx, "not an object"))?;
             let mut out = CwObject::new();
             for key in obj.keys::<String>() {
                 let key = key?;
@@ -255,11 +280,17 @@ fn body_of(v: JsValue<'_>) -> rquickjs::Result<Option<Body>> {
     if v.is_string() {
         return Ok(Some(Body::Text(v.get()?)));
     }
-    Ok(Some(Body::Bytes(bytes_of(&TypedArray::<u8>::from_value(v)?))))
+    Ok(Some(Body::Bytes(bytes_of(&TypedArray::<u8>::from_value(
+        v,
+    )?))))
 }
 
 /// Converts a list of call arguments.
-pub(crate) fn to_js_array<'js>(host: &Host, ctx: &Ctx<'js>, values: &[Value]) -> rquickjs::Result<Array<'js>> {
+pub(crate) fn to_js_array<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    values: &[Value],
+) -> rquickjs::Result<Array<'js>> {
     let items = values
         .iter()
         .map(|v| to_js(host, ctx, v))
@@ -323,7 +354,10 @@ pub(crate) fn to_js<'js>(host: &Host, ctx: &Ctx<'js>, v: &Value) -> rquickjs::Re
         ))?,
         Value::Blob(b) => TypedArray::<u8>::new(c, b.data.clone())?.into_value(),
         Value::Readable(_) => {
-            return Err(type_error(ctx, "ReadableStream values are not supported in isolates yet"))
+            return Err(type_error(
+                ctx,
+                "ReadableStream values are not supported in isolates yet",
+            ))
         }
         Value::Stub(s) => cap_proxy(host, ctx, Cap::Stub(s.clone()))?,
         Value::Promise(p) => cap_proxy(host, ctx, Cap::Promise(p.clone()))?,
@@ -332,7 +366,11 @@ pub(crate) fn to_js<'js>(host: &Host, ctx: &Ctx<'js>, v: &Value) -> rquickjs::Re
 }
 
 /// A JavaScript stub proxy for a capability.
-pub(crate) fn cap_proxy<'js>(host: &Host, ctx: &Ctx<'js>, cap: Cap) -> rquickjs::Result<JsValue<'js>> {
+pub(crate) fn cap_proxy<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    cap: Cap,
+) -> rquickjs::Result<JsValue<'js>> {
     let is_promise = matches!(cap, Cap::Promise(_));
     let handle = Class::instance(ctx.clone(), CapHandle { cap: Some(cap) })?;
     let path = Array::new(ctx.clone())?;
@@ -359,7 +397,10 @@ fn body_to_js<'js>(ctx: &Ctx<'js>, body: Option<&Body>) -> rquickjs::Result<JsVa
         Some(Body::Text(s)) => rquickjs::String::from_str(ctx.clone(), s)?.into_value(),
         Some(Body::Bytes(b)) => TypedArray::<u8>::new(ctx.clone(), b.clone())?.into_value(),
         Some(_) => {
-            return Err(type_error(ctx, "streamed bodies are not supported in isolates yet"))
+            return Err(type_error(
+                ctx,
+                "streamed bodies are not supported in isolates yet",
+            ))
         }
     })
 }

@@ -96,7 +96,19 @@ impl Host {
     }
 
     /// The reason the isolate must be discarded, if a limit broke.
+    /// The shared handle is marked broken at once, before any caller can see the error, so
+    /// a caller that retries never reaches the same isolate.
     pub(crate) fn limit_broken(&self) -> Option<String> {
+        let reason = self.limit_reason();
+        if let (Some(r), Some(shared)) = (&reason, self.shared()) {
+            if shared.broken().is_none() {
+                shared.set_broken(r.clone());
+            }
+        }
+        reason
+    }
+
+    fn limit_reason(&self) -> Option<String> {
         if self.interrupted.get() {
             Some(format!(
                 "CPU time limit of {} ms exceeded",
@@ -142,7 +154,8 @@ impl Host {
         let hand_over = || -> rquickjs::Result<()> {
             self.helper(ctx, "setEnv")?.call::<_, ()>((env.clone(),))?;
             let outbound = outbound?;
-            self.web_fn(ctx, "setOutbound")?.call::<_, ()>((outbound,))?;
+            self.web_fn(ctx, "setOutbound")?
+                .call::<_, ()>((outbound,))?;
             Ok(())
         };
         hand_over().map_err(|e| LoadError::Env(self.describe_error(ctx, e)))?;
@@ -227,18 +240,33 @@ impl Host {
         }
     }
 
-    pub(crate) fn helper<'js>(&self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+    pub(crate) fn helper<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        name: &str,
+    ) -> rquickjs::Result<Function<'js>> {
         restore_obj(ctx, &self.helpers)?.get(name)
     }
 
-    pub(crate) fn web_fn<'js>(&self, ctx: &Ctx<'js>, name: &str) -> rquickjs::Result<Function<'js>> {
+    pub(crate) fn web_fn<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        name: &str,
+    ) -> rquickjs::Result<Function<'js>> {
         restore_obj(ctx, &self.web)?.get(name)
     }
 
-    fn saved<'js>(&self, ctx: &Ctx<'js>, slot: &RefCell<Option<Saved>>) -> rquickjs::Result<JsValue<'js>> {
+    fn saved<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        slot: &RefCell<Option<Saved>>,
+    ) -> rquickjs::Result<JsValue<'js>> {
         match slot.borrow().as_ref() {
             Some(p) => p.clone().restore(ctx),
-            None => Err(rquickjs::Exception::throw_internal(ctx, "isolate is not started")),
+            None => Err(rquickjs::Exception::throw_internal(
+                ctx,
+                "isolate is not started",
+            )),
         }
     }
 
@@ -267,7 +295,11 @@ impl Host {
 
     /// Resolves what a capability points at: a registered object, or an entrypoint / RPC
     /// target instantiated on first use.
-    fn target_object<'js>(&self, ctx: &Ctx<'js>, tref: &TargetRef) -> rquickjs::Result<JsValue<'js>> {
+    fn target_object<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        tref: &TargetRef,
+    ) -> rquickjs::Result<JsValue<'js>> {
         let slot = tref.slot();
         if let Some(saved) = self.objects.borrow().get(&slot) {
             return saved.clone().restore(ctx);
@@ -282,9 +314,10 @@ impl Host {
                     "RPC target was disposed",
                 ))
             }
-            TargetRef::Entrypoint { name, .. } => self
-                .helper(ctx, "entrypoint")?
-                .call((ns, name.as_deref(), cx, env))?,
+            TargetRef::Entrypoint { name, .. } => {
+                self.helper(ctx, "entrypoint")?
+                    .call((ns, name.as_deref(), cx, env))?
+            }
             TargetRef::Rpc { .. } => self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?,
         };
         self.objects
@@ -355,7 +388,12 @@ impl Host {
         self.add_reply(reply)
     }
 
-    pub(crate) fn add_pull<'js>(&self, ctx: &Ctx<'js>, resolve: Function<'js>, reject: Function<'js>) -> u64 {
+    pub(crate) fn add_pull<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        resolve: Function<'js>,
+        reject: Function<'js>,
+    ) -> u64 {
         let id = self.next_id();
         self.pulls.borrow_mut().insert(
             id,
@@ -368,14 +406,22 @@ impl Host {
     }
 
     /// Settles the JavaScript promise `id` with a capnweb result.
-    pub(crate) fn finish_pull<'js>(&self, ctx: &Ctx<'js>, id: u64, result: Result<Value, RpcError>) {
+    pub(crate) fn finish_pull<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        id: u64,
+        result: Result<Value, RpcError>,
+    ) {
         let Some((resolve, reject)) = self.pulls.borrow_mut().remove(&id) else {
             return;
         };
         let run = || -> rquickjs::Result<()> {
             let (f, v) = match &result {
                 Ok(v) => (resolve.restore(ctx)?, bridge::to_js(self, ctx, v)?),
-                Err(e) => (reject.clone().restore(ctx)?, bridge::to_js(self, ctx, e.value())?),
+                Err(e) => (
+                    reject.clone().restore(ctx)?,
+                    bridge::to_js(self, ctx, e.value())?,
+                ),
             };
             match f.into_function() {
                 Some(f) => f.call::<_, ()>((v,)),
@@ -419,23 +465,40 @@ impl Host {
     pub(crate) fn clear(&self) {
         self.objects.borrow_mut().clear();
         self.pulls.borrow_mut().clear();
-        for slot in [&self.helpers, &self.web, &self.namespace, &self.env, &self.ctx_obj] {
+        for slot in [
+            &self.helpers,
+            &self.web,
+            &self.namespace,
+            &self.env,
+            &self.ctx_obj,
+        ] {
             slot.borrow_mut().take();
         }
     }
 }
 
-fn restore_obj<'js>(ctx: &Ctx<'js>, slot: &RefCell<Option<Saved>>) -> rquickjs::Result<Object<'js>> {
+fn restore_obj<'js>(
+    ctx: &Ctx<'js>,
+    slot: &RefCell<Option<Saved>>,
+) -> rquickjs::Result<Object<'js>> {
     let v = match slot.borrow().as_ref() {
         Some(p) => p.clone().restore(ctx)?,
-        None => return Err(rquickjs::Exception::throw_internal(ctx, "isolate is not started")),
+        None => {
+            return Err(rquickjs::Exception::throw_internal(
+                ctx,
+                "isolate is not started",
+            ))
+        }
     };
     v.into_object()
         .ok_or_else(|| rquickjs::Exception::throw_internal(ctx, "isolate helpers are missing"))
 }
 
 /// Builds a JavaScript array from values already converted.
-pub(crate) fn js_array<'js>(ctx: &Ctx<'js>, items: Vec<JsValue<'js>>) -> rquickjs::Result<Array<'js>> {
+pub(crate) fn js_array<'js>(
+    ctx: &Ctx<'js>,
+    items: Vec<JsValue<'js>>,
+) -> rquickjs::Result<Array<'js>> {
     let a = Array::new(ctx.clone())?;
     for (i, v) in items.into_iter().enumerate() {
         a.set(i, v)?;

@@ -65,7 +65,9 @@ impl Isolate {
             drop(s);
         }));
         if !sent {
-            return Err(LoadError::Runtime("the JavaScript thread has stopped".into()));
+            return Err(LoadError::Runtime(
+                "the JavaScript thread has stopped".into(),
+            ));
         }
         let has_rpc = answer
             .await
@@ -127,7 +129,8 @@ impl Isolate {
     pub async fn fetch(&self, request: RequestValue) -> Result<ResponseValue, RpcError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
-        self.shared.post(move |ctx, host| host.fetch(ctx, value, tx));
+        self.shared
+            .post(move |ctx, host| host.fetch(ctx, value, tx));
         let start = Instant::now();
         let result = match rx.await {
             Ok(r) => r,

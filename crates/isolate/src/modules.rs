@@ -148,13 +148,20 @@ impl Loader for MapLoader {
 }
 
 /// Declares (parses) a module, turning a syntax error into one that names the module and line.
-fn declare<'js>(ctx: &Ctx<'js>, name: &str, source: String) -> rquickjs::Result<Module<'js, Declared>> {
+fn declare<'js>(
+    ctx: &Ctx<'js>,
+    name: &str,
+    source: String,
+) -> rquickjs::Result<Module<'js, Declared>> {
     Module::declare(ctx.clone(), name, source).map_err(|e| {
         if !e.is_exception() {
             return e;
         }
         let caught = ctx.catch();
-        let (kind, message, line) = match caught.as_object().and_then(|o| Exception::from_object(o.clone())) {
+        let (kind, message, line) = match caught
+            .as_object()
+            .and_then(|o| Exception::from_object(o.clone()))
+        {
             Some(ex) => {
                 let kind: String = ex.get("name").unwrap_or_else(|_| "SyntaxError".into());
                 let line = ex
@@ -175,7 +182,10 @@ fn declare<'js>(ctx: &Ctx<'js>, name: &str, source: String) -> rquickjs::Result<
 fn line_in_stack(stack: &str, name: &str) -> Option<i32> {
     let pat = format!("{name}:");
     let i = stack.find(&pat)? + pat.len();
-    let digits: String = stack[i..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = stack[i..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -198,7 +208,10 @@ mod tests {
 
     #[test]
     fn relative_specifiers_resolve_against_the_importer() {
-        assert_eq!(resolve("index.js", "./wasm/processor.js"), "wasm/processor.js");
+        assert_eq!(
+            resolve("index.js", "./wasm/processor.js"),
+            "wasm/processor.js"
+        );
         assert_eq!(resolve("lib/a/b.js", "../x.js"), "lib/x.js");
         assert_eq!(resolve("lib/b.js", "./c.js"), "lib/c.js");
         assert_eq!(resolve("", "index.js"), "index.js");

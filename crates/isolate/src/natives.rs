@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use rquickjs::function::Opt;
-use rquickjs::{Array, Class, Ctx, Exception, Function, Object, Promise, TypedArray, Value as JsValue};
+use rquickjs::{
+    Array, Class, Ctx, Exception, Function, Object, Promise, TypedArray, Value as JsValue,
+};
 
 use crate::bridge::{self, path_of, Cap, CapHandle};
 use crate::host::{js_array, Host};
@@ -34,7 +36,10 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         "call",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, handle: Class<'js, CapHandle>, path: Array<'js>, args: Array<'js>| {
+            move |ctx: Ctx<'js>,
+                  handle: Class<'js, CapHandle>,
+                  path: Array<'js>,
+                  args: Array<'js>| {
                 let host = host_of(&ctx, &h)?;
                 let cap = handle
                     .borrow()
@@ -62,7 +67,10 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         "pull",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, handle: Class<'js, CapHandle>, path: Array<'js>| -> rquickjs::Result<Promise<'js>> {
+            move |ctx: Ctx<'js>,
+                  handle: Class<'js, CapHandle>,
+                  path: Array<'js>|
+                  -> rquickjs::Result<Promise<'js>> {
                 let host = host_of(&ctx, &h)?;
                 let cap = handle
                     .borrow()
@@ -83,13 +91,16 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
 
     n.set(
         "dup",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, handle: Class<'js, CapHandle>| {
-            let cap = handle
-                .borrow()
-                .get()
-                .ok_or_else(|| Exception::throw_reference(&ctx, "RPC stub was disposed"))?;
-            handle_value(&ctx, cap)
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, handle: Class<'js, CapHandle>| {
+                let cap = handle
+                    .borrow()
+                    .get()
+                    .ok_or_else(|| Exception::throw_reference(&ctx, "RPC stub was disposed"))?;
+                handle_value(&ctx, cap)
+            },
+        )?,
     )?;
 
     n.set(
@@ -139,17 +150,20 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
     let h = host.clone();
     n.set(
         "log",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, level: i32, msg: String| {
-            let host = host_of(&ctx, &h)?;
-            let id = host.id.as_str();
-            match level {
-                0 => tracing::debug!(target: "isolate::console", function = id, "{msg}"),
-                1 => tracing::info!(target: "isolate::console", function = id, "{msg}"),
-                2 => tracing::warn!(target: "isolate::console", function = id, "{msg}"),
-                _ => tracing::error!(target: "isolate::console", function = id, "{msg}"),
-            }
-            Ok::<_, rquickjs::Error>(())
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, level: i32, msg: String| {
+                let host = host_of(&ctx, &h)?;
+                let id = host.id.as_str();
+                match level {
+                    0 => tracing::debug!(target: "isolate::console", function = id, "{msg}"),
+                    1 => tracing::info!(target: "isolate::console", function = id, "{msg}"),
+                    2 => tracing::warn!(target: "isolate::console", function = id, "{msg}"),
+                    _ => tracing::error!(target: "isolate::console", function = id, "{msg}"),
+                }
+                Ok::<_, rquickjs::Error>(())
+            },
+        )?,
     )?;
 
     let h = host.clone();
@@ -188,17 +202,24 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         "utf8Decode",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, data: TypedArray<'js, u8>, fatal: Opt<bool>, ignore_bom: Opt<bool>| {
+            move |ctx: Ctx<'js>,
+                  data: TypedArray<'js, u8>,
+                  fatal: Opt<bool>,
+                  ignore_bom: Opt<bool>| {
                 let bytes = bridge::bytes_of(&data);
-                let body = if !ignore_bom.0.unwrap_or(false) && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
-                    &bytes[3..]
-                } else {
-                    &bytes[..]
-                };
+                let body =
+                    if !ignore_bom.0.unwrap_or(false) && bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+                        &bytes[3..]
+                    } else {
+                        &bytes[..]
+                    };
                 if fatal.0.unwrap_or(false) {
-                    std::str::from_utf8(body)
-                        .map(str::to_owned)
-                        .map_err(|_| Exception::throw_type(&ctx, "The encoded data was not valid for encoding utf-8"))
+                    std::str::from_utf8(body).map(str::to_owned).map_err(|_| {
+                        Exception::throw_type(
+                            &ctx,
+                            "The encoded data was not valid for encoding utf-8",
+                        )
+                    })
                 } else {
                     Ok(String::from_utf8_lossy(body).into_owned())
                 }
@@ -224,7 +245,10 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
             match engine.decode(s.as_bytes()) {
                 Ok(bytes) => TypedArray::<u8>::new(ctx, bytes),
                 Err(_) => {
-                    let e = Exception::from_message(ctx.clone(), "The string to be decoded is not correctly encoded.")?;
+                    let e = Exception::from_message(
+                        ctx.clone(),
+                        "The string to be decoded is not correctly encoded.",
+                    )?;
                     e.set("name", "InvalidCharacterError")?;
                     Err(e.throw())
                 }
@@ -236,35 +260,45 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         "randomBytes",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, len: usize| {
             let mut buf = vec![0u8; len.min(65_536)];
-            getrandom::fill(&mut buf)
-                .map_err(|e| Exception::throw_internal(&ctx, &format!("no randomness available: {e}")))?;
+            getrandom::fill(&mut buf).map_err(|e| {
+                Exception::throw_internal(&ctx, &format!("no randomness available: {e}"))
+            })?;
             TypedArray::<u8>::new(ctx, buf)
         })?,
     )?;
 
     n.set(
         "parseUrl",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, input: String, base: Opt<String>| {
-            let parsed = match base.0 {
-                Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
-                None => url::Url::parse(&input),
-            };
-            match parsed {
-                Ok(u) => url_parts(&ctx, &u),
-                Err(e) => Err(Exception::throw_type(&ctx, &format!("Invalid URL '{input}': {e}"))),
-            }
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, input: String, base: Opt<String>| {
+                let parsed = match base.0 {
+                    Some(b) => url::Url::parse(&b).and_then(|b| b.join(&input)),
+                    None => url::Url::parse(&input),
+                };
+                match parsed {
+                    Ok(u) => url_parts(&ctx, &u),
+                    Err(e) => Err(Exception::throw_type(
+                        &ctx,
+                        &format!("Invalid URL '{input}': {e}"),
+                    )),
+                }
+            },
+        )?,
     )?;
 
     n.set(
         "setUrl",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, href: String, part: String, value: String| {
-            let mut u = url::Url::parse(&href)
-                .map_err(|e| Exception::throw_type(&ctx, &format!("Invalid URL '{href}': {e}")))?;
-            set_url_part(&mut u, &part, &value)
-                .map_err(|m| Exception::throw_type(&ctx, &m))?;
-            url_parts(&ctx, &u)
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, href: String, part: String, value: String| {
+                let mut u = url::Url::parse(&href).map_err(|e| {
+                    Exception::throw_type(&ctx, &format!("Invalid URL '{href}': {e}"))
+                })?;
+                set_url_part(&mut u, &part, &value).map_err(|m| Exception::throw_type(&ctx, &m))?;
+                url_parts(&ctx, &u)
+            },
+        )?,
     )?;
 
     Ok(n)
@@ -281,7 +315,11 @@ fn url_parts<'js>(ctx: &Ctx<'js>, u: &url::Url) -> rquickjs::Result<Array<'js>> 
     };
     let host = u.host_str().unwrap_or("").to_owned();
     let port = u.port().map(|p| p.to_string()).unwrap_or_default();
-    let full_host = if port.is_empty() { host.clone() } else { format!("{host}:{port}") };
+    let full_host = if port.is_empty() {
+        host.clone()
+    } else {
+        format!("{host}:{port}")
+    };
     let parts = [
         u.as_str().to_owned(),
         format!("{}:", u.scheme()),
@@ -315,7 +353,11 @@ fn set_url_part(u: &mut url::Url, part: &str, value: &str) -> Result<(), String>
             let port = if value.is_empty() {
                 None
             } else {
-                Some(value.parse::<u16>().map_err(|_| format!("invalid port '{value}'"))?)
+                Some(
+                    value
+                        .parse::<u16>()
+                        .map_err(|_| format!("invalid port '{value}'"))?,
+                )
             };
             u.set_port(port).map_err(bad)?
         }

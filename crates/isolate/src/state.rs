@@ -56,7 +56,9 @@ impl Shared {
         F: for<'js> FnOnce(&Ctx<'js>, &Rc<Host>) + Send + 'static,
     {
         let key = self.key;
-        let _ = self.tx.send(Box::new(move |ts: &mut ThreadState| ts.run(key, f)));
+        let _ = self
+            .tx
+            .send(Box::new(move |ts: &mut ThreadState| ts.run(key, f)));
     }
 
     pub(crate) fn send_job(&self, job: Job) -> bool {
@@ -65,10 +67,13 @@ impl Shared {
 
     /// Why the isolate was discarded, if it was.
     pub(crate) fn broken(&self) -> Option<String> {
-        self.broken.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    fn set_broken(&self, reason: String) {
+    pub(crate) fn set_broken(&self, reason: String) {
         *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
     }
 
@@ -187,8 +192,7 @@ impl ThreadState {
         let Some(st) = self.isolates.get_mut(&key) else {
             return;
         };
-        st.deadline
-            .set(Some(Instant::now() + st.limits.cpu_time));
+        st.deadline.set(Some(Instant::now() + st.limits.cpu_time));
         let host = st.host.clone();
         st.ctx.with(|ctx| {
             f(&ctx, &host);

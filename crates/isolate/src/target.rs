@@ -24,7 +24,9 @@ pub(crate) enum TargetRef {
 impl TargetRef {
     pub(crate) fn slot(&self) -> u64 {
         match self {
-            TargetRef::Object(s) | TargetRef::Entrypoint { slot: s, .. } | TargetRef::Rpc { slot: s } => *s,
+            TargetRef::Object(s)
+            | TargetRef::Entrypoint { slot: s, .. }
+            | TargetRef::Rpc { slot: s } => *s,
         }
     }
 }

@@ -36,7 +36,15 @@ async fn cpu_limit_ends_the_call_and_other_isolates_keep_working() {
     // The broken isolate rejects later calls with the same reason; the other carries on.
     let again = spinner.rpc_target().call("ok", vec![]).await.unwrap_err();
     assert_eq!(again.name(), RESOURCE_LIMIT_ERROR);
-    assert_eq!(other.rpc_target().call("ok", vec![]).await.unwrap().as_str(), Some("ok"));
+    assert_eq!(
+        other
+            .rpc_target()
+            .call("ok", vec![])
+            .await
+            .unwrap()
+            .as_str(),
+        Some("ok")
+    );
 }
 
 #[tokio::test]
@@ -47,9 +55,20 @@ async fn memory_limit_ends_the_call_and_other_isolates_keep_working() {
     let other = load("bystander", HOG).await;
     let err = hog.rpc_target().call("hog", vec![]).await.unwrap_err();
     assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
-    assert!(err.message().contains("memory limit 16 MiB exceeded"), "{err}");
+    assert!(
+        err.message().contains("memory limit 16 MiB exceeded"),
+        "{err}"
+    );
     assert!(hog.is_broken());
-    assert_eq!(other.rpc_target().call("ok", vec![]).await.unwrap().as_str(), Some("ok"));
+    assert_eq!(
+        other
+            .rpc_target()
+            .call("ok", vec![])
+            .await
+            .unwrap()
+            .as_str(),
+        Some("ok")
+    );
 }
 
 #[tokio::test]
@@ -66,5 +85,8 @@ async fn deep_recursion_is_a_clear_error_not_a_crash() {
         "unexpected error: {err}"
     );
     assert!(!iso.is_broken());
-    assert_eq!(iso.rpc_target().call("ok", vec![]).await.unwrap().as_str(), Some("ok"));
+    assert_eq!(
+        iso.rpc_target().call("ok", vec![]).await.unwrap().as_str(),
+        Some("ok")
+    );
 }

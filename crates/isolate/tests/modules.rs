@@ -43,16 +43,31 @@ async fn text_data_json_and_commonjs_modules_load() {
     ))
     .await
     .unwrap();
-    let v = iso.rpc_target().call("run", vec![]).await.unwrap().to_json();
-    assert_eq!(v, serde_json::json!(["hello \"text\"\n", "1,2,255", [1.0, 2.0], 42.0]));
+    let v = iso
+        .rpc_target()
+        .call("run", vec![])
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(
+        v,
+        serde_json::json!(["hello \"text\"\n", "1,2,255", [1.0, 2.0], 42.0])
+    );
 }
 
 #[tokio::test]
 async fn missing_module_is_a_load_error_naming_it() {
-    let e = load_err(&[("index.js", es("import x from './nope.js'; export default {};"))]).await;
+    let e = load_err(&[(
+        "index.js",
+        es("import x from './nope.js'; export default {};"),
+    )])
+    .await;
     let msg = e.to_string();
     assert!(matches!(e, LoadError::Module(_)), "{e:?}");
-    assert!(msg.contains("./nope.js") && msg.contains("index.js"), "{msg}");
+    assert!(
+        msg.contains("./nope.js") && msg.contains("index.js"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +78,10 @@ async fn syntax_error_names_the_module_and_line() {
     ])
     .await;
     let msg = e.to_string();
-    assert!(msg.contains("SyntaxError") && msg.contains("broken.js"), "{msg}");
+    assert!(
+        msg.contains("SyntaxError") && msg.contains("broken.js"),
+        "{msg}"
+    );
     assert!(msg.contains("line 2"), "{msg}");
 }
 
@@ -72,14 +90,20 @@ async fn main_module_missing_and_wasm_are_clear_errors() {
     let mut cfg = config("m", &[("index.js", es("export default {};"))]);
     cfg.main_module = "main.js".into();
     let e = isolate::Isolate::new(cfg).await.unwrap_err();
-    assert!(matches!(e, LoadError::MainModuleMissing(ref m) if m == "main.js"), "{e:?}");
+    assert!(
+        matches!(e, LoadError::MainModuleMissing(ref m) if m == "main.js"),
+        "{e:?}"
+    );
 
     let e = load_err(&[
         ("index.js", es("export default {};")),
         ("p.wasm", ModuleSource::Wasm(vec![0, 97, 115, 109])),
     ])
     .await;
-    assert!(e.to_string().contains("wasm modules are not supported yet"), "{e}");
+    assert!(
+        e.to_string().contains("wasm modules are not supported yet"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -92,24 +116,43 @@ async fn top_level_throw_is_a_load_error() {
 async fn worker_entrypoint_classes_get_ctx_and_env() {
     let mut cfg = config(
         "ep",
-        &[("index.js", es(r#"
+        &[(
+            "index.js",
+            es(r#"
             import { WorkerEntrypoint } from 'cloudflare:workers';
             export class Admin extends WorkerEntrypoint {
               whoami() { return this.env.NAME + ':' + typeof this.ctx.waitUntil; }
             }
             export default { greet(name) { return 'hi ' + name; } };
-        "#))],
+        "#),
+        )],
     );
     cfg.env = capnweb::Value::object([("NAME", capnweb::Value::from("admin"))]);
     let iso = isolate::Isolate::new(cfg).await.unwrap();
     assert!(!iso.has_rpc_surface());
-    let v = iso.entrypoint(Some("Admin")).call("whoami", vec![]).await.unwrap();
+    let v = iso
+        .entrypoint(Some("Admin"))
+        .call("whoami", vec![])
+        .await
+        .unwrap();
     assert_eq!(v.as_str(), Some("admin:function"));
-    let v = iso.entrypoint(None).call("greet", vec!["bob".into()]).await.unwrap();
+    let v = iso
+        .entrypoint(None)
+        .call("greet", vec!["bob".into()])
+        .await
+        .unwrap();
     assert_eq!(v.as_str(), Some("hi bob"));
     // Without `rpc`, the RPC target is the default entrypoint.
-    let v = iso.rpc_target().call("greet", vec!["amy".into()]).await.unwrap();
+    let v = iso
+        .rpc_target()
+        .call("greet", vec!["amy".into()])
+        .await
+        .unwrap();
     assert_eq!(v.as_str(), Some("hi amy"));
-    let e = iso.entrypoint(Some("Nope")).call("x", vec![]).await.unwrap_err();
+    let e = iso
+        .entrypoint(Some("Nope"))
+        .call("x", vec![])
+        .await
+        .unwrap_err();
     assert!(e.message().contains("Nope"), "{e}");
 }

@@ -58,9 +58,16 @@ async fn url_and_search_params_follow_whatwg() {
     "#).await;
     assert_eq!(
         v,
-        json!(["https://user:pw@example.com:8080/b/c?x=1&y=two+words&z=a+b#frag",
-               "https://example.com:8080", "example.com:8080", "/b/c", "two words", "#frag",
-               "TypeError", "q=a%26b"])
+        json!([
+            "https://user:pw@example.com:8080/b/c?x=1&y=two+words&z=a+b#frag",
+            "https://example.com:8080",
+            "example.com:8080",
+            "/b/c",
+            "two words",
+            "#frag",
+            "TypeError",
+            "q=a%26b"
+        ])
     );
 }
 
@@ -78,7 +85,16 @@ async fn request_response_and_headers_work() {
     "#).await;
     assert_eq!(
         v,
-        json!(["POST", "1, 2", 1.0, 201.0, "application/json", "{\"ok\":true}", [1.0, 2.0, 3.0], true])
+        json!([
+            "POST",
+            "1, 2",
+            1.0,
+            201.0,
+            "application/json",
+            "{\"ok\":true}",
+            [1.0, 2.0, 3.0],
+            true
+        ])
     );
 }
 
@@ -109,9 +125,17 @@ async fn fetch_handler_reads_a_json_body_and_answers_json() {
         .await
         .unwrap();
     assert_eq!(res.status, 202);
-    assert!(res.headers.iter().any(|(k, v)| k == "x-served-by" && v == "isolate"));
-    assert!(res.headers.iter().any(|(k, v)| k == "content-type" && v == "application/json"));
-    let Some(Body::Text(text)) = res.body else { panic!("no text body: {:?}", res.body) };
+    assert!(res
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-served-by" && v == "isolate"));
+    assert!(res
+        .headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "application/json"));
+    let Some(Body::Text(text)) = res.body else {
+        panic!("no text body: {:?}", res.body)
+    };
     let body: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         body,
@@ -121,15 +145,28 @@ async fn fetch_handler_reads_a_json_body_and_answers_json() {
 
 #[tokio::test]
 async fn no_network_without_global_outbound() {
-    let v = eval(r#"
+    let v = eval(
+        r#"
         try { await fetch('https://example.com/'); return 'fetched'; }
         catch (e) { return [e.name, e.message]; }
-    "#).await;
+    "#,
+    )
+    .await;
     assert_eq!(v[0], "TypeError");
     assert!(v[1].as_str().unwrap().contains("no network access"), "{v}");
     // And no ambient authority: no file system, process or require.
-    let v = eval("return [typeof process, typeof require, typeof std, typeof os, typeof Deno];").await;
-    assert_eq!(v, json!(["undefined", "undefined", "undefined", "undefined", "undefined"]));
+    let v =
+        eval("return [typeof process, typeof require, typeof std, typeof os, typeof Deno];").await;
+    assert_eq!(
+        v,
+        json!([
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined"
+        ])
+    );
 }
 
 struct Outbound;
@@ -145,7 +182,10 @@ impl RpcTarget for Outbound {
                 status: 200,
                 status_text: String::new(),
                 headers: vec![],
-                body: Some(Body::Text(format!("outbound saw {} {}", req.method, req.url))),
+                body: Some(Body::Text(format!(
+                    "outbound saw {} {}",
+                    req.method, req.url
+                ))),
                 extra: Default::default(),
             })))
         })

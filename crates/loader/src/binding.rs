@@ -26,14 +26,20 @@ impl RpcTarget for LoaderBinding {
             "get" => {
                 let mut args = args.into_iter();
                 let Some(Value::String(id)) = args.next() else {
-                    return Box::pin(async { Err(RpcError::type_error("LOADER.get(id, getCode): id must be a string")) });
+                    return Box::pin(async {
+                        Err(RpcError::type_error(
+                            "LOADER.get(id, getCode): id must be a string",
+                        ))
+                    });
                 };
                 let get_code = match args.next() {
                     Some(Value::Stub(s)) => s,
                     Some(Value::Promise(p)) => p.to_stub(),
                     _ => {
                         return Box::pin(async {
-                            Err(RpcError::type_error("LOADER.get(id, getCode): getCode must be a function"))
+                            Err(RpcError::type_error(
+                                "LOADER.get(id, getCode): getCode must be a function",
+                            ))
                         })
                     }
                 };
@@ -50,7 +56,8 @@ impl RpcTarget for LoaderBinding {
                 let code = args
                     .first()
                     .ok_or_else(|| RpcError::type_error("LOADER.load(code): code is required"))?;
-                let code = WorkerCode::from_value(code).map_err(|e| RpcError::type_error(e.to_string()))?;
+                let code = WorkerCode::from_value(code)
+                    .map_err(|e| RpcError::type_error(e.to_string()))?;
                 Ok(Value::Stub(loader.load(code).to_binding()))
             }),
             other => capnweb::method_not_found(other),

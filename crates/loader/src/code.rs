@@ -110,7 +110,9 @@ impl WorkerCode {
     pub fn from_value(v: &Value) -> Result<Self, CodeError> {
         let obj = v.as_object().ok_or(CodeError::NotAnObject)?;
         let main_module = match obj.get("mainModule") {
-            None | Some(Value::Undefined | Value::Null) => return Err(CodeError::MissingMainModule),
+            None | Some(Value::Undefined | Value::Null) => {
+                return Err(CodeError::MissingMainModule)
+            }
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(_) => {
                 return Err(CodeError::InvalidField {
@@ -134,7 +136,11 @@ impl WorkerCode {
         for (name, m) in modules_obj {
             modules.insert(name.clone(), parse_module(name, m)?);
         }
-        let norm = |s: &str| s.trim_start_matches("./").trim_start_matches('/').to_owned();
+        let norm = |s: &str| {
+            s.trim_start_matches("./")
+                .trim_start_matches('/')
+                .to_owned()
+        };
         if !modules.keys().any(|k| norm(k) == norm(&main_module)) {
             return Err(CodeError::MainModuleNotFound(main_module));
         }
@@ -153,10 +159,12 @@ impl WorkerCode {
             Some(Value::Array(a)) => a
                 .iter()
                 .map(|f| {
-                    f.as_str().map(str::to_owned).ok_or(CodeError::InvalidField {
-                        field: "compatibilityFlags",
-                        reason: "must be an array of strings".into(),
-                    })
+                    f.as_str()
+                        .map(str::to_owned)
+                        .ok_or(CodeError::InvalidField {
+                            field: "compatibilityFlags",
+                            reason: "must be an array of strings".into(),
+                        })
                 })
                 .collect::<Result<_, _>>()?,
             Some(_) => {
@@ -242,7 +250,8 @@ impl WorkerCode {
             out["compatibilityFlags"] = json!(self.compatibility_flags);
         }
         if self.limits != WorkerLimits::default() {
-            out["limits"] = json!({ "cpuMs": self.limits.cpu_ms, "memoryMb": self.limits.memory_mb });
+            out["limits"] =
+                json!({ "cpuMs": self.limits.cpu_ms, "memoryMb": self.limits.memory_mb });
         }
         out
     }
@@ -254,7 +263,8 @@ impl WorkerCode {
             limits.cpu_time = Duration::from_millis(ms);
         }
         if let Some(mb) = self.limits.memory_mb {
-            limits.memory_bytes = usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+            limits.memory_bytes =
+                usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         }
         IsolateConfig {
             id: id.to_owned(),
@@ -296,10 +306,12 @@ fn positive(v: Option<&Value>, field: &'static str) -> Result<Option<u64>, CodeE
 }
 
 fn text(module: &str, kind: &str, v: &Value) -> Result<String, CodeError> {
-    v.as_str().map(str::to_owned).ok_or_else(|| CodeError::InvalidModule {
-        module: module.to_owned(),
-        reason: format!("{kind} must be a string"),
-    })
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| CodeError::InvalidModule {
+            module: module.to_owned(),
+            reason: format!("{kind} must be a string"),
+        })
 }
 
 fn bytes(module: &str, kind: &str, v: &Value) -> Result<Vec<u8>, CodeError> {
@@ -330,7 +342,8 @@ fn parse_module(name: &str, m: &Value) -> Result<ModuleSource, CodeError> {
     let Value::Object(o) = m else {
         return Err(CodeError::InvalidModule {
             module: name.to_owned(),
-            reason: "must be a string (an ES module) or an object such as { esModule: \"...\" }".into(),
+            reason: "must be a string (an ES module) or an object such as { esModule: \"...\" }"
+                .into(),
         });
     };
     let present: Vec<(&String, &Value)> = o.iter().filter(|(_, v)| !v.is_undefined()).collect();

@@ -19,7 +19,8 @@ use crate::stub::{Source, WorkerStub};
 pub(crate) type LoadFuture = Shared<BoxFuture<'static, Result<Isolate, LoaderError>>>;
 
 /// Produces a function's code when it is not resident.
-pub(crate) type GetCode = Arc<dyn Fn() -> BoxFuture<'static, Result<WorkerCode, String>> + Send + Sync>;
+pub(crate) type GetCode =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<WorkerCode, String>> + Send + Sync>;
 
 /// Cache sizing and default limits.
 #[derive(Debug, Clone)]
@@ -102,9 +103,14 @@ impl Loader {
 
     /// A one-shot function from `code`: not cached, not shared.
     pub fn load(&self, code: WorkerCode) -> WorkerStub {
-        let id = format!("anonymous-{}", NEXT_ANON.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let id = format!(
+            "anonymous-{}",
+            NEXT_ANON.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let limits = self.inner.config.default_limits;
-        let fut = async move { build(&id, Ok(code), limits).await }.boxed().shared();
+        let fut = async move { build(&id, Ok(code), limits).await }
+            .boxed()
+            .shared();
         WorkerStub::new(Source::OneShot(fut))
     }
 
@@ -155,7 +161,10 @@ impl Loader {
                 Ok(_) => loader.enforce_budget(&fid),
                 Err(_) => {
                     let mut cache = loader.lock();
-                    if cache.get(&fid).is_some_and(|f| matches!(f.peek(), Some(Err(_)) | None)) {
+                    if cache
+                        .get(&fid)
+                        .is_some_and(|f| matches!(f.peek(), Some(Err(_)) | None))
+                    {
                         cache.shift_remove(&fid);
                     }
                 }
@@ -207,7 +216,11 @@ fn metrics_resident(loader: &Loader) {
 
 static NEXT_ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-async fn build(id: &str, code: Result<WorkerCode, String>, limits: Limits) -> Result<Isolate, LoaderError> {
+async fn build(
+    id: &str,
+    code: Result<WorkerCode, String>,
+    limits: Limits,
+) -> Result<Isolate, LoaderError> {
     let start = Instant::now();
     let result = async {
         let code = code.map_err(|message| LoaderError::GetCode {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use capnweb::{CallResult, RequestValue, ResponseValue, RpcError, RpcPromise, RpcTarget, Stub, Value};
+use capnweb::{
+    CallResult, RequestValue, ResponseValue, RpcError, RpcPromise, RpcTarget, Stub, Value,
+};
 use isolate::Isolate;
 
 use crate::loader::{GetCode, LoadFuture, Loader};

@@ -59,7 +59,10 @@ async fn scenario_1_rpc_target_in_dynamic_worker() {
     let stub = get(&loader, "math-function", WorkerCode::single(MATH));
     let target = stub.get_rpc_target();
     let sum = target.call("add", vec![2.into(), 3.into()]).await.unwrap();
-    let product = target.call("multiply", vec![4.into(), 5.into()]).await.unwrap();
+    let product = target
+        .call("multiply", vec![4.into(), 5.into()])
+        .await
+        .unwrap();
     assert_eq!(sum.as_f64(), Some(5.0));
     assert_eq!(product.as_f64(), Some(20.0));
 
@@ -99,7 +102,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RpcTrace {
                 }
             }
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.record_str(field, &format!("{value:?}").trim_matches('"').to_owned());
+                self.record_str(field, format!("{value:?}").trim_matches('"'));
             }
         }
         let mut f = Fields::default();
@@ -117,7 +120,8 @@ fn rpc_trace() -> RpcTrace {
             use tracing_subscriber::layer::SubscriberExt;
             let trace = RpcTrace::default();
             let subscriber = tracing_subscriber::registry().with(trace.clone());
-            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber");
             trace
         })
         .clone()
@@ -189,7 +193,10 @@ async fn scenario_4_rpc_stub_return_values() {
     let loader = Loader::default();
     let stub = get(&loader, "sessions", WorkerCode::single(SESSIONS));
     let manager = stub.get_rpc_target();
-    let session = manager.call("createSession", vec!["user-123".into()]).await.unwrap();
+    let session = manager
+        .call("createSession", vec!["user-123".into()])
+        .await
+        .unwrap();
     let Value::Stub(session) = session else {
         panic!("createSession did not return a stub: {session:?}");
     };
@@ -198,20 +205,34 @@ async fn scenario_4_rpc_stub_return_values() {
         .await
         .unwrap();
     assert_eq!(set.as_bool(), Some(true));
-    let pref = session.call("get", vec!["preference".into()]).await.unwrap();
+    let pref = session
+        .call("get", vec!["preference".into()])
+        .await
+        .unwrap();
     assert_eq!(pref.as_str(), Some("dark"));
     let id = session.call("getSessionId", vec![]).await.unwrap();
-    assert!(id.as_str().unwrap().starts_with("session-user-123-"), "{id:?}");
+    assert!(
+        id.as_str().unwrap().starts_with("session-user-123-"),
+        "{id:?}"
+    );
     // Instance fields are private: only prototype methods are reachable.
     let err = session.call("data", vec![]).await.unwrap_err();
     assert_eq!(err.name(), "TypeError");
     let field = session.get("sessionId").await.unwrap();
     assert!(field.is_undefined());
     // A second session has its own state.
-    let Value::Stub(other) = manager.call("createSession", vec!["user-456".into()]).await.unwrap() else {
+    let Value::Stub(other) = manager
+        .call("createSession", vec!["user-456".into()])
+        .await
+        .unwrap()
+    else {
         panic!("not a stub");
     };
-    assert!(other.call("get", vec!["preference".into()]).await.unwrap().is_undefined());
+    assert!(other
+        .call("get", vec!["preference".into()])
+        .await
+        .unwrap()
+        .is_undefined());
 }
 
 #[tokio::test]
@@ -225,7 +246,10 @@ async fn scenario_5_bidirectional_callbacks() {
             .with_env("CODE", code_value(CALLBACKS)),
     );
     let out = json(&caller.get_rpc_target().call("run", vec![]).await.unwrap());
-    assert_eq!(out["result"]["processed"], serde_json::json!({ "items": [1, 2, 3] }));
+    assert_eq!(
+        out["result"]["processed"],
+        serde_json::json!({ "items": [1, 2, 3] })
+    );
     assert!(out["result"]["timestamp"].is_number());
     assert_eq!(
         out["log"],
@@ -249,7 +273,10 @@ async fn scenario_6_error_propagation() {
     let err = target.call("willThrowCustom", vec![]).await.unwrap_err();
     assert_eq!(err.name(), "Error");
     assert_eq!(err.message(), "Custom error");
-    assert_eq!(err.prop("code").and_then(Value::as_str), Some("CUSTOM_ERROR"));
+    assert_eq!(
+        err.prop("code").and_then(Value::as_str),
+        Some("CUSTOM_ERROR")
+    );
     assert_eq!(
         err.prop("details").map(json),
         Some(serde_json::json!({ "reason": "testing" }))

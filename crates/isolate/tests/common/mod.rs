@@ -23,11 +23,15 @@ pub fn es(src: &str) -> ModuleSource {
 }
 
 pub async fn load(id: &str, src: &str) -> Isolate {
-    Isolate::new(IsolateConfig::single(id, src)).await.expect("isolate loads")
+    Isolate::new(IsolateConfig::single(id, src))
+        .await
+        .expect("isolate loads")
 }
 
 pub async fn load_err(modules: &[(&str, ModuleSource)]) -> LoadError {
-    Isolate::new(config("bad", modules)).await.expect_err("load fails")
+    Isolate::new(config("bad", modules))
+        .await
+        .expect_err("load fails")
 }
 
 /// Runs `body` (an async function body) in a fresh isolate and returns its result as JSON.
