@@ -134,9 +134,9 @@ impl Host {
         let natives = crate::natives::install(ctx, Rc::downgrade(self))
             .map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
         let setup = || -> rquickjs::Result<()> {
-            let web_fn: Function<'js> = ctx.eval(include_str!("js/web.js"))?;
+            let web_fn = crate::bytecode::web(ctx)?;
             let web: Object<'js> = web_fn.call((natives.clone(),))?;
-            let prelude_fn: Function<'js> = ctx.eval(include_str!("js/prelude.js"))?;
+            let prelude_fn = crate::bytecode::prelude(ctx)?;
             let helpers: Object<'js> = prelude_fn.call((natives, web.clone()))?;
             *self.web.borrow_mut() = Some(Persistent::save(ctx, web.into_value()));
             *self.helpers.borrow_mut() = Some(Persistent::save(ctx, helpers.into_value()));

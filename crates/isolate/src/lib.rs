@@ -31,6 +31,7 @@
 #![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
 
 mod bridge;
+mod bytecode;
 mod config;
 mod error;
 mod host;

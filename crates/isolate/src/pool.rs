@@ -76,6 +76,9 @@ impl Pool {
 }
 
 fn thread_main(mut rx: mpsc::UnboundedReceiver<Job>) {
+    if let Err(e) = crate::bytecode::warm_up() {
+        tracing::error!("the built-in JavaScript does not compile: {e}");
+    }
     let mut state = ThreadState::default();
     while let Some(job) = rx.blocking_recv() {
         job(&mut state);

@@ -1,0 +1,88 @@
+//! The built-in JavaScript (`js/web.js`, `js/prelude.js`), compiled to QuickJS bytecode once
+//! per process and loaded from bytecode by every isolate, so no isolate parses it.
+//!
+//! Each file is a function expression; it is compiled as a module whose default export is that
+//! function. The module names start with `/`, which no module-map name does after
+//! normalization (see `modules::normalize`), so user code can never import them.
+
+use std::sync::OnceLock;
+
+use rquickjs::{Context, Ctx, Function, Module, Runtime, WriteOptions};
+
+/// The compiled built-ins.
+struct Compiled {
+    web: Vec<u8>,
+    prelude: Vec<u8>,
+}
+
+const WEB_NAME: &str = "/functions/web.js";
+const PRELUDE_NAME: &str = "/functions/prelude.js";
+
+static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
+
+fn compile() -> Result<Compiled, String> {
+    let rt = Runtime::new().map_err(|e| e.to_string())?;
+    let ctx = Context::full(&rt).map_err(|e| e.to_string())?;
+    ctx.with(|ctx| {
+        let one = |name: &str, src: &str| -> Result<Vec<u8>, String> {
+            let module = Module::declare(ctx.clone(), name, format!("export default {src};"))
+                .map_err(|e| describe(&ctx, name, e))?;
+            module
+                .write(WriteOptions {
+                    strip_source: true,
+                    ..WriteOptions::default()
+                })
+                .map_err(|e| describe(&ctx, name, e))
+        };
+        Ok(Compiled {
+            web: one(WEB_NAME, include_str!("js/web.js"))?,
+            prelude: one(PRELUDE_NAME, include_str!("js/prelude.js"))?,
+        })
+    })
+}
+
+fn describe(ctx: &Ctx<'_>, name: &str, e: rquickjs::Error) -> String {
+    if e.is_exception() {
+        format!("{name}: {:?}", ctx.catch())
+    } else {
+        format!("{name}: {e}")
+    }
+}
+
+fn compiled() -> Result<&'static Compiled, String> {
+    COMPILED.get_or_init(compile).as_ref().map_err(Clone::clone)
+}
+
+/// Compiles the built-ins now (they are otherwise compiled by the first isolate).
+pub(crate) fn warm_up() -> Result<(), String> {
+    compiled().map(|_| ())
+}
+
+/// Loads one compiled built-in into `ctx` and returns its function.
+fn load<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Function<'js>> {
+    // SAFETY: `bytes` came from `Module::write` in this very process (same QuickJS build, same
+    // endianness), and are never modified afterwards.
+    let module = unsafe { Module::load(ctx.clone(), bytes) }?;
+    let (module, _done) = module.eval()?;
+    module.get("default")
+}
+
+/// `js/web.js`'s function, in `ctx`.
+pub(crate) fn web<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    let c = compiled().map_err(|m| rquickjs::Exception::throw_internal(ctx, &m))?;
+    load(ctx, &c.web)
+}
+
+/// `js/prelude.js`'s function, in `ctx`.
+pub(crate) fn prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    let c = compiled().map_err(|m| rquickjs::Exception::throw_internal(ctx, &m))?;
+    load(ctx, &c.prelude)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn built_ins_compile_to_bytecode() {
+        super::warm_up().expect("web.js and prelude.js compile");
+    }
+}
