@@ -132,6 +132,16 @@ impl Loader {
         removed
     }
 
+    /// Evicts every resident function (at shutdown, so the bindings their env holds are
+    /// released). Returns how many were resident.
+    pub fn clear(&self) -> usize {
+        let old = std::mem::take(&mut *self.lock());
+        let n = old.len();
+        drop(old);
+        metrics_resident(self);
+        n
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, IndexMap<String, LoadFuture>> {
         self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
     }

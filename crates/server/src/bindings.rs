@@ -3,13 +3,14 @@
 //! Vars become plain capnweb values; every other binding becomes a capnweb [`Stub`] on a
 //! Rust [`RpcTarget`]: [`KvBinding`],
 //! [`BlobBinding`], [`ServiceBinding`] (calls another
-//! function, resolved at call time to its live version) and [`LoaderBinding`]. The isolate's
+//! function, resolved at call time to its live version) and the host's loader binding
+//! ([`LoaderBinding`] when the host has none). The isolate's
 //! bridge turns these stubs into JS stubs, so a binding works the same in-process as over
 //! the wire. A function reaches nothing but what is on its `env` (capability security).
 
 use std::sync::{Arc, Weak};
 
-use capnweb::{CallResult, Object, RpcError, RpcTarget, Stub, Value};
+use capnweb::{CallResult, Object, RequestValue, RpcError, RpcTarget, Stub, Value};
 use store::{Store, StoreError};
 
 use crate::blob_binding::BlobBinding;
@@ -17,8 +18,14 @@ use crate::kv_binding::KvBinding;
 use crate::manifest::{Binding, Bundle};
 use crate::registry::Registry;
 
-/// Builds the `env` object for one loaded version of a function.
-pub fn build_env(bundle: &Bundle, store: &Store, registry: Weak<Registry>) -> Object {
+/// Builds the `env` object for one loaded version of a function. `loader` is the host's
+/// Worker Loader binding (`None`: `loader` bindings refuse every call).
+pub fn build_env(
+    bundle: &Bundle,
+    store: &Store,
+    registry: Weak<Registry>,
+    loader: Option<Stub>,
+) -> Object {
     let mut env = Object::new();
     for (name, value) in &bundle.env {
         env.insert(name.clone(), Value::from_json(value));
@@ -40,7 +47,10 @@ pub fn build_env(bundle: &Bundle, store: &Store, registry: Weak<Registry>) -> Ob
                 service: service.clone(),
                 entrypoint: entrypoint.clone(),
             })),
-            Binding::Loader => Value::Stub(Stub::new(LoaderBinding)),
+            Binding::Loader => match &loader {
+                Some(l) => Value::Stub(l.clone()),
+                None => Value::Stub(Stub::new(LoaderBinding)),
+            },
         };
         env.insert(name.clone(), value);
     }
@@ -125,7 +135,9 @@ pub(crate) fn string_opt(opts: &Object, name: &str) -> Result<Option<String>, Rp
 }
 
 /// A service binding: calls go to the named function's RPC target (`fetch(request)` to its
-/// fetch handler), on whatever version is live at call time.
+/// fetch handler), on whatever version is live at call time. Like a Worker Loader stub it
+/// also answers `getRpcTarget()` and `getEntrypoint(name?)` with the target itself, so
+/// `env.RUNTIME.getRpcTarget().execute(…)` (the seed's scenario 3) works.
 pub struct ServiceBinding {
     registry: Weak<Registry>,
     service: String,
@@ -159,25 +171,51 @@ impl RpcTarget for ServiceBinding {
             let host = registry.host().clone();
             drop(registry);
             if method == "fetch" && self.entrypoint.is_none() {
-                if let Some(Value::Request(req)) = args.first() {
+                let req = match args.first() {
+                    Some(Value::Request(req)) => Some((**req).clone()),
+                    Some(Value::String(url)) | Some(Value::Url(url)) => Some(RequestValue {
+                        url: url.clone(),
+                        method: "GET".into(),
+                        headers: Vec::new(),
+                        body: None,
+                        extra: Default::default(),
+                    }),
+                    _ => None,
+                };
+                if let Some(req) = req {
                     let resp = host
-                        .fetch(function, (**req).clone())
+                        .fetch(function, req)
                         .await
                         .map_err(|e| e.to_rpc_error())?;
                     return Ok(Value::Response(Box::new(resp)));
                 }
             }
+            let entrypoint = match method.as_str() {
+                "getEntrypoint" => match args.first() {
+                    Some(Value::String(name)) => Some(name.clone()),
+                    None | Some(Value::Undefined) | Some(Value::Null) => self.entrypoint.clone(),
+                    Some(_) => {
+                        return Err(RpcError::type_error(
+                            "getEntrypoint(name?): name must be a string",
+                        ))
+                    }
+                },
+                _ => self.entrypoint.clone(),
+            };
             let target = host
-                .rpc_target(function, self.entrypoint.clone())
+                .rpc_target(function, entrypoint)
                 .await
                 .map_err(|e| e.to_rpc_error())?;
+            if method == "getRpcTarget" || method == "getEntrypoint" {
+                return Ok(Value::Stub(target));
+            }
             target.call(&method, args).await
         })
     }
 }
 
-/// The `loader` binding. Loading code dynamically needs the JavaScript engine; until the
-/// Worker Loader's host is plugged in, every call fails with a clear error.
+/// The `loader` binding of a host that cannot load code (the canned test host): every call
+/// fails with a clear error. The Worker Loader's host hands out the real one.
 #[derive(Debug)]
 pub struct LoaderBinding;
 

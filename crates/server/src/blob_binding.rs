@@ -12,10 +12,12 @@
 //! An `R2Object` here is a plain object: `{key, version, size, etag, httpEtag, uploaded
 //! (Date), httpMetadata: {contentType?, contentLanguage?, contentDisposition?,
 //! contentEncoding?, cacheControl?, cacheExpiry? (Date)}, customMetadata, storageClass}`.
-//! `get` adds `body`: the whole body as bytes (`Value::Bytes`), because a capnweb call returns
-//! data by value. **The JavaScript side wraps it** into a real `R2ObjectBody`: `body` as a
-//! `ReadableStream` over those bytes, `bodyUsed`, and the `text()`, `json()`, `arrayBuffer()`,
-//! `bytes()`, `blob()` accessors, plus `writeHttpMetadata(headers)`.
+//! `get` adds what an `R2ObjectBody` has: `body` (the whole body as bytes — an
+//! `ArrayBuffer`/`Uint8Array` in JavaScript, not a `ReadableStream`), `bodyUsed`, and the
+//! accessors `text()`, `json()`, `arrayBuffer()`, `bytes()`, `blob()` as function
+//! capabilities, so `const o = await env.R2.get(k); await o.text()` works from JavaScript
+//! and over the wire while the metadata stay plain, synchronously readable properties.
+//! `writeHttpMetadata(headers)` is not provided.
 //!
 //! As in R2, `list` leaves `httpMetadata` and `customMetadata` out of its objects unless
 //! `include` names them, and `cursor` is present only when `truncated` is true. A `put`
@@ -25,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use capnweb::{Bytes, CallResult, Object, RpcError, RpcTarget, Value};
+use capnweb::{Bytes, CallResult, Object, RpcError, RpcTarget, Stub, Value};
 use store::{BlobListOptions, BlobMeta, BlobPutOptions, HttpMetadata, Store};
 
 use crate::bindings::{body_bytes, key_arg, number_opt, options_arg, store_call, string_opt};
@@ -77,7 +79,8 @@ impl BlobBinding {
             None => Value::Null,
             Some((meta, body)) => {
                 let mut o = object_meta(&meta, true);
-                o.insert("body".into(), Value::Bytes(Bytes::new(body)));
+                let content_type = meta.http_metadata.content_type.clone().unwrap_or_default();
+                add_body(&mut o, body, content_type);
                 Value::Object(o)
             }
         })
@@ -197,6 +200,53 @@ impl RpcTarget for BlobBinding {
 }
 
 /// The `R2Object` fields of `meta`; with or without the two metadata maps.
+/// Adds an `R2ObjectBody`'s body and accessors to `o`: `body` (the bytes), `bodyUsed`
+/// (always `false`: the accessors can be called more than once), and `text()`, `json()`,
+/// `arrayBuffer()`, `bytes()`, `blob()` as function capabilities, so JavaScript's
+/// `await obj.text()` works through the bridge while the metadata stay plain properties.
+fn add_body(o: &mut Object, body: Vec<u8>, content_type: String) {
+    let body: Arc<[u8]> = body.into();
+    o.insert("body".into(), Value::Bytes(Bytes::new(body.to_vec())));
+    o.insert("bodyUsed".into(), Value::Bool(false));
+    let accessor = |f: fn(&[u8], &str) -> Result<Value, RpcError>| {
+        let body = body.clone();
+        let content_type = content_type.clone();
+        Value::Stub(Stub::from_fn(move |_args| {
+            let out = f(&body, &content_type);
+            async move { out }
+        }))
+    };
+    o.insert(
+        "text".into(),
+        accessor(|b, _| Ok(Value::String(String::from_utf8_lossy(b).into_owned()))),
+    );
+    o.insert(
+        "json".into(),
+        accessor(|b, _| {
+            serde_json::from_slice::<serde_json::Value>(b)
+                .map(|j| Value::from_json(&j))
+                .map_err(|e| RpcError::new("SyntaxError", format!("body is not JSON: {e}")))
+        }),
+    );
+    o.insert(
+        "arrayBuffer".into(),
+        accessor(|b, _| Ok(Value::Bytes(Bytes::new(b.to_vec())))),
+    );
+    o.insert(
+        "bytes".into(),
+        accessor(|b, _| Ok(Value::Bytes(Bytes::new(b.to_vec())))),
+    );
+    o.insert(
+        "blob".into(),
+        accessor(|b, ct| {
+            Ok(Value::Blob(Box::new(capnweb::BlobValue {
+                content_type: ct.to_owned(),
+                data: b.to_vec(),
+            })))
+        }),
+    );
+}
+
 fn object_meta(meta: &BlobMeta, with_metadata: bool) -> Object {
     let mut o = Object::new();
     o.insert("key".into(), Value::string(&meta.key));

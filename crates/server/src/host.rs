@@ -2,9 +2,10 @@
 //!
 //! The server owns routing, storage, versions and bindings; the host owns running code. A
 //! host receives a [`Function`] (one immutable version of one function, with its `env`
-//! already resolved into capnweb values and stubs) and runs its handlers. Today the only
-//! host is the test host ([`crate::host_canned::CannedHost`]); the Worker Loader's host plugs
-//! in as one more implementation of this trait.
+//! already resolved into capnweb values and stubs) and runs its handlers. Two hosts exist:
+//! the Worker Loader's ([`crate::host_loader::LoaderHost`], what the binary runs) and the
+//! test host ([`crate::host_canned::CannedHost`], fixed Rust behaviour for the server's own
+//! tests).
 
 use std::sync::Arc;
 
@@ -56,6 +57,29 @@ pub trait FunctionHost: Send + Sync + 'static {
     fn retire(&self, id: &str, live_version: Option<u64>) {
         let _ = (id, live_version);
     }
+
+    /// Whether an `X-RPC-Method: method` request to `function` should go to its fetch handler
+    /// instead of its RPC target, because the function has no RPC surface for it (a plain
+    /// `export default { fetch }` that reads the header itself). Default: never.
+    fn rpc_header_goes_to_fetch(
+        &self,
+        function: Arc<Function>,
+        method: String,
+    ) -> HostFuture<bool> {
+        let _ = (function, method);
+        Box::pin(async { Ok(false) })
+    }
+
+    /// The `loader` binding for function `id` (`{ "type": "loader" }` in its bindings), or
+    /// `None` when this host cannot load code dynamically (the binding then refuses calls).
+    fn loader_binding(&self, id: &str) -> Option<Stub> {
+        let _ = id;
+        None
+    }
+
+    /// Drops everything the host caches (at server shutdown), so the bindings its loaded
+    /// code holds (and with them the store) are released.
+    fn shutdown(&self) {}
 }
 
 /// Why a host call failed. The HTTP status each maps to is in [`HostError::status`].

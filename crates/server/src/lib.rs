@@ -2,7 +2,7 @@
 //! behind the binary `functions` (see the crate README for the CLI).
 //!
 //! The server wires the other crates together and owns no JavaScript: code runs on a
-//! [`FunctionHost`] (the Worker Loader's, or today the test host [`CannedHost`]); code,
+//! [`FunctionHost`] (the Worker Loader's [`LoaderHost`], or the test host [`CannedHost`]); code,
 //! KV and blobs live in the [`store`] crate; every RPC hop is [`capnweb`].
 //!
 //! ```no_run
@@ -18,11 +18,12 @@
 //! ```
 //!
 //! Modules: [`manifest`] (the bundle format), [`registry`] (atomic versioned deploys),
-//! [`host`] (the runtime interface), [`bindings`], [`kv_binding`], [`blob_binding`],
+//! [`host`] (the runtime interface), [`host_loader`] (the Worker Loader's host),
+//! [`host_canned`] (the test host), [`bindings`], [`kv_binding`], [`blob_binding`],
 //! [`http`] (routes and the status mapping), [`metrics`], [`function_dir`] (building a
 //! bundle from a directory), [`token`], [`server`].
 //!
-//! What it does not do: run JavaScript itself, serve TLS (put a proxy in front), or
+//! What it does not do: run JavaScript itself (the loader and isolate crates do), serve TLS (put a proxy in front), or
 //! coordinate several nodes (one node per data directory).
 
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod blob_binding;
 pub mod function_dir;
 pub mod host;
 pub mod host_canned;
+pub mod host_loader;
 pub mod http;
 pub mod kv_binding;
 pub mod manifest;
@@ -44,6 +46,7 @@ pub mod token;
 
 pub use host::{Function, FunctionHost, HostError, HostFuture};
 pub use host_canned::CannedHost;
+pub use host_loader::LoaderHost;
 pub use manifest::{Binding, Bundle, ManifestError, Module};
 pub use registry::{Registry, RegistryError};
 pub use server::{Config, Server, ServerError};

@@ -116,7 +116,13 @@ impl Registry {
     }
 
     fn make_function(&self, id: &str, version: u64, bundle: Arc<Bundle>) -> Arc<Function> {
-        let env = bindings::build_env(&bundle, &self.store, self.me.clone());
+        let loader = bundle
+            .bindings
+            .values()
+            .any(|b| matches!(b, crate::manifest::Binding::Loader))
+            .then(|| self.host.loader_binding(id))
+            .flatten();
+        let env = bindings::build_env(&bundle, &self.store, self.me.clone(), loader);
         Arc::new(Function {
             id: id.to_owned(),
             version,

@@ -184,6 +184,7 @@ impl Server {
             }
         };
         self.registry.clear();
+        self.registry.host().shutdown();
         result
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use server::token::TokenSource;
-use server::{CannedHost, Config, FunctionHost, Server};
+use server::{Config, FunctionHost, LoaderHost, Server};
 
 use client::Client;
 
@@ -193,10 +193,9 @@ impl Cli {
     }
 }
 
-/// The host that runs function code. The Worker Loader's host replaces this line.
+/// The host that runs function code: the Worker Loader (QuickJS isolates).
 fn host() -> Arc<dyn FunctionHost> {
-    tracing::warn!("no JavaScript engine in this build: functions run on the canned test host");
-    Arc::new(CannedHost::new())
+    Arc::new(LoaderHost::new())
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {

@@ -55,7 +55,21 @@ pub async fn handle(
         let Ok(rpc_method) = rpc_method.to_str() else {
             return status::error(400, "TypeError", "X-RPC-Method must be ASCII");
         };
-        return rpc_call(&state, function, rpc_method.to_owned(), &body).await;
+        // A function with no RPC surface for this method (a plain `export default { fetch }`)
+        // gets the request on its fetch handler, header included, and may read it itself.
+        let to_fetch = state
+            .registry
+            .host()
+            .rpc_header_goes_to_fetch(function.clone(), rpc_method.to_owned())
+            .await;
+        match to_fetch {
+            Ok(true) => {}
+            Ok(false) => return rpc_call(&state, function, rpc_method.to_owned(), &body).await,
+            Err(e) => {
+                tracing::warn!(function = %function.id, error = %e, "load failed");
+                return status::host_error(&e);
+            }
+        }
     }
     let host = headers
         .get(axum::http::header::HOST)
@@ -139,7 +153,14 @@ async fn rpc_call(
     );
     match result {
         Ok(v) => status::json(200, json!({ "result": v.to_json() })),
-        Err(e) => status::json(500, json!({ "error": status::thrown_json(&e) })),
+        Err(e) => {
+            let code = if e.name() == isolate::RESOURCE_LIMIT_ERROR {
+                503
+            } else {
+                500
+            };
+            status::json(code, json!({ "error": status::thrown_json(&e) }))
+        }
     }
 }
 

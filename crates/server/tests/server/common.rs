@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use server::{CannedHost, Config, Server};
+use server::{CannedHost, Config, FunctionHost, LoaderHost, Server};
 
 pub const TOKEN: &str = "test-admin-token";
 
@@ -34,7 +34,18 @@ impl Resp {
 }
 
 impl TestServer {
+    /// A server on the canned test host.
     pub async fn start() -> TestServer {
+        TestServer::start_with(Arc::new(CannedHost::new())).await
+    }
+
+    /// A server on the Worker Loader's host (real JavaScript).
+    #[allow(dead_code)]
+    pub async fn start_js() -> TestServer {
+        TestServer::start_with(Arc::new(LoaderHost::new())).await
+    }
+
+    pub async fn start_with(host: Arc<dyn FunctionHost>) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -42,9 +53,7 @@ impl TestServer {
             admin_token: Some(TOKEN.into()),
             ..Config::default()
         };
-        let server = Server::start(config, Arc::new(CannedHost::new()))
-            .await
-            .expect("server starts");
+        let server = Server::start(config, host).await.expect("server starts");
         TestServer {
             base: format!("http://{}", server.local_addr()),
             server: Some(server),
@@ -139,5 +148,35 @@ pub fn bundle(label: &str, bindings: Value) -> Value {
             b["bindings"][k] = v;
         }
     }
+    b
+}
+
+/// JavaScript with the canned host's RPC surface (for servers on the loader host, and the
+/// binary): `add`, `version` → `{label}`, `fail(message)` (a `RangeError` with `code`),
+/// `slow(ms)` → `{before, after}`, `binding(name)`, `echo(x)`; fetch answers `ok`.
+#[allow(dead_code)]
+pub const API_JS: &str = r#"
+import { RpcTarget } from "cloudflare:workers";
+export class Api extends RpcTarget {
+  constructor(ctx, env) { super(); this.env = env; }
+  echo(x) { return x; }
+  add(a, b) { return a + b; }
+  version() { return { label: this.env.VERSION }; }
+  fail(message) { const e = new RangeError(message); e.code = "E_FAIL"; throw e; }
+  async slow(ms) {
+    const before = this.env.VERSION;
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return { before, after: this.env.VERSION };
+  }
+  binding(name) { return this.env[name]; }
+}
+export default { fetch() { return new Response("ok"); }, rpc: Api };
+"#;
+
+/// A bundle of [`API_JS`] labelled `label`, with extra bindings.
+#[allow(dead_code)]
+pub fn js_bundle(label: &str, bindings: Value) -> Value {
+    let mut b = bundle(label, bindings);
+    b["modules"]["index.js"] = json!(API_JS);
     b
 }

@@ -5,6 +5,7 @@ mod admin;
 mod bindings;
 mod common;
 mod fetch;
+mod loader_host;
 mod ops;
 mod process;
 mod rpc;

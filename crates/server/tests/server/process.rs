@@ -9,7 +9,7 @@ use capnweb::transport::websocket;
 use capnweb::{Limits, Value};
 use serde_json::json;
 
-use crate::common::{bundle, request};
+use crate::common::{js_bundle, request, API_JS};
 
 const BIN: &str = env!("CARGO_BIN_EXE_functions");
 
@@ -130,7 +130,7 @@ async fn kv_and_blob_data_survive_sigkill_and_restart_on_the_same_data_dir() {
         token_file(dir.path()),
         "the printed token is the saved one"
     );
-    let b = bundle(
+    let b = js_bundle(
         "v1",
         json!({
             "KV": {"type": "kv", "namespace": "durable"},
@@ -190,6 +190,16 @@ async fn kv_and_blob_data_survive_sigkill_and_restart_on_the_same_data_dir() {
         panic!("blob body is bytes")
     };
     assert_eq!(body.data, b"bytes!");
+    let text = api
+        .call("binding", vec!["FILES".into()])
+        .to_stub()
+        .call("get", vec!["f.bin".into()])
+        .get("text")
+        .to_stub()
+        .call_fn(vec![])
+        .await
+        .expect("blob text()");
+    assert_eq!(text.as_str(), Some("bytes!"));
     // The old token still works on the admin API.
     let auth = format!("Bearer {token}");
     let list = request(
@@ -209,7 +219,7 @@ async fn sigterm_lets_an_in_flight_call_finish_then_exits_zero() {
     let server = Spawned::start(dir.path(), &[]);
     let token = token_file(dir.path());
     assert_eq!(
-        deploy(&server.base, &token, "slowpoke", bundle("v1", json!({}))).await,
+        deploy(&server.base, &token, "slowpoke", js_bundle("v1", json!({}))).await,
         200
     );
     let base = server.base.clone();
@@ -257,10 +267,10 @@ fn stderr(o: &Output) -> String {
 async fn cli_serve_deploy_dir_then_list_deploy_call_rollback_delete() {
     let data = tempfile::tempdir().expect("tempdir");
     let fns = tempfile::tempdir().expect("tempdir");
-    std::fs::write(fns.path().join("hello.js"), "export default {}").expect("write");
+    std::fs::write(fns.path().join("hello.js"), API_JS).expect("write");
     let dir_fn = fns.path().join("dir-fn");
     std::fs::create_dir_all(&dir_fn).expect("mkdir");
-    std::fs::write(dir_fn.join("index.js"), "export default {}").expect("write");
+    std::fs::write(dir_fn.join("index.js"), API_JS).expect("write");
     std::fs::write(
         dir_fn.join("function.json"),
         r#"{"bindings": {"VERSION": "from-dir"}}"#,
