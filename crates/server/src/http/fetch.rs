@@ -152,14 +152,17 @@ async fn rpc_call(
         started.elapsed(),
     );
     match result {
-        Ok(v) => status::json(200, json!({ "result": v.to_json() })),
+        Ok(v) => status::json(200, json!({ "result": status::js_numbers(v.to_json()) })),
         Err(e) => {
             let code = if e.name() == isolate::RESOURCE_LIMIT_ERROR {
                 503
             } else {
                 500
             };
-            status::json(code, json!({ "error": status::thrown_json(&e) }))
+            status::json(
+                code,
+                json!({ "error": status::js_numbers(status::thrown_json(&e)) }),
+            )
         }
     }
 }

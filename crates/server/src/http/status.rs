@@ -29,6 +29,23 @@ pub fn json(status: u16, body: serde_json::Value) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
+/// `v` with integral numbers written as integers (`5`, not `5.0`): JavaScript has one number
+/// type, and a JSON answer should read as `JSON.stringify` would write it.
+pub fn js_numbers(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_991.0 => {
+                J::from(f as i64)
+            }
+            _ => J::Number(n),
+        },
+        J::Array(a) => J::Array(a.into_iter().map(js_numbers).collect()),
+        J::Object(o) => J::Object(o.into_iter().map(|(k, v)| (k, js_numbers(v))).collect()),
+        other => other,
+    }
+}
+
 /// `{"error": {"name", "message"}}` with `status`.
 pub fn error(status: u16, name: &str, message: impl Into<String>) -> Response {
     json(

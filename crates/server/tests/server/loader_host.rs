@@ -37,7 +37,7 @@ async fn js_fetch_sees_the_rewritten_url_and_x_rpc_method_calls_the_rpc_target()
     );
     let r = s.rpc("hello", "add", json!([2, 3])).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.json(), json!({ "result": 5.0 }));
+    assert_eq!(r.json(), json!({ "result": 5 }));
     let r = s.rpc("hello", "nope", json!([])).await;
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["error"]["name"], "TypeError");
@@ -126,8 +126,8 @@ async fn js_reads_kv_text_and_r2_object_text_through_bindings() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         r.json()["result"],
-        json!({ "kv": "kv-text", "key": "o", "size": 7.0, "text": "{\"a\":1}",
-                "json": { "a": 1.0 }, "missing": null })
+        json!({ "kv": "kv-text", "key": "o", "size": 7, "text": "{\"a\":1}",
+                "json": { "a": 1 }, "missing": null })
     );
 }
 
@@ -161,7 +161,7 @@ async fn service_binding_get_rpc_target_and_env_loader_work_from_js() {
     let r = s.rpc("caller", "viaService", json!([])).await;
     assert_eq!(
         r.json(),
-        json!({ "result": 42.0 }),
+        json!({ "result": 42 }),
         "{}",
         String::from_utf8_lossy(&r.body)
     );
@@ -189,5 +189,41 @@ async fn a_cpu_limit_from_the_bundle_stops_a_spinning_call_with_503() {
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     // The next call gets a fresh isolate.
     let r = s.rpc("spin", "ok", json!([])).await;
-    assert_eq!(r.json(), json!({ "result": 1.0 }));
+    assert_eq!(r.json(), json!({ "result": 1 }));
+}
+
+#[tokio::test]
+async fn every_example_deploys_and_the_orchestrator_reaches_runtime() {
+    let s = TestServer::start_js().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let found = server::function_dir::discover(&dir).expect("examples");
+    let mut ids: Vec<String> = Vec::new();
+    for f in found {
+        s.deploy(&f.id, f.bundle.to_json()).await;
+        ids.push(f.id);
+    }
+    for id in [
+        "callbacks",
+        "concurrent",
+        "errors",
+        "front",
+        "math",
+        "orchestrator",
+        "pipeline",
+        "runtime",
+        "sessions",
+    ] {
+        assert!(ids.iter().any(|i| i == id), "{id} deployed: {ids:?}");
+    }
+    let r = s
+        .rpc(
+            "orchestrator",
+            "executeWithRuntime",
+            json!(["f", { "x": 1 }]),
+        )
+        .await;
+    assert_eq!(
+        r.json(),
+        json!({ "result": { "functionId": "f", "payload": { "x": 1 }, "executedBy": "runtime" } })
+    );
 }
