@@ -56,16 +56,18 @@ impl ModuleSource {
 ///
 /// Against a malicious function: it cannot allocate more than `memory_bytes` of JavaScript heap
 /// (the allocation fails, the call is rejected with `ResourceLimitError` and the isolate is
-/// discarded); it cannot run JavaScript for longer than `cpu_time` without returning to the
-/// host — the deadline is checked by QuickJS's interrupt handler, which JavaScript cannot
-/// catch or disable — after which the call is rejected and the isolate discarded; and it
+/// discarded); one invocation cannot run JavaScript for longer than `cpu_time` in total, across
+/// all its awaits, nor can any single run of JavaScript last longer than that — the deadline
+/// is checked by QuickJS's interrupt handler, which JavaScript cannot catch or disable — after
+/// which the call is rejected and the isolate discarded; and it
 /// cannot recurse past `max_stack_bytes` (a catchable `InternalError`, no crash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// JavaScript heap limit. Default 128 MiB.
     pub memory_bytes: usize,
-    /// Longest uninterrupted run of JavaScript (one invocation's turn on its thread, including
-    /// the microtasks it queues). Default 1 s.
+    /// CPU time one invocation may use, summed over every slice of JavaScript that runs for
+    /// it (the call itself, and each continuation after an await on a timer, an RPC result or
+    /// another event); also the longest any single slice may run. Default 1 s.
     pub cpu_time: Duration,
     /// Native stack QuickJS may use. Default 1 MiB.
     pub max_stack_bytes: usize,

@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use capnweb::{RpcError, Value};
 use rquickjs::{Array, Ctx, Function, Object, Persistent, Value as JsValue};
@@ -24,6 +24,10 @@ pub(crate) type Reply = oneshot::Sender<Result<Value, RpcError>>;
 
 type Saved = Persistent<JsValue<'static>>;
 
+/// A JavaScript promise waiting for a capnweb result: resolve, reject, and the invocation that
+/// is waiting on it.
+type Pull = (Saved, Saved, Option<u64>);
+
 /// What a call into a JavaScript object does.
 pub(crate) enum Op {
     /// Calls a method (`""`: the object is a function and is called itself).
@@ -33,12 +37,24 @@ pub(crate) enum Op {
 }
 
 /// One isolate's host state. Lives on the isolate's thread only.
+///
+/// A host is built blank (web APIs and bridge installed, no function yet: see
+/// [`Host::prepare`]) and then claimed by one function ([`Host::claim`], [`Host::start`]). A
+/// blank host never runs user code, so a spare one can be built ahead of time.
 pub(crate) struct Host {
-    pub(crate) id: String,
-    shared: Weak<Shared>,
-    limits: Limits,
-    started: Instant,
+    id: RefCell<String>,
+    shared: RefCell<Weak<Shared>>,
+    limits: Cell<Limits>,
+    started: Cell<Instant>,
+    /// Set by the interrupt handler when a deadline passed, or when an invocation used up its
+    /// CPU budget.
     interrupted: Rc<Cell<bool>>,
+    /// When the running slice of JavaScript must stop (read by the interrupt handler).
+    deadline: Rc<Cell<Option<Instant>>>,
+    /// The running slice: when it started and which invocation it runs for.
+    slice: Cell<Option<(Instant, Option<u64>)>>,
+    /// CPU time used so far by each invocation still waiting to settle, by call id.
+    budgets: RefCell<HashMap<u64, Duration>>,
     oom: Cell<bool>,
     helpers: RefCell<Option<Saved>>,
     web: RefCell<Option<Saved>>,
@@ -49,23 +65,24 @@ pub(crate) struct Host {
     objects: RefCell<HashMap<u64, Saved>>,
     /// Calls waiting for JavaScript to settle them, by call id.
     replies: RefCell<HashMap<u64, Reply>>,
-    /// JavaScript promises waiting for a capnweb result: (resolve, reject), by id.
-    pulls: RefCell<HashMap<u64, (Saved, Saved)>>,
+    /// JavaScript promises waiting for a capnweb result: (resolve, reject, the invocation
+    /// that asked), by id.
+    pulls: RefCell<HashMap<u64, Pull>>,
 }
 
 impl Host {
-    pub(crate) fn new(
-        shared: Weak<Shared>,
-        id: String,
-        limits: Limits,
-        interrupted: Rc<Cell<bool>>,
-    ) -> Self {
+    /// A blank host whose limits are enforced through `deadline` and `interrupted` (shared
+    /// with the runtime's interrupt handler).
+    pub(crate) fn new(interrupted: Rc<Cell<bool>>, deadline: Rc<Cell<Option<Instant>>>) -> Self {
         Host {
-            id,
-            shared,
-            limits,
-            started: Instant::now(),
+            id: RefCell::new(String::new()),
+            shared: RefCell::new(Weak::new()),
+            limits: Cell::new(Limits::default()),
+            started: Cell::new(Instant::now()),
             interrupted,
+            deadline,
+            slice: Cell::new(None),
+            budgets: RefCell::default(),
             oom: Cell::new(false),
             helpers: RefCell::default(),
             web: RefCell::default(),
@@ -78,8 +95,82 @@ impl Host {
         }
     }
 
+    /// Gives a blank host to one function.
+    pub(crate) fn claim(&self, shared: &Arc<Shared>, limits: Limits) {
+        *self.id.borrow_mut() = shared.id.clone();
+        *self.shared.borrow_mut() = Arc::downgrade(shared);
+        self.limits.set(limits);
+        self.started.set(Instant::now());
+    }
+
+    /// The function id.
+    pub(crate) fn id(&self) -> std::cell::Ref<'_, String> {
+        self.id.borrow()
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits.get()
+    }
+
     pub(crate) fn shared(&self) -> Option<Arc<Shared>> {
-        self.shared.upgrade()
+        self.shared.borrow().upgrade()
+    }
+
+    /// Starts a slice of JavaScript (one job and the microtasks it queues): it may run for at
+    /// most the CPU limit.
+    pub(crate) fn begin_slice(&self) {
+        let now = Instant::now();
+        self.slice.set(Some((now, None)));
+        self.deadline.set(Some(now + self.limits().cpu_time));
+    }
+
+    /// Says which invocation the running slice works for: the slice's time is charged to it,
+    /// and the slice stops when the invocation's CPU budget (across all its slices) runs out.
+    pub(crate) fn enter(&self, invocation: Option<u64>) {
+        let (Some((start, _)), Some(id)) = (self.slice.get(), invocation) else {
+            return;
+        };
+        let Some(used) = self.budgets.borrow().get(&id).copied() else {
+            return;
+        };
+        self.slice.set(Some((start, Some(id))));
+        let left = self.limits().cpu_time.saturating_sub(used);
+        let until = start + left;
+        if self.deadline.get().is_none_or(|d| until < d) {
+            self.deadline.set(Some(until));
+        }
+    }
+
+    /// The invocation the running slice works for, if known.
+    pub(crate) fn current(&self) -> Option<u64> {
+        self.slice.get().and_then(|(_, id)| id)
+    }
+
+    /// Ends the slice: charges its time to its invocation, and breaks the CPU limit if that
+    /// used up the invocation's budget.
+    pub(crate) fn end_slice(&self) {
+        self.deadline.set(None);
+        let Some((start, Some(id))) = self.slice.take() else {
+            return;
+        };
+        let elapsed = start.elapsed();
+        if let Some(used) = self.budgets.borrow_mut().get_mut(&id) {
+            *used += elapsed;
+            if *used >= self.limits().cpu_time {
+                self.interrupted.set(true);
+            }
+        }
+    }
+
+    /// Starts an invocation (a call from outside): it gets a reply id and a CPU budget, and
+    /// the running slice works for it.
+    fn begin_invocation(&self, reply: Reply) -> u64 {
+        let id = self.add_reply(reply);
+        self.budgets.borrow_mut().insert(id, Duration::ZERO);
+        if let Some((start, _)) = self.slice.get() {
+            self.slice.set(Some((start, Some(id))));
+        }
+        id
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -87,7 +178,7 @@ impl Host {
     }
 
     pub(crate) fn elapsed_ms(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() * 1000.0
+        self.started.get().elapsed().as_secs_f64() * 1000.0
     }
 
     /// Marks that the heap limit was hit.
@@ -112,25 +203,20 @@ impl Host {
         if self.interrupted.get() {
             Some(format!(
                 "CPU time limit of {} ms exceeded",
-                self.limits.cpu_time.as_millis()
+                self.limits().cpu_time.as_millis()
             ))
         } else if self.oom.get() {
             Some(format!(
                 "JavaScript heap memory limit {} MiB exceeded",
-                self.limits.memory_bytes / (1024 * 1024)
+                self.limits().memory_bytes / (1024 * 1024)
             ))
         } else {
             None
         }
     }
 
-    /// Installs the web APIs and the bridge, hands the env over, and evaluates the main
-    /// module. Returns whether the default export has an `rpc` class.
-    pub(crate) fn start<'js>(
-        self: &Rc<Self>,
-        ctx: &Ctx<'js>,
-        config: &IsolateConfig,
-    ) -> Result<bool, LoadError> {
+    /// Installs the web APIs and the bridge (no user code runs).
+    pub(crate) fn prepare<'js>(self: &Rc<Self>, ctx: &Ctx<'js>) -> Result<(), LoadError> {
         let natives = crate::natives::install(ctx, Rc::downgrade(self))
             .map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
         let setup = || -> rquickjs::Result<()> {
@@ -144,7 +230,19 @@ impl Host {
             *self.ctx_obj.borrow_mut() = Some(Persistent::save(ctx, ctx_obj));
             Ok(())
         };
-        setup().map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
+        setup().map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))
+    }
+
+    /// Hands the env over and evaluates the main module of a claimed host. Returns whether the
+    /// default export has an `rpc` class.
+    pub(crate) fn start<'js>(
+        self: &Rc<Self>,
+        ctx: &Ctx<'js>,
+        config: &IsolateConfig,
+    ) -> Result<bool, LoadError> {
+        self.web_fn(ctx, "resetClock")
+            .and_then(|f| f.call::<_, ()>(()))
+            .map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
         let env = bridge::to_js(self, ctx, &config.env)
             .map_err(|e| LoadError::Env(self.describe_error(ctx, e)))?;
         let outbound = match &config.global_outbound {
@@ -334,7 +432,7 @@ impl Host {
 
     /// Calls into a JavaScript object; `reply` gets the settled result.
     pub(crate) fn invoke<'js>(&self, ctx: &Ctx<'js>, tref: &TargetRef, op: Op, reply: Reply) {
-        let id = self.add_reply(reply);
+        let id = self.begin_invocation(reply);
         let run = || -> rquickjs::Result<()> {
             let obj = self.target_object(ctx, tref)?;
             match op {
@@ -356,7 +454,7 @@ impl Host {
 
     /// Calls the main module's fetch handler with `request`.
     pub(crate) fn fetch<'js>(&self, ctx: &Ctx<'js>, request: Value, reply: Reply) {
-        let id = self.add_reply(reply);
+        let id = self.begin_invocation(reply);
         let run = || -> rquickjs::Result<()> {
             let ns = self.saved(ctx, &self.namespace)?;
             let env = self.saved(ctx, &self.env)?;
@@ -373,6 +471,7 @@ impl Host {
 
     /// Answers call `id` (no-op if it was already answered).
     pub(crate) fn settle(&self, id: u64, result: Result<Value, RpcError>) {
+        self.budgets.borrow_mut().remove(&id);
         let reply = self.replies.borrow_mut().remove(&id);
         if let Some(reply) = reply {
             let result = match self.limit_broken() {
@@ -400,6 +499,7 @@ impl Host {
             (
                 Persistent::save(ctx, resolve.into_value()),
                 Persistent::save(ctx, reject.into_value()),
+                self.current(),
             ),
         );
         id
@@ -412,9 +512,10 @@ impl Host {
         id: u64,
         result: Result<Value, RpcError>,
     ) {
-        let Some((resolve, reject)) = self.pulls.borrow_mut().remove(&id) else {
+        let Some((resolve, reject, owner)) = self.pulls.borrow_mut().remove(&id) else {
             return;
         };
+        self.enter(owner);
         let run = || -> rquickjs::Result<()> {
             let (f, v) = match &result {
                 Ok(v) => (resolve.restore(ctx)?, bridge::to_js(self, ctx, v)?),
@@ -440,7 +541,9 @@ impl Host {
         }
     }
 
-    pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, id: u64) {
+    /// Fires timer `id`, set while `owner` was running.
+    pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, id: u64, owner: Option<u64>) {
+        self.enter(owner);
         if let Ok(f) = self.web_fn(ctx, "fireTimer") {
             if f.call::<_, ()>((id,)).is_err() {
                 let _ = ctx.catch();
@@ -454,7 +557,7 @@ impl Host {
         for reply in replies {
             let err = match reason {
                 Some(r) => resource_limit_error(r),
-                None => RpcError::error(format!("isolate '{}' was shut down", self.id)),
+                None => RpcError::error(format!("isolate '{}' was shut down", self.id())),
             };
             let _ = reply.send(Err(err));
         }
@@ -465,6 +568,7 @@ impl Host {
     pub(crate) fn clear(&self) {
         self.objects.borrow_mut().clear();
         self.pulls.borrow_mut().clear();
+        self.budgets.borrow_mut().clear();
         for slot in [
             &self.helpers,
             &self.web,

@@ -48,7 +48,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
                 let path = path_of(&path)?;
                 tracing::trace!(
                     target: "isolate::rpc",
-                    function = host.id.as_str(),
+                    function = host.id().as_str(),
                     event = "issued",
                     method = %path.last().map(ToString::to_string).unwrap_or_default(),
                     "call issued"
@@ -154,7 +154,8 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
             ctx.clone(),
             move |ctx: Ctx<'js>, level: i32, msg: String| {
                 let host = host_of(&ctx, &h)?;
-                let id = host.id.as_str();
+                let id = host.id();
+                let id = id.as_str();
                 match level {
                     0 => tracing::debug!(target: "isolate::console", function = id, "{msg}"),
                     1 => tracing::info!(target: "isolate::console", function = id, "{msg}"),
@@ -173,10 +174,11 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
             let host = host_of(&ctx, &h)?;
             let weak = std::sync::Arc::downgrade(&host.shared().ok_or_else(|| gone(&ctx))?);
             let delay = Duration::from_secs_f64((ms.max(0.0) / 1000.0).min(86_400.0 * 365.0));
+            let owner = host.current();
             drop(capnweb::rt::handle().spawn(async move {
                 tokio::time::sleep(delay).await;
                 if let Some(shared) = weak.upgrade() {
-                    shared.post(move |ctx, host| host.fire_timer(ctx, id));
+                    shared.post(move |ctx, host| host.fire_timer(ctx, id, owner));
                 }
             }));
             Ok::<_, rquickjs::Error>(())

@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use tokio::sync::mpsc;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::state::ThreadState;
 
@@ -14,7 +15,7 @@ use crate::state::ThreadState;
 pub(crate) type Job = Box<dyn FnOnce(&mut ThreadState) + Send>;
 
 pub(crate) struct Pool {
-    threads: Vec<mpsc::UnboundedSender<Job>>,
+    threads: Vec<mpsc::Sender<Job>>,
     next: AtomicUsize,
 }
 
@@ -47,7 +48,7 @@ pub(crate) fn pool() -> &'static Pool {
         };
         let threads = (0..n)
             .filter_map(|i| {
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel();
                 std::thread::Builder::new()
                     .name(format!("js-{i}"))
                     .stack_size(16 * 1024 * 1024)
@@ -66,7 +67,7 @@ pub(crate) fn pool() -> &'static Pool {
 
 impl Pool {
     /// The next thread, round robin: its index and its channel.
-    pub(crate) fn pick(&self) -> Option<(usize, mpsc::UnboundedSender<Job>)> {
+    pub(crate) fn pick(&self) -> Option<(usize, mpsc::Sender<Job>)> {
         if self.threads.is_empty() {
             return None;
         }
@@ -75,12 +76,29 @@ impl Pool {
     }
 }
 
-fn thread_main(mut rx: mpsc::UnboundedReceiver<Job>) {
+/// How long a thread must have been idle before it builds a blank isolate for the next load
+/// (so building one does not delay a job that follows right after another).
+const IDLE_BEFORE_SPARE: Duration = Duration::from_micros(200);
+
+fn thread_main(rx: mpsc::Receiver<Job>) {
     if let Err(e) = crate::bytecode::warm_up() {
         tracing::error!("the built-in JavaScript does not compile: {e}");
     }
     let mut state = ThreadState::default();
-    while let Some(job) = rx.blocking_recv() {
+    loop {
+        let job = if state.has_spare() {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(IDLE_BEFORE_SPARE) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    state.fill_spare();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            }
+        };
+        let Some(job) = job else { break };
         job(&mut state);
     }
 }

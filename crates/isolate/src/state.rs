@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rquickjs::{Context, Ctx, Runtime};
-use tokio::sync::mpsc;
+use std::sync::mpsc;
 
-use crate::config::{IsolateConfig, Limits};
+use crate::config::IsolateConfig;
 use crate::error::{resource_limit_error, LoadError};
 use crate::host::Host;
 use crate::pool::Job;
@@ -24,14 +24,14 @@ pub(crate) struct Shared {
     pub(crate) key: u64,
     pub(crate) id: String,
     pub(crate) thread: usize,
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::Sender<Job>,
     next_id: AtomicU64,
     broken: Mutex<Option<String>>,
     memory: AtomicUsize,
 }
 
 impl Shared {
-    pub(crate) fn new(key: u64, id: String, thread: usize, tx: mpsc::UnboundedSender<Job>) -> Self {
+    pub(crate) fn new(key: u64, id: String, thread: usize, tx: mpsc::Sender<Job>) -> Self {
         Shared {
             key,
             id,
@@ -107,18 +107,33 @@ struct IsolateState {
     host: Rc<Host>,
     ctx: Context,
     rt: Runtime,
-    deadline: Rc<Cell<Option<Instant>>>,
-    limits: Limits,
     slices: u64,
 }
 
-/// The isolates of one JavaScript thread.
+/// The isolates of one JavaScript thread, and a blank one built ahead of time so that the
+/// next isolate skips building its runtime, context and web APIs.
 #[derive(Default)]
 pub(crate) struct ThreadState {
     isolates: HashMap<u64, IsolateState>,
+    spare: Option<IsolateState>,
 }
 
 impl ThreadState {
+    /// Whether a blank isolate is ready.
+    pub(crate) fn has_spare(&self) -> bool {
+        self.spare.is_some()
+    }
+
+    /// Builds the blank isolate, if there is none (called when the thread is idle).
+    pub(crate) fn fill_spare(&mut self) {
+        if self.spare.is_none() {
+            match blank() {
+                Ok(st) => self.spare = Some(st),
+                Err(e) => tracing::error!("cannot build a blank isolate: {e}"),
+            }
+        }
+    }
+
     /// Builds an isolate on this thread and evaluates its main module. Returns whether the
     /// default export has an `rpc` class.
     pub(crate) fn create(
@@ -126,60 +141,26 @@ impl ThreadState {
         shared: &Arc<Shared>,
         config: IsolateConfig,
     ) -> Result<bool, LoadError> {
-        let rt = Runtime::new().map_err(|e| LoadError::Runtime(e.to_string()))?;
-        rt.set_memory_limit(config.limits.memory_bytes);
-        rt.set_max_stack_size(config.limits.max_stack_bytes);
-        let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
-        let interrupted = Rc::new(Cell::new(false));
-        {
-            let deadline = deadline.clone();
-            let interrupted = interrupted.clone();
-            rt.set_interrupt_handler(Some(Box::new(move || match deadline.get() {
-                Some(d) if Instant::now() >= d => {
-                    interrupted.set(true);
-                    true
-                }
-                _ => false,
-            })));
-        }
-        crate::modules::install_loader(&rt, &config.modules);
-        let ctx = Context::full(&rt).map_err(|e| LoadError::Runtime(e.to_string()))?;
-        let host = Rc::new(Host::new(
-            Arc::downgrade(shared),
-            shared.id.clone(),
-            config.limits,
-            interrupted,
-        ));
-        deadline.set(Some(Instant::now() + config.limits.cpu_time));
-        let result = ctx.with(|ctx| {
-            let r = host.start(&ctx, &config);
+        let st = match self.spare.take() {
+            Some(st) => st,
+            None => blank()?,
+        };
+        st.rt.set_memory_limit(config.limits.memory_bytes);
+        st.rt.set_max_stack_size(config.limits.max_stack_bytes);
+        crate::modules::install_loader(&st.rt, &config.modules);
+        st.host.claim(shared, config.limits);
+        st.host.begin_slice();
+        let result = st.ctx.with(|ctx| {
+            let r = st.host.start(&ctx, &config);
             if r.is_err() {
-                host.clear();
+                st.host.clear();
             }
             r
         });
-        deadline.set(None);
-        let has_rpc = match result {
-            Ok(has_rpc) => has_rpc,
-            Err(e) => {
-                drop(host);
-                drop(ctx);
-                drop(rt);
-                return Err(e);
-            }
-        };
-        shared.memory.store(heap_used(&rt), Ordering::Relaxed);
-        self.isolates.insert(
-            shared.key,
-            IsolateState {
-                host,
-                ctx,
-                rt,
-                deadline,
-                limits: config.limits,
-                slices: 0,
-            },
-        );
+        st.host.end_slice();
+        let has_rpc = result?;
+        shared.memory.store(heap_used(&st.rt), Ordering::Relaxed);
+        self.isolates.insert(shared.key, st);
         Ok(has_rpc)
     }
 
@@ -192,16 +173,16 @@ impl ThreadState {
         let Some(st) = self.isolates.get_mut(&key) else {
             return;
         };
-        st.deadline.set(Some(Instant::now() + st.limits.cpu_time));
         let host = st.host.clone();
+        host.begin_slice();
         st.ctx.with(|ctx| {
             f(&ctx, &host);
             while host.limit_broken().is_none() && ctx.execute_pending_job() {}
         });
-        st.deadline.set(None);
+        host.end_slice();
         st.slices += 1;
         if let Some(reason) = host.limit_broken() {
-            tracing::warn!(isolate = %host.id, "{reason}; discarding the isolate");
+            tracing::warn!(isolate = %host.id(), "{reason}; discarding the isolate");
             self.discard(key, Some(reason));
             return;
         }
@@ -229,6 +210,43 @@ impl ThreadState {
         drop(host);
         drop(st);
     }
+}
+
+/// A blank isolate: a runtime with the interrupt handler, a context with the web APIs and the
+/// bridge installed, and a host not yet given to any function.
+fn blank() -> Result<IsolateState, LoadError> {
+    let rt = Runtime::new().map_err(|e| LoadError::Runtime(e.to_string()))?;
+    let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
+    let interrupted = Rc::new(Cell::new(false));
+    {
+        let deadline = deadline.clone();
+        let interrupted = interrupted.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || match deadline.get() {
+            Some(d) if Instant::now() >= d => {
+                interrupted.set(true);
+                true
+            }
+            _ => false,
+        })));
+    }
+    let ctx = Context::full(&rt).map_err(|e| LoadError::Runtime(e.to_string()))?;
+    let host = Rc::new(Host::new(interrupted, deadline));
+    host.begin_slice();
+    let prepared = ctx.with(|ctx| {
+        let r = host.prepare(&ctx);
+        if r.is_err() {
+            host.clear();
+        }
+        r
+    });
+    host.end_slice();
+    prepared?;
+    Ok(IsolateState {
+        host,
+        ctx,
+        rt,
+        slices: 0,
+    })
 }
 
 fn heap_used(rt: &Runtime) -> usize {

@@ -90,3 +90,61 @@ async fn deep_recursion_is_a_clear_error_not_a_crash() {
         Some("ok")
     );
 }
+
+const SLICED: &str = r#"
+function busy(ms) { const t = Date.now(); while (Date.now() - t < ms) {} }
+export default { rpc: class extends RpcTarget {
+  async microtasks() { for (;;) { await null; busy(10); } }
+  async timers() { for (;;) { await new Promise((r) => setTimeout(r, 0)); busy(10); } }
+  async short() { await new Promise((r) => setTimeout(r, 0)); busy(5); return 'done'; }
+  ok() { return 'ok'; }
+} };
+"#;
+
+#[tokio::test]
+async fn cpu_limit_covers_an_invocation_across_its_awaits() {
+    let iso = load("sliced", SLICED).await;
+    let err = iso
+        .rpc_target()
+        .call("microtasks", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
+    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
+    assert!(iso.is_broken());
+}
+
+#[tokio::test]
+async fn cpu_limit_adds_up_slices_that_return_to_the_host_between_awaits() {
+    let iso = load("sliced-timers", SLICED).await;
+    let bystander = load("sliced-bystander", SLICED).await;
+    let start = std::time::Instant::now();
+    let err = iso.rpc_target().call("timers", vec![]).await.unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
+    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
+    assert!(iso.is_broken());
+    // Each slice is 10 ms, far under the limit: only the per-invocation total can stop it.
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(
+        bystander
+            .rpc_target()
+            .call("ok", vec![])
+            .await
+            .unwrap()
+            .as_str(),
+        Some("ok")
+    );
+}
+
+#[tokio::test]
+async fn invocations_under_their_cpu_budget_are_not_stopped_by_earlier_ones() {
+    let mut cfg = isolate::IsolateConfig::single("budget", SLICED);
+    cfg.limits.cpu_time = std::time::Duration::from_millis(100);
+    let iso = isolate::Isolate::new(cfg).await.unwrap();
+    // 40 invocations of ~5 ms each: 200 ms in total, but each well under its own 100 ms.
+    for _ in 0..40 {
+        let v = iso.rpc_target().call("short", vec![]).await.unwrap();
+        assert_eq!(v.as_str(), Some("done"));
+    }
+    assert!(!iso.is_broken());
+}

@@ -362,8 +362,8 @@
       return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
     },
   });
-  const timeOrigin = Date.now();
-  define("performance", { now: () => native.now(), timeOrigin });
+  let timeOrigin = Date.now();
+  define("performance", { now: () => native.now(), get timeOrigin() { return timeOrigin; } });
 
   function dataCloneError(what) {
     const e = new Error(`${what} could not be cloned.`); e.name = "DataCloneError"; return e;
@@ -422,6 +422,7 @@
   function headerPairs(h) { return [...h.entries()]; }
   return {
     fireTimer,
+    resetClock() { timeOrigin = Date.now(); },
     setOutbound(stub) { outbound = stub; },
     snapshot(v) {
       if (v instanceof Request) return [9, [v.url, v.method, headerPairs(v.headers), v._rawBody()]];
