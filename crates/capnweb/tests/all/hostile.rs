@@ -39,15 +39,12 @@ fn raw_server() -> Raw {
 }
 
 async fn next_text(raw: &mut Raw) -> Option<String> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), raw.from_server.recv())
-            .await
-            .ok()??
-        {
-            Frame::Text(t) => return Some(t),
-            Frame::Close(_) => return None,
-            _ => return None,
-        }
+    match tokio::time::timeout(Duration::from_secs(5), raw.from_server.recv())
+        .await
+        .ok()??
+    {
+        Frame::Text(t) => Some(t),
+        _ => None,
     }
 }
 
