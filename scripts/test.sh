@@ -12,6 +12,8 @@ if [ ! -d tests/interop/node_modules/capnweb ]; then
 fi
 
 # The official capnweb 0.12.0 client against our Rust interop server...
-(cd tests/interop && INTEROP_SERVER="$PWD/../../target/debug/examples/interop_server" node --test)
+(cd tests/interop && INTEROP_SERVER="$PWD/../../target/debug/examples/interop_server" node --test client.test.mjs)
 # ...and against the JavaScript reference server, which proves the suite itself.
-(cd tests/interop && node --test)
+(cd tests/interop && node --test client.test.mjs)
+# End to end: the built `functions` binary serving examples/ (built by `cargo test` above).
+(cd tests/interop && node --test server.test.mjs)
