@@ -1,5 +1,5 @@
 //! [`CannedHost`]: a [`FunctionHost`] written in Rust that runs no JavaScript, so the whole
-//! server can be tested (and tried) before the Worker Loader exists.
+//! server (routing, admin, metrics) can be tested without a JavaScript engine in the loop.
 //!
 //! Every deployed bundle gets the same canned behaviour, parameterised by its vars:
 //!

@@ -1,5 +1,6 @@
 //! Integration tests of the `functions` server: in-process servers on 127.0.0.1:0 with the
-//! canned test host, and the built binary for the CLI, SIGKILL and SIGTERM scenarios.
+//! canned test host or the Worker Loader's host (`loader_host`), and the built binary (which runs
+//! the loader host) for the CLI, SIGKILL and SIGTERM scenarios.
 
 mod admin;
 mod bindings;
