@@ -74,6 +74,43 @@ impl CapHandle {
     }
 }
 
+/// The JavaScript object that holds a capnweb stream being read from JavaScript; dropping it
+/// (GC or cancel) drops the stream, which tells its writer.
+#[derive(Trace, JsLifetime)]
+#[rquickjs::class(rename = "CapnwebStream")]
+pub(crate) struct StreamHandle {
+    #[qjs(skip_trace)]
+    pub(crate) stream: Option<capnweb::ReadableStream>,
+}
+
+/// Starts feeding a JavaScript `ReadableStream` into a new capnweb stream.
+fn pump<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    stream: JsValue<'js>,
+) -> rquickjs::Result<capnweb::ReadableStream> {
+    let (tx, rs) = capnweb::ReadableStream::channel();
+    let sid = host.add_sender(tx);
+    host.web_fn(ctx, "pumpStream")?
+        .call::<_, ()>((sid, stream))?;
+    Ok(rs)
+}
+
+/// A JavaScript `ReadableStream` whose chunks are read from a capnweb stream.
+fn readable<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    stream: &capnweb::ReadableStream,
+) -> rquickjs::Result<JsValue<'js>> {
+    let handle = Class::instance(
+        ctx.clone(),
+        StreamHandle {
+            stream: Some(stream.clone()),
+        },
+    )?;
+    host.web_fn(ctx, "mkReadable")?.call((handle,))
+}
+
 /// Reads a property path given from JavaScript (strings and numbers).
 pub(crate) fn path_of(path: &Array<'_>) -> rquickjs::Result<Vec<PathKey>> {
     let mut out = Vec::with_capacity(path.len());
@@ -232,7 +269,7 @@ fn convert_object<'js>(
                 url: d.get(0)?,
                 method: d.get(1)?,
                 headers: header_pairs(&d.get(2)?)?,
-                body: body_of(d.get(3)?)?,
+                body: body_of(host, ctx, d.get(3)?, depth)?,
                 extra: CwObject::new(),
             }))
         }
@@ -242,12 +279,13 @@ fn convert_object<'js>(
                 status: d.get(0)?,
                 status_text: d.get(1)?,
                 headers: header_pairs(&d.get(2)?)?,
-                body: body_of(d.get(3)?)?,
+                body: body_of(host, ctx, d.get(3)?, depth)?,
                 extra: CwObject::new(),
             }))
         }
         11 => Value::Headers(header_pairs(&Array::from_value(detail)?)?),
         12 => Value::Url(detail.get::<String>()?),
+        13 => Value::Readable(pump(host, ctx, v)?),
         _ => return Err(type_error(ctx, "this value cannot be sent over RPC")),
     })
 }
@@ -273,16 +311,28 @@ fn header_pairs(a: &Array<'_>) -> rquickjs::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn body_of(v: JsValue<'_>) -> rquickjs::Result<Option<Body>> {
+fn body_of<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    v: JsValue<'js>,
+    depth: usize,
+) -> rquickjs::Result<Option<Body>> {
     if v.is_null() || v.is_undefined() {
         return Ok(None);
     }
     if v.is_string() {
         return Ok(Some(Body::Text(v.get()?)));
     }
-    Ok(Some(Body::Bytes(bytes_of(&TypedArray::<u8>::from_value(
-        v,
-    )?))))
+    if let Ok(bytes) = TypedArray::<u8>::from_value(v.clone()) {
+        return Ok(Some(Body::Bytes(bytes_of(&bytes))));
+    }
+    match convert_in(host, ctx, v, depth + 1)? {
+        Value::Readable(rs) => Ok(Some(Body::Stream(rs))),
+        _ => Err(type_error(
+            ctx,
+            "a body must be a string, bytes or a ReadableStream",
+        )),
+    }
 }
 
 /// Converts a list of call arguments.
@@ -344,21 +394,16 @@ pub(crate) fn to_js<'js>(host: &Host, ctx: &Ctx<'js>, v: &Value) -> rquickjs::Re
             r.url.as_str(),
             r.method.as_str(),
             pairs_to_js(ctx, &r.headers)?,
-            body_to_js(ctx, r.body.as_ref())?,
+            body_to_js(host, ctx, r.body.as_ref())?,
         ))?,
         Value::Response(r) => host.web_fn(ctx, "mkResponse")?.call((
             r.status,
             r.status_text.as_str(),
             pairs_to_js(ctx, &r.headers)?,
-            body_to_js(ctx, r.body.as_ref())?,
+            body_to_js(host, ctx, r.body.as_ref())?,
         ))?,
         Value::Blob(b) => TypedArray::<u8>::new(c, b.data.clone())?.into_value(),
-        Value::Readable(_) => {
-            return Err(type_error(
-                ctx,
-                "ReadableStream values are not supported in isolates yet",
-            ))
-        }
+        Value::Readable(rs) => readable(host, ctx, rs)?,
         Value::Stub(s) => cap_proxy(host, ctx, Cap::Stub(s.clone()))?,
         Value::Promise(p) => cap_proxy(host, ctx, Cap::Promise(p.clone()))?,
         _ => JsValue::new_undefined(c),
@@ -391,16 +436,16 @@ fn pairs_to_js<'js>(ctx: &Ctx<'js>, pairs: &[(String, String)]) -> rquickjs::Res
     js_array(ctx, items)
 }
 
-fn body_to_js<'js>(ctx: &Ctx<'js>, body: Option<&Body>) -> rquickjs::Result<JsValue<'js>> {
+fn body_to_js<'js>(
+    host: &Host,
+    ctx: &Ctx<'js>,
+    body: Option<&Body>,
+) -> rquickjs::Result<JsValue<'js>> {
     Ok(match body {
         None => JsValue::new_null(ctx.clone()),
         Some(Body::Text(s)) => rquickjs::String::from_str(ctx.clone(), s)?.into_value(),
         Some(Body::Bytes(b)) => TypedArray::<u8>::new(ctx.clone(), b.clone())?.into_value(),
-        Some(_) => {
-            return Err(type_error(
-                ctx,
-                "streamed bodies are not supported in isolates yet",
-            ))
-        }
+        Some(Body::Stream(rs)) => readable(host, ctx, rs)?,
+        Some(_) => return Err(type_error(ctx, "this kind of body is not supported")),
     })
 }

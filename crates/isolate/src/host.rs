@@ -68,6 +68,9 @@ pub(crate) struct Host {
     /// JavaScript promises waiting for a capnweb result: (resolve, reject, the invocation
     /// that asked), by id.
     pulls: RefCell<HashMap<u64, Pull>>,
+    /// Capnweb streams fed from JavaScript streams, by id.
+    /// Each holds the isolate alive until its stream ends.
+    senders: RefCell<HashMap<u64, (capnweb::StreamSender, Arc<Shared>)>>,
 }
 
 impl Host {
@@ -92,6 +95,7 @@ impl Host {
             objects: RefCell::default(),
             replies: RefCell::default(),
             pulls: RefCell::default(),
+            senders: RefCell::default(),
         }
     }
 
@@ -482,6 +486,25 @@ impl Host {
         }
     }
 
+    /// Keeps the writing end of a stream fed from JavaScript; returns its id.
+    pub(crate) fn add_sender(&self, tx: capnweb::StreamSender) -> u64 {
+        let id = self.next_id();
+        if let Some(shared) = self.shared() {
+            self.senders.borrow_mut().insert(id, (tx, shared));
+        }
+        id
+    }
+
+    /// The writing end of stream `id`.
+    pub(crate) fn sender(&self, id: u64) -> Option<capnweb::StreamSender> {
+        self.senders.borrow().get(&id).map(|(tx, _)| tx.clone())
+    }
+
+    /// Forgets stream `id` (its reader sees the end once the chunks in flight are read).
+    pub(crate) fn take_sender(&self, id: u64) -> Option<capnweb::StreamSender> {
+        self.senders.borrow_mut().remove(&id).map(|(tx, _)| tx)
+    }
+
     /// Registers a reply channel for a JavaScript promise being tracked (see `bridge`).
     pub(crate) fn track_reply(&self, reply: Reply) -> u64 {
         self.add_reply(reply)
@@ -569,6 +592,12 @@ impl Host {
         self.objects.borrow_mut().clear();
         self.pulls.borrow_mut().clear();
         self.budgets.borrow_mut().clear();
+        // A stream cut off by a discarded isolate ends with an error, not as if complete.
+        let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();
+        for (tx, _shared) in senders {
+            let err = RpcError::error(format!("isolate '{}' was shut down", self.id()));
+            drop(capnweb::rt::handle().spawn(async move { tx.abort(err).await }));
+        }
         for slot in [
             &self.helpers,
             &self.web,

@@ -1,4 +1,5 @@
-//! JavaScript sandboxes on QuickJS (rquickjs): the `cloudflare:workers` module, web APIs,
+//! JavaScript sandboxes on QuickJS (rquickjs): the `cloudflare:workers` module, web APIs
+//! (including `ReadableStream`, carried as capnweb streams with backpressure),
 //! memory and CPU limits, and the bridge between JavaScript values and capnweb values.
 //!
 //! An [`Isolate`] is one QuickJS runtime with its own heap, pinned to one of a few dedicated

@@ -12,7 +12,7 @@ use rquickjs::{
     Array, Class, Ctx, Exception, Function, Object, Promise, TypedArray, Value as JsValue,
 };
 
-use crate::bridge::{self, path_of, Cap, CapHandle};
+use crate::bridge::{self, path_of, Cap, CapHandle, StreamHandle};
 use crate::host::{js_array, Host};
 
 fn gone(ctx: &Ctx<'_>) -> rquickjs::Error {
@@ -193,6 +193,8 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         })?,
     )?;
 
+    install_streams(ctx, &n, &host)?;
+
     n.set(
         "utf8Encode",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: String| {
@@ -304,6 +306,107 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
     )?;
 
     Ok(n)
+}
+
+/// The Rust half of streams (see `js/web.js`): writing JavaScript chunks into a capnweb
+/// stream, and reading capnweb chunks into JavaScript. Every wait happens on tokio and comes
+/// back to the isolate as a settled promise, charged to the invocation that waited.
+fn install_streams<'js>(
+    ctx: &Ctx<'js>,
+    n: &Object<'js>,
+    host: &Weak<Host>,
+) -> rquickjs::Result<()> {
+    let h = host.clone();
+    n.set(
+        "streamWrite",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, sid: u64, chunk: JsValue<'js>| -> rquickjs::Result<Promise<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let tx = host
+                    .sender(sid)
+                    .ok_or_else(|| Exception::throw_type(&ctx, "the stream was closed"))?;
+                let chunk = bridge::to_value(&host, &ctx, chunk)?;
+                let (js_promise, resolve, reject) = ctx.promise()?;
+                let id = host.add_pull(&ctx, resolve, reject);
+                let shared = host.shared().ok_or_else(|| gone(&ctx))?;
+                drop(capnweb::rt::handle().spawn(async move {
+                    let result = tx.write(chunk).await.map(|()| capnweb::Value::Undefined);
+                    shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
+                }));
+                Ok(js_promise)
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "streamClose",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, sid: u64| {
+            drop(host_of(&ctx, &h)?.take_sender(sid));
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "streamAbort",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, sid: u64, reason: JsValue<'js>| {
+                let host = host_of(&ctx, &h)?;
+                if let Some(tx) = host.take_sender(sid) {
+                    let err = host.error_from_js(&ctx, reason);
+                    drop(capnweb::rt::handle().spawn(async move { tx.abort(err).await }));
+                }
+                Ok::<_, rquickjs::Error>(())
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "streamNext",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>,
+                  handle: Class<'js, StreamHandle>|
+                  -> rquickjs::Result<Promise<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let stream = handle
+                    .borrow()
+                    .stream
+                    .clone()
+                    .ok_or_else(|| Exception::throw_type(&ctx, "the stream was canceled"))?;
+                let (js_promise, resolve, reject) = ctx.promise()?;
+                let id = host.add_pull(&ctx, resolve, reject);
+                let shared = host.shared().ok_or_else(|| gone(&ctx))?;
+                drop(capnweb::rt::handle().spawn(async move {
+                    let result = match stream.next().await {
+                        None => Ok(capnweb::Value::Array(vec![
+                            capnweb::Value::Bool(true),
+                            capnweb::Value::Undefined,
+                        ])),
+                        Some(Ok(chunk)) => Ok(capnweb::Value::Array(vec![
+                            capnweb::Value::Bool(false),
+                            chunk,
+                        ])),
+                        Some(Err(e)) => Err(e),
+                    };
+                    shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
+                }));
+                Ok(js_promise)
+            },
+        )?,
+    )?;
+
+    n.set(
+        "streamCancel",
+        Function::new(ctx.clone(), move |handle: Class<'js, StreamHandle>| {
+            handle.borrow_mut().stream = None;
+        })?,
+    )?;
+    Ok(())
 }
 
 fn url_parts<'js>(ctx: &Ctx<'js>, u: &url::Url) -> rquickjs::Result<Array<'js>> {

@@ -237,10 +237,188 @@
   }
   define("Headers", Headers);
 
+  // ---- streams -------------------------------------------------------------------------
+  // A minimal WHATWG ReadableStream: an underlying source with start/pull/cancel, a queue held
+  // to `highWaterMark` chunks (default 1), default readers and async iteration.
+  class ReadableStream {
+    #queue = []; #waiters = []; #state = "readable"; #error; #source; #hwm;
+    #started = false; #pulling = false; #again = false; #reader = null; #disturbed = false;
+    #controller;
+    constructor(source = {}, strategy = {}) {
+      if (source === null || typeof source !== "object") source = {};
+      this.#source = source;
+      const hwm = Number(strategy.highWaterMark ?? 1);
+      this.#hwm = Number.isFinite(hwm) && hwm >= 0 ? hwm : 1;
+      const self = this;
+      this.#controller = {
+        enqueue(chunk) { self.#enqueue(chunk); },
+        close() { self.#close(); },
+        error(e) { self.#fail(e); },
+        get desiredSize() { return self.#state === "readable" ? self.#hwm - self.#queue.length : 0; },
+      };
+      let r;
+      try { r = typeof source.start === "function" ? source.start(this.#controller) : undefined; }
+      catch (e) { this.#fail(e); return; }
+      Promise.resolve(r).then(() => { this.#started = true; this.#pull(); }, (e) => this.#fail(e));
+    }
+    #enqueue(chunk) {
+      if (this.#state !== "readable") throw new TypeError("the stream is closed");
+      const w = this.#waiters.shift();
+      if (w) w.resolve({ value: chunk, done: false }); else this.#queue.push(chunk);
+    }
+    #close() {
+      if (this.#state !== "readable") return;
+      this.#state = "closed";
+      if (this.#queue.length === 0) this.#flush();
+    }
+    #flush() {
+      for (const w of this.#waiters.splice(0)) {
+        if (this.#state === "errored") w.reject(this.#error); else w.resolve({ value: undefined, done: true });
+      }
+    }
+    #fail(e) {
+      if (this.#state !== "readable") return;
+      this.#state = "errored"; this.#error = e; this.#queue = [];
+      this.#flush();
+    }
+    #pull() {
+      if (!this.#started || this.#state !== "readable") return;
+      if (this.#queue.length >= this.#hwm && this.#waiters.length === 0) return;
+      if (this.#pulling) { this.#again = true; return; }
+      if (typeof this.#source.pull !== "function") return;
+      this.#pulling = true;
+      let r;
+      try { r = this.#source.pull(this.#controller); } catch (e) { this.#fail(e); return; }
+      Promise.resolve(r).then(() => {
+        this.#pulling = false;
+        if (this.#again || this.#queue.length < this.#hwm) { this.#again = false; this.#pull(); }
+      }, (e) => this.#fail(e));
+    }
+    _read() {
+      this.#disturbed = true;
+      if (this.#queue.length > 0) {
+        const value = this.#queue.shift();
+        if (this.#state === "closed" && this.#queue.length === 0) this.#flush();
+        else this.#pull();
+        return Promise.resolve({ value, done: false });
+      }
+      if (this.#state === "closed") return Promise.resolve({ value: undefined, done: true });
+      if (this.#state === "errored") return Promise.reject(this.#error);
+      return new Promise((resolve, reject) => { this.#waiters.push({ resolve, reject }); this.#pull(); });
+    }
+    _cancel(reason) {
+      this.#disturbed = true;
+      if (this.#state === "errored") return Promise.reject(this.#error);
+      if (this.#state === "closed" && this.#queue.length === 0) return Promise.resolve();
+      this.#queue = []; this.#state = "closed"; this.#flush();
+      try {
+        const f = this.#source.cancel;
+        return Promise.resolve(typeof f === "function" ? f.call(this.#source, reason) : undefined).then(() => {});
+      } catch (e) { return Promise.reject(e); }
+    }
+    _lock(reader) {
+      if (this.#reader) throw new TypeError("ReadableStream is locked to a reader");
+      this.#reader = reader;
+    }
+    _unlock() { this.#reader = null; }
+    get _disturbed() { return this.#disturbed; }
+    get locked() { return this.#reader !== null; }
+    getReader(options) {
+      if (options && options.mode !== undefined) throw new RangeError("only default readers are supported");
+      return new ReadableStreamDefaultReader(this);
+    }
+    cancel(reason) {
+      if (this.locked) return Promise.reject(new TypeError("cannot cancel a locked stream"));
+      return this._cancel(reason);
+    }
+    values(options = {}) {
+      const reader = this.getReader();
+      const keep = !!options.preventCancel;
+      return {
+        next: () => reader.read().then((r) => { if (r.done) reader.releaseLock(); return r; }),
+        return: async (value) => {
+          if (!keep) await reader.cancel(value); reader.releaseLock(); return { value, done: true };
+        },
+        [Symbol.asyncIterator]() { return this; },
+      };
+    }
+    [Symbol.asyncIterator](options) { return this.values(options); }
+    static from(iterable) {
+      const it = (iterable[Symbol.asyncIterator] || iterable[Symbol.iterator]).call(iterable);
+      return new ReadableStream({
+        async pull(c) { const r = await it.next(); if (r.done) c.close(); else c.enqueue(r.value); },
+        async cancel(reason) { if (typeof it.return === "function") await it.return(reason); },
+      });
+    }
+  }
+  class ReadableStreamDefaultReader {
+    #stream;
+    constructor(stream) {
+      if (!(stream instanceof ReadableStream)) throw new TypeError("not a ReadableStream");
+      stream._lock(this);
+      this.#stream = stream;
+    }
+    read() {
+      if (!this.#stream) return Promise.reject(new TypeError("the reader was released"));
+      return this.#stream._read();
+    }
+    cancel(reason) {
+      if (!this.#stream) return Promise.reject(new TypeError("the reader was released"));
+      return this.#stream._cancel(reason);
+    }
+    releaseLock() { if (this.#stream) { this.#stream._unlock(); this.#stream = null; } }
+    get closed() { return Promise.resolve(); }
+  }
+  define("ReadableStream", ReadableStream);
+  define("ReadableStreamDefaultReader", ReadableStreamDefaultReader);
+
+  // A stream of chunks that arrive from Rust (a capnweb ReadableStream).
+  function mkReadable(handle) {
+    return new ReadableStream({
+      async pull(c) {
+        const [done, value] = await native.streamNext(handle);
+        if (done) c.close(); else c.enqueue(value);
+      },
+      cancel() { native.streamCancel(handle); },
+    });
+  }
+  // Feeds a JavaScript stream into Rust sender `sid`, one chunk at a time: each write waits
+  // while the Rust reader is behind, so an endless stream stays bounded ahead of its reader.
+  async function pumpStream(sid, stream) {
+    let reader;
+    try {
+      reader = stream.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) { native.streamClose(sid); return; }
+        await native.streamWrite(sid, value);
+      }
+    } catch (e) {
+      native.streamAbort(sid, e);
+      if (reader) reader.cancel(e).catch(() => {});
+    }
+  }
+  async function readAll(stream) {
+    const reader = stream.getReader();
+    const parts = [];
+    let len = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const u8 = typeof value === "string" ? native.utf8Encode(value) : toU8(value);
+      parts.push(u8); len += u8.byteLength;
+    }
+    const out = new Uint8Array(len);
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.byteLength; }
+    return out;
+  }
+
   // ---- Body, Request, Response -----------------------------------------------------------
-  // A body is kept whole: a string, a Uint8Array or null (streams are a later issue).
+  // A body is a string, a Uint8Array, a ReadableStream or null.
   function bodyOf(init, headers) {
     if (init === undefined || init === null) return null;
+    if (init instanceof ReadableStream) return init;
     if (typeof init === "string") {
       if (!headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
       return init;
@@ -257,22 +435,33 @@
     #used = false;
     _initBody(body) { this.#body = body; }
     _rawBody() { return this.#body; }
-    get bodyUsed() { return this.#used; }
-    get body() { return this.#body === null ? null : this.#body; }
+    get bodyUsed() {
+      return this.#used || (this.#body instanceof ReadableStream && this.#body._disturbed);
+    }
+    get body() {
+      const b = this.#body;
+      if (b === null || b instanceof ReadableStream) return b;
+      const bytes = typeof b === "string" ? native.utf8Encode(b) : b;
+      this.#body = new ReadableStream({ start(c) { c.enqueue(bytes); c.close(); } });
+      return this.#body;
+    }
     #take() {
-      if (this.#used) throw new TypeError("Body has already been used");
+      if (this.bodyUsed) throw new TypeError("Body has already been used");
+      if (this.#body instanceof ReadableStream && this.#body.locked) throw new TypeError("Body is locked to a reader");
       this.#used = true;
       return this.#body;
     }
     async text() {
-      const b = this.#take();
+      let b = this.#take();
       if (b === null) return "";
+      if (b instanceof ReadableStream) b = await readAll(b);
       return typeof b === "string" ? b : native.utf8Decode(b, false, false);
     }
     async json() { return JSON.parse(await this.text()); }
     async bytes() {
       const b = this.#take();
       if (b === null) return new Uint8Array(0);
+      if (b instanceof ReadableStream) return await readAll(b);
       return typeof b === "string" ? native.utf8Encode(b) : b.slice();
     }
     async arrayBuffer() { return (await this.bytes()).buffer; }
@@ -302,7 +491,10 @@
     get headers() { return this.#headers; }
     get redirect() { return this.#init.redirect; }
     get signal() { return undefined; }
-    clone() { return new Request(this); }
+    clone() {
+      if (this._rawBody() instanceof ReadableStream) throw new TypeError("a Request with a streamed body cannot be cloned");
+      return new Request(this);
+    }
   }
   class Response extends Body {
     #status; #statusText; #headers;
@@ -334,6 +526,7 @@
     get type() { return "default"; }
     get url() { return ""; }
     clone() {
+      if (this._rawBody() instanceof ReadableStream) throw new TypeError("a Response with a streamed body cannot be cloned");
       return new Response(this._rawBody(), { status: this.#status, statusText: this.#statusText, headers: this.#headers });
     }
   }
@@ -429,6 +622,7 @@
       if (v instanceof Response) return [10, [v.status, v.statusText, headerPairs(v.headers), v._rawBody()]];
       if (v instanceof Headers) return [11, headerPairs(v)];
       if (v instanceof URL) return [12, v.href];
+      if (v instanceof ReadableStream) return [13, null];
       return null;
     },
     mkRequest(url, method, headers, body) {
@@ -442,6 +636,8 @@
       return r;
     },
     mkHeaders: (pairs) => new Headers(pairs),
+    mkReadable,
+    pumpStream,
     mkUrl: (href) => new URL(href),
   };
 })
