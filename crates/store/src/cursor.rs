@@ -21,7 +21,7 @@ pub(crate) fn encode(start_key: &str) -> String {
 }
 
 pub(crate) fn decode(cursor: &str) -> Result<String, StoreError> {
-    if cursor.len() > MAX_CURSOR_CHARS || cursor.len() % 2 != 0 {
+    if cursor.len() > MAX_CURSOR_CHARS || !cursor.len().is_multiple_of(2) {
         return Err(StoreError::InvalidCursor);
     }
     let nibble = |c: u8| match c {
