@@ -149,16 +149,17 @@ impl Value {
     }
 
     /// Converts this value to plain JSON the way `JSON.stringify` would see it: `undefined`
-    /// properties are dropped, non-finite numbers become `null`, bigints become strings, dates
-    /// ISO-less milliseconds, bytes arrays of numbers, errors `{name, message, ...}`, and
-    /// capabilities `null`.
+    /// properties are dropped, integral numbers are integers (`5`, not `5.0`) and non-finite
+    /// ones `null`, bigints become strings, dates milliseconds, bytes arrays of numbers, errors
+    /// `{name, message, ...}`, and capabilities `null`.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match self {
             Value::Undefined | Value::Null | Value::Stub(_) | Value::Promise(_) => J::Null,
             Value::Readable(_) | Value::Blob(_) => J::Null,
             Value::Bool(b) => J::Bool(*b),
-            Value::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+            Value::Number(n) if n.is_finite() => crate::json::number(*n),
+            Value::Number(_) => J::Null,
             Value::BigInt(s) => J::String(s.clone()),
             Value::String(s) => J::String(s.clone()),
             Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
@@ -168,9 +169,7 @@ impl Value {
                     .map(|(k, v)| (k.clone(), v.to_json()))
                     .collect(),
             ),
-            Value::Date(ms) => ms
-                .and_then(serde_json::Number::from_f64)
-                .map_or(J::Null, J::Number),
+            Value::Date(ms) => ms.filter(|m| m.is_finite()).map_or(J::Null, crate::json::number),
             Value::Bytes(b) => J::Array(b.data.iter().map(|x| J::from(*x)).collect()),
             Value::Error(e) => {
                 let mut o = serde_json::Map::new();
