@@ -41,7 +41,7 @@ async fn readable_stream_reads_cancels_and_iterates_in_javascript() {
     "#).await;
     assert_eq!(
         v,
-        json!({ "seen": ["a", "p1", "p2"], "first": 1.0, "cancelled": "enough", "afterDone": true,
+        json!({ "seen": ["a", "p1", "p2"], "first": 1, "cancelled": "enough", "afterDone": true,
                 "body": "xy", "viaBody": "hello", "locked": "TypeError", "failed": "RangeError" })
     );
 }
