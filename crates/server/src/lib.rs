@@ -20,7 +20,7 @@
 //! Modules: [`manifest`] (the bundle format), [`registry`] (atomic versioned deploys),
 //! [`host`] (the runtime interface), [`host_loader`] (the Worker Loader's host),
 //! [`host_canned`] (the test host), [`bindings`], [`kv_binding`], [`blob_binding`],
-//! [`http`] (routes and the status mapping), [`metrics`], [`function_dir`] (building a
+//! [`http`] (routes and the status mapping), [`logs`] (live console output), [`metrics`], [`function_dir`] (building a
 //! bundle from a directory), [`token`], [`server`].
 //!
 //! What it does not do: run JavaScript itself (the loader and isolate crates do), serve TLS (put a proxy in front), or
@@ -38,6 +38,7 @@ pub mod host_canned;
 pub mod host_loader;
 pub mod http;
 pub mod kv_binding;
+pub mod logs;
 pub mod manifest;
 pub mod metrics;
 pub mod registry;

@@ -4,14 +4,23 @@
 mod cli;
 
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    // stderr logging as `RUST_LOG` says, and (whatever it says) console output from functions
+    // to the live-logs hub behind `GET /_admin/functions/<id>/logs`.
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
+        .with(server::logs::layer())
         .init();
     match cli::Cli::parse().run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -86,6 +86,7 @@ pub struct Server {
     token_source: TokenSource,
     grace: Duration,
     stop: Option<oneshot::Sender<()>>,
+    end_streams: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -110,10 +111,12 @@ impl Server {
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))??;
         let registry = Registry::new(store, host);
+        let (end_streams, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {
             registry: registry.clone(),
             admin_token: Arc::new(token.clone()),
             rpc_limits: config.rpc_limits.clone(),
+            shutdown,
         };
         let app = http::router(state, config.body_limit);
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -142,6 +145,7 @@ impl Server {
             token_source,
             grace: config.shutdown_grace,
             stop: Some(stop),
+            end_streams,
             task,
         })
     }
@@ -173,6 +177,9 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // Log streams never finish on their own: end them so the grace period is not spent
+        // waiting for them.
+        self.end_streams.send_replace(true);
         let result = match tokio::time::timeout(self.grace, &mut self.task).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(ServerError::Serve(e.to_string())),

@@ -32,6 +32,26 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<serde_json::Value> {
+        let resp = self.send(method, path, body).await?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .context("reading the response")?
+            .to_bytes();
+        Ok(serde_json::from_slice(&bytes).unwrap_or_else(
+            |_| serde_json::json!({ "error": { "message": String::from_utf8_lossy(&bytes) } }),
+        ))
+    }
+
+    /// Sends a request to the admin API and returns the response if it is a 2xx (its body
+    /// not read yet), or an error that says what the server said.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let Some(token) = &self.token else {
             bail!(
                 "no admin token: set FUNCTIONS_ADMIN_TOKEN, pass --token, or pass --data DIR \
@@ -62,6 +82,9 @@ impl Client {
             )
         })?;
         let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
         let bytes = resp
             .into_body()
             .collect()
@@ -71,13 +94,14 @@ impl Client {
         let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(
             |_| serde_json::json!({ "error": { "message": String::from_utf8_lossy(&bytes) } }),
         );
-        if !status.is_success() {
-            let msg = json["error"]["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| json.to_string());
-            bail!("{msg} (HTTP {})", status.as_u16());
-        }
-        Ok(json)
+        let msg = json["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| json.to_string());
+        let hint = match status.as_u16() {
+            401 => " (check --token, FUNCTIONS_ADMIN_TOKEN or --data)",
+            _ => "",
+        };
+        bail!("{msg} (HTTP {}){hint}", status.as_u16());
     }
 }

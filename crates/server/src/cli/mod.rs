@@ -81,6 +81,22 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Print a function's console output (console.log & co.) live, until Ctrl-C.
+    ///
+    /// Each line prints as `TIMESTAMP LEVEL message` (UTC; `[sub-id]` before the message for
+    /// code the function loaded with env.LOADER.get). Only lines printed from now on are
+    /// shown: there is no history. Exits 0 on Ctrl-C or when the server ends the stream
+    /// (shutdown), 1 on an unknown function, a bad token or a broken connection.
+    Logs {
+        /// The function id.
+        id: String,
+        /// Print each line as the server sends it: one JSON object per line
+        /// ({function, level, message, timestamp_ms[, source][, dropped]}).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Args)]
@@ -189,6 +205,7 @@ impl Cli {
                 ws,
                 conn,
             } => call(&conn.server, &id, &method, &args, ws).await,
+            Command::Logs { id, json, conn } => logs(&conn.client()?, &id, json).await,
         }
     }
 }
@@ -272,6 +289,74 @@ async fn deploy(client: &Client, path: &Path, id: Option<&str>, note: Option<&st
         client.base()
     );
     Ok(())
+}
+
+/// `functions logs`: follows `GET /_admin/functions/<id>/logs` until Ctrl-C or its end.
+async fn logs(client: &Client, id: &str, json: bool) -> Result<()> {
+    use http_body_util::BodyExt as _;
+    use std::io::Write as _;
+
+    if store::validate_function_id(id).is_err() {
+        bail!("{id:?} is not a function id (ids are [a-z0-9][a-z0-9-]{{0,62}})");
+    }
+    let resp = client
+        .send("GET", &format!("/_admin/functions/{id}/logs"), None)
+        .await?;
+    eprintln!(
+        "following the console output of {id} on {} (Ctrl-C to stop)",
+        client.base()
+    );
+    let mut body = resp.into_body();
+    let mut pending: Vec<u8> = Vec::new();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        let frame = tokio::select! {
+            r = &mut ctrl_c => {
+                r.context("waiting for Ctrl-C")?;
+                return Ok(());
+            }
+            f = body.frame() => f,
+        };
+        let Some(frame) = frame else {
+            eprintln!("the server ended the stream");
+            return Ok(());
+        };
+        let frame = frame.context("the log stream broke")?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.extend_from_slice(&data);
+        while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line[..nl]);
+            let line = line.trim();
+            if line.is_empty() {
+                continue; // heartbeat
+            }
+            let text = match serde_json::from_str::<server::logs::LogLine>(line) {
+                Ok(l) if !json => format_line(&l),
+                _ => line.to_owned(),
+            };
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                Ok(()) => {}
+                // The reader went away (`functions logs x | head`): done.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(e).context("writing to stdout"),
+            }
+        }
+    }
+}
+
+/// `TIMESTAMP LEVEL [source] message`.
+fn format_line(l: &server::logs::LogLine) -> String {
+    let ts = server::logs::format_timestamp(l.timestamp_ms);
+    let level = l.level.to_uppercase();
+    match &l.source {
+        Some(src) => format!("{ts} {level:<5} [{src}] {}", l.message),
+        None => format!("{ts} {level:<5} {}", l.message),
+    }
 }
 
 fn percent_encode(s: &str) -> String {

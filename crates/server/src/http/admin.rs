@@ -9,6 +9,7 @@
 //! | `GET /_admin/functions/<id>` | the summary plus `versions: [{version, created_at, note, size, live}]` and `bundle` (the live bundle, canonical JSON) |
 //! | `DELETE /_admin/functions/<id>` | `{"id", "deleted": true}` or 404 |
 //! | `POST /_admin/functions/<id>/rollback` | `{"id", "version"}` (the version now live), 404, or 409 with nothing older |
+//! | `GET /_admin/functions/<id>/logs` | live console output as NDJSON, or 404 (see [`super::logs`]) |
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header;

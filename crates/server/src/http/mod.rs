@@ -5,6 +5,7 @@
 //! | `/<id>/<path>` | the function's `fetch` handler ([`fetch`]); with `X-RPC-Method`, an RPC call |
 //! | `/_rpc/<id>` | capnweb over WebSocket (GET upgrade) or HTTP batch (POST) ([`rpc`]) |
 //! | `/_admin/functions[/<id>[/rollback]]` | the admin API, bearer token ([`admin`]) |
+//! | `/_admin/functions/<id>/logs` | live console output as NDJSON, bearer token ([`logs`]) |
 //! | `/_metrics`, `/_health` | operations ([`ops`]) |
 //!
 //! Every response carries a `traceparent` header ([`trace`]). Errors are JSON
@@ -13,6 +14,7 @@
 pub mod admin;
 pub mod convert;
 pub mod fetch;
+pub mod logs;
 pub mod metered;
 pub mod ops;
 pub mod rpc;
@@ -39,6 +41,8 @@ pub struct AppState {
     pub admin_token: Arc<String>,
     /// capnweb limits for `/_rpc` sessions.
     pub rpc_limits: capnweb::Limits,
+    /// Turns `true` when the server shuts down (ends the long-lived log streams).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Builds the router.
@@ -53,6 +57,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
                 .delete(admin::delete),
         )
         .route("/_admin/functions/{id}/rollback", post(admin::rollback))
+        .route("/_admin/functions/{id}/logs", get(logs::stream))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,

@@ -180,3 +180,86 @@ pub fn js_bundle(label: &str, bindings: Value) -> Value {
     b["modules"]["index.js"] = json!(API_JS);
     b
 }
+
+/// Installs (once per test process) a global subscriber with the live-logs layer, as the
+/// binary does, so console output reaches `server::logs::hub()`.
+#[allow(dead_code)]
+pub fn capture_logs() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(server::logs::layer());
+        // Another harness may have set one first; then console lines are not observable
+        // and the log tests fail loudly rather than hang.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+/// An open streaming response: `GET path` with headers, read line by line.
+#[allow(dead_code)]
+pub struct LineStream {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    body: hyper::body::Incoming,
+    pending: Vec<u8>,
+}
+
+#[allow(dead_code)]
+impl LineStream {
+    pub async fn open(base: &str, path: &str, headers: &[(&str, &str)]) -> LineStream {
+        let mut req = hyper::Request::builder()
+            .method("GET")
+            .uri(format!("{base}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(bytes::Bytes::new())).expect("request");
+        let client: Client<_, Full<bytes::Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
+        let resp = client.request(req).await.expect("server answers");
+        LineStream {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.into_body(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next non-empty line (the last one may be unterminated), or `None` when the
+    /// stream ends; panics after `timeout`.
+    pub async fn next_line(&mut self, timeout: std::time::Duration) -> Option<String> {
+        tokio::time::timeout(timeout, async {
+            loop {
+                if let Some(nl) = self.pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = self.pending.drain(..=nl).collect();
+                    let line = String::from_utf8_lossy(&line[..nl]).trim().to_owned();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    return Some(line);
+                }
+                let Some(frame) = self.body.frame().await else {
+                    // The end: what is left is the last (unterminated) line, if any.
+                    let rest = String::from_utf8_lossy(&self.pending).trim().to_owned();
+                    self.pending.clear();
+                    return (!rest.is_empty()).then_some(rest);
+                };
+                let frame = frame.expect("body frame");
+                if let Ok(data) = frame.into_data() {
+                    self.pending.extend_from_slice(&data);
+                }
+            }
+        })
+        .await
+        .expect("a line within the timeout")
+    }
+
+    /// The next line as JSON.
+    pub async fn next_json(&mut self) -> Value {
+        let line = self
+            .next_line(std::time::Duration::from_secs(10))
+            .await
+            .expect("the stream is still open");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+}

@@ -7,6 +7,7 @@ mod bindings;
 mod common;
 mod fetch;
 mod loader_host;
+mod logs;
 mod ops;
 mod process;
 mod rpc;

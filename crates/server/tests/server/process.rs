@@ -315,7 +315,7 @@ async fn cli_serve_deploy_dir_then_list_deploy_call_rollback_delete() {
 
     let call = cli(&["call", "hello", "add", "2", "3"], base, d);
     assert!(call.status.success(), "{}", stderr(&call));
-    assert_eq!(stdout(&call).trim(), "5.0");
+    assert_eq!(stdout(&call).trim(), "5");
     let call = cli(&["call", "hello", "version", "--ws"], base, d);
     assert!(call.status.success(), "{}", stderr(&call));
     let v: serde_json::Value = serde_json::from_str(&stdout(&call)).expect("json");
@@ -385,6 +385,7 @@ fn every_command_has_help() {
         vec!["delete", "--help"],
         vec!["rollback", "--help"],
         vec!["call", "--help"],
+        vec!["logs", "--help"],
     ] {
         let out = Command::new(BIN).args(&cmd).output().expect("run");
         assert!(out.status.success(), "{cmd:?}");
@@ -393,4 +394,143 @@ fn every_command_has_help() {
             "{cmd:?}"
         );
     }
+}
+
+/// A `functions logs` child whose stdout lines arrive on a channel; killed on drop.
+struct Follower {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    /// Starts `functions logs ARGS…` and waits until it is following (its stderr says so).
+    fn start(args: &[&str], base: &str, data: &Path) -> Follower {
+        let mut child = Command::new(BIN)
+            .arg("logs")
+            .args(args)
+            .args(["--server", base, "--data"])
+            .arg(data)
+            .env_remove("FUNCTIONS_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn functions logs");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // From here on, Drop kills and reaps the child whatever happens.
+        let follower = Follower { child, lines };
+        let mut first = String::new();
+        let mut stderr = BufReader::new(stderr);
+        stderr.read_line(&mut first).expect("read stderr");
+        assert!(
+            first.starts_with("following"),
+            "functions logs said {first:?}"
+        );
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        follower
+    }
+
+    fn next(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a log line within 10 s")
+    }
+
+    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "functions logs did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn cli_logs_prints_console_output_live_and_fails_clearly() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let fns = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        fns.path().join("talk.js"),
+        "export default { fetch(request) { console.log('hello from', request.url); \
+         return new Response('ok') } }",
+    )
+    .expect("write");
+    std::fs::write(
+        fns.path().join("quiet.js"),
+        "export default { fetch() { console.log('not me'); return new Response('ok') } }",
+    )
+    .expect("write");
+    let server = Spawned::start(
+        data.path(),
+        &["--deploy", fns.path().to_str().expect("utf8")],
+    );
+    let (base, d) = (server.base.as_str(), data.path());
+
+    let mut text = Follower::start(&["talk"], base, d);
+    let json = Follower::start(&["talk", "--json"], base, d);
+    assert_eq!(
+        request(base, "GET", "/quiet/", &[], Vec::new())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        request(base, "GET", "/talk/a?b=1", &[], Vec::new())
+            .await
+            .status,
+        200
+    );
+
+    let line = text.next();
+    let (stamp, rest) = line.split_once(' ').expect("TIMESTAMP LEVEL message");
+    assert!(stamp.ends_with('Z') && stamp.contains('T'), "{line}");
+    let rest = rest.trim_start();
+    assert!(rest.starts_with("INFO"), "{line}");
+    assert!(rest.contains("hello from http://"), "{line}");
+    assert!(rest.ends_with("/a?b=1"), "{line}");
+    let raw: serde_json::Value = serde_json::from_str(&json.next()).expect("--json prints JSON");
+    assert_eq!(raw["function"], "talk");
+    assert_eq!(raw["level"], "info");
+
+    let unknown = cli(&["logs", "nosuchfn"], base, d);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("HTTP 404"),
+        "{}",
+        stderr(&unknown)
+    );
+    let wrong = Command::new(BIN)
+        .args(["logs", "talk", "--server", base, "--token", "wrong"])
+        .output()
+        .expect("run");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(stderr(&wrong).contains("HTTP 401"), "{}", stderr(&wrong));
+
+    // The server shutting down ends the stream: `functions logs` exits 0.
+    server.signal("-TERM");
+    let status = tokio::task::spawn_blocking(move || text.wait(Duration::from_secs(10)))
+        .await
+        .expect("wait");
+    assert!(status.success(), "exit status {status:?}");
 }

@@ -1,0 +1,175 @@
+//! `GET /_admin/functions/<id>/logs`: console output of real JavaScript (the Worker Loader's
+//! host), streamed as NDJSON to admin clients.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::common::{capture_logs, LineStream, TestServer, TOKEN};
+
+fn code(src: &str, bindings: Value) -> Value {
+    json!({
+        "mainModule": "index.js",
+        "modules": { "index.js": src },
+        "bindings": bindings,
+    })
+}
+
+const HELLO_JS: &str = r#"export default {
+  fetch(request) {
+    console.log("hello from", request.url);
+    console.error("and an error");
+    return new Response("ok");
+  }
+}"#;
+
+async fn open(s: &TestServer, id: &str) -> LineStream {
+    let auth = format!("Bearer {TOKEN}");
+    let stream = LineStream::open(
+        &s.base,
+        &format!("/_admin/functions/{id}/logs"),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(
+        stream
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/x-ndjson")
+    );
+    stream
+}
+
+#[tokio::test]
+async fn logs_stream_delivers_console_lines_with_function_and_level() {
+    capture_logs();
+    let s = TestServer::start_js().await;
+    s.deploy("loghello", code(HELLO_JS, json!({}))).await;
+    let mut stream = open(&s, "loghello").await;
+    let r = s.request("GET", "/loghello/some/path?q=1", &[], "").await;
+    assert_eq!(r.status, 200);
+
+    let line = stream.next_json().await;
+    assert_eq!(line["function"], "loghello", "{line}");
+    assert_eq!(line["level"], "info", "{line}");
+    let message = line["message"].as_str().expect("message");
+    assert!(message.starts_with("hello from http://"), "{line}");
+    assert!(message.ends_with("/some/path?q=1"), "{line}");
+    assert!(line["timestamp_ms"].as_u64().expect("timestamp") > 1_600_000_000_000);
+    assert!(line.get("source").is_none(), "{line}");
+
+    let line = stream.next_json().await;
+    assert_eq!(line["level"], "error", "{line}");
+    assert_eq!(line["message"], "and an error", "{line}");
+}
+
+#[tokio::test]
+async fn logs_stream_leaves_out_other_functions() {
+    capture_logs();
+    let s = TestServer::start_js().await;
+    let talker = |name: &str| {
+        code(
+            &format!(
+                "export default {{ fetch() {{ console.log('I am {name}'); return new Response('ok') }} }}"
+            ),
+            json!({}),
+        )
+    };
+    s.deploy("logmine", talker("mine")).await;
+    s.deploy("logother", talker("other")).await;
+    let mut stream = open(&s, "logmine").await;
+    // The other function talks first: if its lines leaked, one would arrive first.
+    for _ in 0..3 {
+        assert_eq!(s.request("GET", "/logother/", &[], "").await.status, 200);
+    }
+    assert_eq!(s.request("GET", "/logmine/", &[], "").await.status, 200);
+    let line = stream.next_json().await;
+    assert_eq!(line["function"], "logmine", "{line}");
+    assert_eq!(line["message"], "I am mine", "{line}");
+    // And nothing else is pending.
+    assert_eq!(s.request("GET", "/logother/", &[], "").await.status, 200);
+    let extra = tokio::time::timeout(
+        Duration::from_millis(300),
+        stream.next_line(Duration::from_secs(1)),
+    )
+    .await;
+    assert!(extra.is_err(), "unexpected line {extra:?}");
+}
+
+#[tokio::test]
+async fn logs_of_loader_code_count_as_the_callers_with_its_sub_id() {
+    capture_logs();
+    let s = TestServer::start_js().await;
+    s.deploy(
+        "logfront",
+        code(
+            r#"export default {
+              async fetch(request, env) {
+                const w = env.LOADER.get("child", () => ({
+                  mainModule: "index.js",
+                  modules: { "index.js": "export default { fetch() { console.warn('from the child'); return new Response('dyn') } }" },
+                }));
+                return w.fetch(request);
+              }
+            }"#,
+            json!({ "LOADER": { "type": "loader" } }),
+        ),
+    )
+    .await;
+    let mut stream = open(&s, "logfront").await;
+    let r = s.request("GET", "/logfront/", &[], "").await;
+    assert_eq!(r.body, b"dyn");
+    let line = stream.next_json().await;
+    assert_eq!(
+        (&line["function"], &line["source"], &line["level"]),
+        (&json!("logfront"), &json!("child"), &json!("warn")),
+        "{line}"
+    );
+    assert_eq!(line["message"], "from the child");
+}
+
+#[tokio::test]
+async fn logs_stream_needs_the_token_and_a_deployed_function() {
+    capture_logs();
+    let s = TestServer::start_js().await;
+    s.deploy("logauth", code(HELLO_JS, json!({}))).await;
+    let none = LineStream::open(&s.base, "/_admin/functions/logauth/logs", &[]).await;
+    assert_eq!(none.status, 401);
+    let wrong = LineStream::open(
+        &s.base,
+        "/_admin/functions/logauth/logs",
+        &[("authorization", "Bearer nope")],
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    let auth = format!("Bearer {TOKEN}");
+    let mut missing = LineStream::open(
+        &s.base,
+        "/_admin/functions/nosuchfn/logs",
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(missing.status, 404);
+    let body = missing
+        .next_line(Duration::from_secs(5))
+        .await
+        .expect("an error body");
+    let body: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["error"]["name"], "NotFound");
+}
+
+#[tokio::test]
+async fn logs_stream_ends_when_the_server_shuts_down() {
+    capture_logs();
+    let mut s = TestServer::start_js().await;
+    s.deploy("logbye", code(HELLO_JS, json!({}))).await;
+    let mut stream = open(&s, "logbye").await;
+    let server = s.server.take().expect("server");
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+        .await
+        .expect("shutdown does not wait for the log stream")
+        .expect("clean shutdown");
+    assert_eq!(stream.next_line(Duration::from_secs(5)).await, None);
+}
