@@ -205,6 +205,10 @@ async fn main() -> std::io::Result<()> {
             };
         term.recv().await;
     };
+    // TCP_NODELAY: small RPC messages must not wait for delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::select! {
         r = axum::serve(listener, app) => r,
         () = shutdown => std::process::exit(0),

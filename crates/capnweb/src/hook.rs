@@ -213,8 +213,18 @@ impl TargetHook {
                 settle(target.call(&method, args).await)
             });
         }
-        let fut = target.call(&method, args);
-        PromiseHook::from_future(async move { settle(fut.await) })
+        let mut fut = target.call(&method, args);
+        // Most methods finish without waiting for anything: poll once here and settle at
+        // once, saving a task and a thread wake-up per call. A future that is not ready is
+        // spawned; its task's first poll registers the real waker (the contract of `poll`).
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The future may expect a tokio context (spawn_blocking, timers) even when the caller
+        // runs on a thread without one, such as a JavaScript isolate's.
+        let _runtime = rt::handle().enter();
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(result) => settle(result),
+            std::task::Poll::Pending => PromiseHook::from_future(async move { settle(fut.await) }),
+        }
     }
 }
 

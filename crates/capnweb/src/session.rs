@@ -424,27 +424,45 @@ impl SessionInner {
             st.resolving += 1;
             out
         };
+        // A settled result (the common case for a pull that follows its push) is answered
+        // inline, without a task.
+        let mut pull = hook.pull();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let polled = {
+            let _runtime = rt::handle().enter();
+            pull.as_mut().poll(&mut cx)
+        };
+        if let std::task::Poll::Ready(result) = polled {
+            self.send_resolution(id, result, auto_release);
+            return Ok(());
+        }
         let me = self.me.clone();
         rt::spawn(async move {
-            let result = hook.pull().await;
-            let Some(inner) = me.upgrade() else { return };
-            let ex = SendExporter::new(&inner);
-            let msg = match result {
-                Ok(v) => match inner.devaluate_result(v, &ex) {
-                    Ok(j) => json!(["resolve", id, j]),
-                    Err(e) => json!(["reject", id, inner.devaluate_error(&e, &ex)]),
-                },
-                Err(e) => json!(["reject", id, inner.devaluate_error(&e, &ex)]),
-            };
-            inner.send(&msg);
-            ex.sent();
-            if auto_release {
-                let _ = inner.release_export(id, 1);
+            let result = pull.await;
+            if let Some(inner) = me.upgrade() {
+                inner.send_resolution(id, result, auto_release);
             }
-            inner.lock().resolving -= 1;
-            inner.settled.notify_waiters();
         });
         Ok(())
+    }
+
+    /// Sends the `resolve` or `reject` for export `id` and finishes its pull.
+    fn send_resolution(&self, id: i64, result: Result<Value, RpcError>, auto_release: bool) {
+        let ex = SendExporter::new(self);
+        let msg = match result {
+            Ok(v) => match self.devaluate_result(v, &ex) {
+                Ok(j) => json!(["resolve", id, j]),
+                Err(e) => json!(["reject", id, self.devaluate_error(&e, &ex)]),
+            },
+            Err(e) => json!(["reject", id, self.devaluate_error(&e, &ex)]),
+        };
+        self.send(&msg);
+        ex.sent();
+        if auto_release {
+            let _ = self.release_export(id, 1);
+        }
+        self.lock().resolving -= 1;
+        self.settled.notify_waiters();
     }
 
     /// Serializes a result for `resolve`. A result that is the peer's own object is sent back

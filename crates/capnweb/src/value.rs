@@ -169,7 +169,9 @@ impl Value {
                     .map(|(k, v)| (k.clone(), v.to_json()))
                     .collect(),
             ),
-            Value::Date(ms) => ms.filter(|m| m.is_finite()).map_or(J::Null, crate::json::number),
+            Value::Date(ms) => ms
+                .filter(|m| m.is_finite())
+                .map_or(J::Null, crate::json::number),
             Value::Bytes(b) => J::Array(b.data.iter().map(|x| J::from(*x)).collect()),
             Value::Error(e) => {
                 let mut o = serde_json::Map::new();

@@ -308,6 +308,8 @@ impl Host {
     pub(crate) fn describe_error<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error) -> String {
         let err = self.rpc_error(ctx, e);
         match err.value() {
+            // Module errors already begin with their kind ("SyntaxError in module ...").
+            Value::Error(ev) if ev.message.starts_with(ev.name.as_str()) => ev.message.clone(),
             Value::Error(ev) => format!("{}: {}", ev.name, ev.message),
             _ => err.message(),
         }

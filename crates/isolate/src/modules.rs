@@ -174,7 +174,16 @@ fn declare<'js>(
             None => ("SyntaxError".to_owned(), format!("{caught:?}"), None),
         };
         let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
-        Exception::throw_syntax(ctx, &format!("{kind} in module '{name}'{at}: {message}"))
+        // Thrown with the original error's name, so the text reads "ReferenceError in module
+        // 'x.js': ..." and not "SyntaxError: ReferenceError in module ...".
+        let text = format!("{kind} in module '{name}'{at}: {message}");
+        match Exception::from_message(ctx.clone(), &text) {
+            Ok(ex) => {
+                let _ = ex.set("name", kind.as_str());
+                ctx.throw(ex.into_value())
+            }
+            Err(e) => e,
+        }
     })
 }
 

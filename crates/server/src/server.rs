@@ -130,6 +130,12 @@ impl Server {
             source,
         })?;
         let (stop, stopped) = oneshot::channel::<()>();
+        // TCP_NODELAY: small RPC messages must not wait for delayed ACKs.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move {

@@ -2,7 +2,7 @@
 //! `newWebSocketRpcSession` does. Client ([`connect`]) and server ([`serve_socket`] for a
 //! tokio-tungstenite stream, [`serve_axum`] for an axum upgrade).
 
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -14,6 +14,9 @@ use crate::codec::Limits;
 use crate::session::{Frame, Session, Transport};
 use crate::{rt, Stub, TransportError};
 
+/// The close code the JavaScript implementation uses when a session aborts.
+const ABORT_CLOSE_CODE: u16 = 3000;
+
 /// A WebSocket close reason may hold at most 123 bytes.
 fn close_reason(reason: &str) -> String {
     let mut cut = reason.len().min(123);
@@ -23,12 +26,29 @@ fn close_reason(reason: &str) -> String {
     reason[..cut].to_owned()
 }
 
-/// Wraps an open tokio-tungstenite WebSocket as a transport.
-pub fn transport<S>(ws: WebSocketStream<S>) -> Transport
+/// What one received WebSocket message means to a session.
+enum Received {
+    Text(String),
+    Closed,
+    Ignore,
+    Failed(TransportError),
+}
+
+/// Builds a transport from any WebSocket's two halves: `text` and `close` make outgoing
+/// messages, `classify` reads incoming ones.
+fn websocket_transport<M, E, Si, St>(
+    mut sink: Si,
+    stream: St,
+    text: fn(String) -> M,
+    close: fn(u16, String) -> M,
+    classify: fn(Result<M, E>) -> Received,
+) -> Transport
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    M: Send + 'static,
+    E: Send + 'static,
+    Si: Sink<M> + Unpin + Send + 'static,
+    St: Stream<Item = Result<M, E>> + Unpin + Send + 'static,
 {
-    let (mut sink, stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
     rt::spawn(async move {
         while let Some(frame) = rx.recv().await {
@@ -37,16 +57,13 @@ where
             while let Some(f) = next.take() {
                 match f {
                     Frame::Text(t) => {
-                        if sink.feed(Message::Text(t.into())).await.is_err() {
+                        if sink.feed(text(t)).await.is_err() {
                             return;
                         }
                     }
                     Frame::Close(reason) => {
                         let _ = sink
-                            .send(Message::Close(Some(CloseFrame {
-                                code: CloseCode::Library(3000),
-                                reason: close_reason(&reason).into(),
-                            })))
+                            .send(close(ABORT_CLOSE_CODE, close_reason(&reason)))
                             .await;
                         return;
                     }
@@ -59,28 +76,79 @@ where
         }
         let _ = sink.close().await;
     });
-    let incoming = futures::stream::unfold(Some(stream), |stream| async move {
+    let incoming = futures::stream::unfold(Some(stream), move |stream| async move {
         let mut stream = stream?;
-        loop {
-            return match stream.next().await {
-                Some(Ok(Message::Text(t))) => Some((Ok(t.as_str().to_owned()), Some(stream))),
-                Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                    Ok(t) => Some((Ok(t), Some(stream))),
-                    Err(_) => Some((
-                        Err(TransportError::Http(
-                            "binary WebSocket message is not UTF-8".into(),
-                        )),
-                        None,
-                    )),
-                },
-                Some(Ok(Message::Close(_))) | None => None,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => Some((Err(TransportError::WebSocket(e)), None)),
-            };
+        while let Some(item) = stream.next().await {
+            match classify(item) {
+                Received::Text(t) => return Some((Ok(t), Some(stream))),
+                Received::Closed => return None,
+                Received::Ignore => {}
+                Received::Failed(e) => return Some((Err(e), None)),
+            }
         }
+        None
     })
     .boxed();
     Transport::new(incoming, tx)
+}
+
+fn binary_text(bytes: &[u8]) -> Received {
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(t) => Received::Text(t),
+        Err(_) => Received::Failed(TransportError::Http(
+            "binary WebSocket message is not UTF-8".into(),
+        )),
+    }
+}
+
+/// Wraps an open tokio-tungstenite WebSocket as a transport.
+pub fn transport<S>(ws: WebSocketStream<S>) -> Transport
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, stream) = ws.split();
+    websocket_transport(
+        sink,
+        stream,
+        |t| Message::Text(t.into()),
+        |code, reason| {
+            Message::Close(Some(CloseFrame {
+                code: CloseCode::Library(code),
+                reason: reason.into(),
+            }))
+        },
+        |item| match item {
+            Ok(Message::Text(t)) => Received::Text(t.as_str().to_owned()),
+            Ok(Message::Binary(b)) => binary_text(&b),
+            Ok(Message::Close(_)) => Received::Closed,
+            Ok(_) => Received::Ignore,
+            Err(e) => Received::Failed(TransportError::WebSocket(e)),
+        },
+    )
+}
+
+/// Wraps an axum WebSocket as a transport.
+pub fn axum_transport(ws: axum::extract::ws::WebSocket) -> Transport {
+    use axum::extract::ws::{CloseFrame as AxClose, Message as AxMessage};
+    let (sink, stream) = ws.split();
+    websocket_transport(
+        sink,
+        stream,
+        |t| AxMessage::Text(t.into()),
+        |code, reason| {
+            AxMessage::Close(Some(AxClose {
+                code,
+                reason: reason.into(),
+            }))
+        },
+        |item| match item {
+            Ok(AxMessage::Text(t)) => Received::Text(t.as_str().to_owned()),
+            Ok(AxMessage::Binary(b)) => binary_text(&b),
+            Ok(AxMessage::Close(_)) => Received::Closed,
+            Ok(_) => Received::Ignore,
+            Err(e) => Received::Failed(TransportError::Http(e.to_string())),
+        },
+    )
 }
 
 /// Connects to a capnweb WebSocket server and returns the session (whose
@@ -90,7 +158,9 @@ pub async fn connect(
     local_main: Option<Stub>,
     limits: Limits,
 ) -> Result<Session, TransportError> {
-    let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+    // TCP_NODELAY, as browsers and Node's `ws` do: with Nagle on, a call that follows a
+    // `release` (which the peer never answers) waits for a delayed ACK, ~40 ms.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     Ok(Session::new(transport(ws), local_main, limits))
 }
 
@@ -100,58 +170,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     Session::new(transport(ws), Some(main), limits)
-}
-
-/// Wraps an axum WebSocket as a transport.
-pub fn axum_transport(ws: axum::extract::ws::WebSocket) -> Transport {
-    use axum::extract::ws::{CloseFrame as AxClose, Message as AxMessage};
-    let (mut sink, stream) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
-    rt::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let mut next = Some(frame);
-            while let Some(f) = next.take() {
-                match f {
-                    Frame::Text(t) => {
-                        if sink.feed(AxMessage::Text(t.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    Frame::Close(reason) => {
-                        let _ = sink
-                            .send(AxMessage::Close(Some(AxClose {
-                                code: 3000,
-                                reason: close_reason(&reason).into(),
-                            })))
-                            .await;
-                        return;
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
-    let incoming = futures::stream::unfold(Some(stream), |stream| async move {
-        let mut stream = stream?;
-        loop {
-            return match stream.next().await {
-                Some(Ok(AxMessage::Text(t))) => Some((Ok(t.as_str().to_owned()), Some(stream))),
-                Some(Ok(AxMessage::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                    Ok(t) => Some((Ok(t), Some(stream))),
-                    Err(_) => None,
-                },
-                Some(Ok(AxMessage::Close(_))) | None => None,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => Some((Err(TransportError::Http(e.to_string())), None)),
-            };
-        }
-    })
-    .boxed();
-    Transport::new(incoming, tx)
 }
 
 /// Serves an upgraded axum WebSocket, offering `main`; returns when the session ends.
