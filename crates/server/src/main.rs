@@ -3,6 +3,11 @@
 
 mod cli;
 
+// Rust's allocations (HTTP, capnweb values, strings) go to mimalloc; QuickJS keeps its own
+// allocator (rquickjs without `rust-alloc`), so isolate memory limits still hold.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
