@@ -291,6 +291,21 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         )?,
     )?;
 
+    // Just the normalized href (what `new URL(input).href` gives), for Request URLs.
+    n.set(
+        "hrefOf",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, input: String| match url::Url::parse(&input) {
+                Ok(u) => Ok(String::from(u)),
+                Err(e) => Err(Exception::throw_type(
+                    &ctx,
+                    &format!("Invalid URL '{input}': {e}"),
+                )),
+            },
+        )?,
+    )?;
+
     n.set(
         "setUrl",
         Function::new(

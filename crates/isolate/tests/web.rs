@@ -203,3 +203,64 @@ async fn fetch_goes_through_a_granted_global_outbound() {
     let v = iso.rpc_target().call("run", vec![]).await.unwrap();
     assert_eq!(v.as_str(), Some("outbound saw PUT https://api.example/x"));
 }
+
+#[tokio::test]
+async fn bridged_request_normalizes_its_url_and_checks_headers_even_when_unread() {
+    let iso = load(
+        "lazy",
+        r#"export default {
+            async fetch(request) {
+              if (new URL(request.url).pathname === '/unread') return new Response('ok');
+              const h = request.headers;
+              return new Response(JSON.stringify({ url: request.url, method: request.method,
+                a: h.get('x-a'), pairs: [...h], same: request.headers === h }));
+            }
+          };"#,
+    )
+    .await;
+    let req = |url: &str, headers: Vec<(String, String)>| RequestValue {
+        url: url.into(),
+        method: "get".into(),
+        headers,
+        body: None,
+        extra: Default::default(),
+    };
+    let res = iso
+        .fetch(req(
+            "HTTP://Fn.Example/p?q=1",
+            vec![
+                ("X-A".into(), " 1 ".into()),
+                ("x-a".into(), "2".into()),
+                ("b".into(), "3".into()),
+            ],
+        ))
+        .await
+        .unwrap();
+    let Some(Body::Text(text)) = res.body else {
+        panic!("no text body: {:?}", res.body)
+    };
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        body,
+        json!({ "url": "http://fn.example/p?q=1", "method": "GET", "a": "1, 2",
+                "pairs": [["b", "3"], ["x-a", "1, 2"]], "same": true })
+    );
+    assert!(res
+        .headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v == "text/plain;charset=UTF-8"));
+    // A bad header name is refused even by a handler that never reads the headers.
+    let err = iso
+        .fetch(req(
+            "http://fn.example/unread",
+            vec![("bad name".into(), "x".into())],
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("Invalid header name"), "{err:?}");
+    let ok = iso
+        .fetch(req("http://fn.example/unread", vec![]))
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200);
+}

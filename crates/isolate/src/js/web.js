@@ -195,6 +195,27 @@
 
   // ---- Headers -------------------------------------------------------------------------
   const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  // Header names already validated, with their lowercase form: most requests and responses
+  // use the same few names, so the regex and toLowerCase run once per name (bounded).
+  const HEADER_NAMES = new Map();
+  function headerName(k) {
+    if (typeof k === "string") {
+      const known = HEADER_NAMES.get(k);
+      if (known !== undefined) return known;
+    }
+    k = String(k);
+    if (!HEADER_NAME.test(k)) throw new TypeError(`Invalid header name: '${k}'`);
+    const lower = k.toLowerCase();
+    if (HEADER_NAMES.size < 256) HEADER_NAMES.set(k, lower);
+    return lower;
+  }
+  // Checks header pairs as `new Headers(pairs)` would, without building the Headers.
+  function checkPairs(pairs) {
+    for (const pair of pairs) {
+      if (pair.length !== 2) throw new TypeError("Headers init pairs must have two elements");
+      headerName(pair[0]);
+    }
+  }
   class Headers {
     #map = new Map();
     constructor(init) {
@@ -209,10 +230,21 @@
       }
       for (const k of Object.keys(init)) this.append(k, init[k]);
     }
-    #name(k) {
-      k = String(k);
-      if (!HEADER_NAME.test(k)) throw new TypeError(`Invalid header name: '${k}'`);
-      return k.toLowerCase();
+    #name(k) { return headerName(k); }
+    // `set(k, v)` unless `k` is there; `k` is a lowercase name known to be valid.
+    _setDefault(k, v) { if (!this.#map.has(k)) this.#map.set(k, v); }
+    // What `[...this.entries()]` gives, built without generators.
+    _pairs() {
+      const m = this.#map;
+      if (m.size === 0) return [];
+      const keys = [...m.keys()];
+      if (keys.length > 1) keys.sort();
+      const out = [];
+      for (const k of keys) {
+        if (k === "set-cookie") for (const c of m.get(k).split("\n")) out.push([k, c]);
+        else out.push([k, m.get(k)]);
+      }
+      return out;
     }
     append(k, v) {
       k = this.#name(k); v = String(v).trim();
@@ -420,7 +452,7 @@
     if (init === undefined || init === null) return null;
     if (init instanceof ReadableStream) return init;
     if (typeof init === "string") {
-      if (!headers.has("content-type")) headers.set("content-type", "text/plain;charset=UTF-8");
+      headers._setDefault("content-type", "text/plain;charset=UTF-8");
       return init;
     }
     if (init instanceof URLSearchParams) {
@@ -466,10 +498,13 @@
     }
     async arrayBuffer() { return (await this.bytes()).buffer; }
   }
+  const MAKE = Symbol("internal");
+  const FOLLOW = Object.freeze({ redirect: "follow" });
   class Request extends Body {
-    #url; #method; #headers; #init;
+    #url; #method; #headers; #rawHeaders; #init;
     constructor(input, init = {}) {
       super();
+      if (input === MAKE) return;
       let body = null;
       if (input instanceof Request) {
         this.#url = input.url; this.#method = input.method;
@@ -486,9 +521,27 @@
       this._initBody(body);
       this.#init = { redirect: init.redirect ?? "follow" };
     }
+    // A request from the bridge: what `new Request(url, { method, headers })` then
+    // `_initBody(body)` gives, with the Headers built only when `headers` is first read.
+    static _make(url, method, pairs, body) {
+      const r = new Request(MAKE);
+      r.#url = native.hrefOf(String(url));
+      r.#method = String(method).toUpperCase();
+      checkPairs(pairs);
+      r.#rawHeaders = pairs;
+      r.#init = FOLLOW;
+      r._initBody(body);
+      return r;
+    }
     get url() { return this.#url; }
     get method() { return this.#method; }
-    get headers() { return this.#headers; }
+    get headers() {
+      if (this.#headers === undefined) {
+        this.#headers = new Headers(this.#rawHeaders);
+        this.#rawHeaders = undefined;
+      }
+      return this.#headers;
+    }
     get redirect() { return this.#init.redirect; }
     get signal() { return undefined; }
     clone() {
@@ -612,7 +665,7 @@
   });
 
   // ---- hooks for the capnweb bridge ------------------------------------------------------
-  function headerPairs(h) { return [...h.entries()]; }
+  function headerPairs(h) { return h._pairs(); }
   return {
     fireTimer,
     resetClock() { timeOrigin = Date.now(); },
@@ -625,11 +678,7 @@
       if (v instanceof ReadableStream) return [13, null];
       return null;
     },
-    mkRequest(url, method, headers, body) {
-      const r = new Request(url, { method, headers });
-      r._initBody(body);
-      return r;
-    },
+    mkRequest: (url, method, headers, body) => Request._make(url, method, headers, body),
     mkResponse(status, statusText, headers, body) {
       const r = new Response(null, { status: status < 200 || status > 599 ? 200 : status, statusText, headers });
       r._initBody(body);
