@@ -57,6 +57,46 @@ impl TraceParent {
     }
 }
 
+/// A fast pseudo-random `u64` (wyrand), per thread, seeded once from the system's random
+/// source: trace and span ids must be unique, not secret, and a `getrandom` system call per
+/// request showed up in profiles.
+fn fast_random() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut seed = [0u8; 8];
+            if getrandom::fill(&mut seed).is_err() {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0);
+                seed = (nanos ^ (&seed as *const _ as u64)).to_le_bytes();
+            }
+            u64::from_le_bytes(seed)
+        });
+    }
+    STATE.with(|s| {
+        let x = s.get().wrapping_add(0xa076_1d64_78bd_642f);
+        s.set(x);
+        let t = u128::from(x) * u128::from(x ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    })
+}
+
+/// `bytes` random bytes as lowercase hex, not all zero.
+fn random_id(bytes: usize) -> String {
+    let mut buf = [0u8; 16];
+    let buf = &mut buf[..bytes];
+    for chunk in buf.chunks_mut(8) {
+        let r = fast_random().to_le_bytes();
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+    if buf.iter().all(|&b| b == 0) {
+        buf[bytes - 1] = 1;
+    }
+    crate::token::hex(buf)
+}
+
 /// The middleware.
 pub async fn layer(mut req: Request, next: Next) -> Response {
     let incoming = req
@@ -66,12 +106,14 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         .and_then(TraceParent::parse);
     let trace_id = incoming
         .as_ref()
-        .map_or_else(|| crate::token::random_hex(16), |t| t.trace_id.clone());
-    let flags = incoming
-        .as_ref()
-        .map_or("01".to_owned(), |t| t.flags.clone());
-    let span_id = crate::token::random_hex(8);
-    let ours = format!("00-{trace_id}-{span_id}-{flags}");
+        .map_or_else(|| random_id(16), |t| t.trace_id.clone());
+    let flags = incoming.as_ref().map_or("01", |t| t.flags.as_str());
+    let span_id = random_id(8);
+    let mut ours = String::with_capacity(55);
+    for part in ["00-", &trace_id, "-", &span_id, "-", flags] {
+        ours.push_str(part);
+    }
+    let ours = HeaderValue::from_str(&ours).ok();
     let span = tracing::info_span!(
         "request",
         trace_id = %trace_id,
@@ -80,12 +122,12 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
         method = %req.method(),
         path = %req.uri().path(),
     );
-    if let Ok(v) = HeaderValue::from_str(&ours) {
-        req.headers_mut().insert("traceparent", v);
+    if let Some(v) = &ours {
+        req.headers_mut().insert("traceparent", v.clone());
     }
     let mut resp = next.run(req).instrument(span.clone()).await;
     span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "done"));
-    if let Ok(v) = HeaderValue::from_str(&ours) {
+    if let Some(v) = ours {
         resp.headers_mut().insert("traceparent", v);
     }
     resp
@@ -93,7 +135,16 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::TraceParent;
+    use super::{random_id, TraceParent};
+
+    #[test]
+    fn random_ids_are_lowercase_hex_of_the_right_length_and_differ() {
+        let a = random_id(16);
+        let b = random_id(16);
+        assert_ne!(a, b);
+        let tp = format!("00-{a}-{}-01", random_id(8));
+        assert!(TraceParent::parse(&tp).is_some(), "{tp}");
+    }
 
     #[test]
     fn valid_traceparent_is_parsed_and_invalid_ones_are_ignored() {
