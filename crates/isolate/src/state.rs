@@ -107,8 +107,13 @@ struct IsolateState {
     host: Rc<Host>,
     ctx: Context,
     rt: Runtime,
-    slices: u64,
+    /// When the heap was last measured (`None`: not since the isolate was created).
+    measured: Option<Instant>,
 }
+
+/// How often a busy isolate's heap is measured at most: `JS_ComputeMemoryUsage` walks the whole
+/// heap (tens of µs), too much to do on every call.
+const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The isolates of one JavaScript thread, and a blank one built ahead of time so that the
 /// next isolate skips building its runtime, context and web APIs.
@@ -180,13 +185,17 @@ impl ThreadState {
             while host.limit_broken().is_none() && ctx.execute_pending_job() {}
         });
         host.end_slice();
-        st.slices += 1;
         if let Some(reason) = host.limit_broken() {
             tracing::warn!(isolate = %host.id(), "{reason}; discarding the isolate");
             self.discard(key, Some(reason));
             return;
         }
-        if st.slices % 64 == 1 {
+        let now = Instant::now();
+        if st
+            .measured
+            .is_none_or(|t| now.duration_since(t) >= MEASURE_EVERY)
+        {
+            st.measured = Some(now);
             if let Some(shared) = host.shared() {
                 shared.memory.store(heap_used(&st.rt), Ordering::Relaxed);
             }
@@ -245,7 +254,7 @@ fn blank() -> Result<IsolateState, LoadError> {
         host,
         ctx,
         rt,
-        slices: 0,
+        measured: None,
     })
 }
 
