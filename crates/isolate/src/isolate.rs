@@ -136,7 +136,7 @@ impl Isolate {
             Ok(r) => r,
             Err(_) => Err(self.shared.gone_error()),
         };
-        crate::metrics::record_call(&self.shared.id, "fetch", start, result.is_err());
+        self.shared.fetch_metrics().record(start, result.is_err());
         match result? {
             Value::Response(r) => Ok(*r),
             _ => Err(RpcError::type_error(

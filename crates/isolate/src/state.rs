@@ -28,6 +28,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     broken: Mutex<Option<String>>,
     memory: AtomicUsize,
+    fetch_metrics: std::sync::OnceLock<crate::metrics::CallMetrics>,
 }
 
 impl Shared {
@@ -40,6 +41,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             broken: Mutex::new(None),
             memory: AtomicUsize::new(0),
+            fetch_metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -80,6 +82,12 @@ impl Shared {
     /// The JavaScript heap in use, as last measured.
     pub(crate) fn memory(&self) -> usize {
         self.memory.load(Ordering::Relaxed)
+    }
+
+    /// The metric handles of this isolate's fetch calls (made on the first call).
+    pub(crate) fn fetch_metrics(&self) -> &crate::metrics::CallMetrics {
+        self.fetch_metrics
+            .get_or_init(|| crate::metrics::CallMetrics::new(&self.id, "fetch"))
     }
 
     /// The error a call sees when the isolate is gone.

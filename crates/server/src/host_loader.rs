@@ -117,10 +117,13 @@ impl LoaderHost {
             let iso = stub.isolate().await.map_err(|e| load_error(&e))?;
             let mut map = versions.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(vs) = map.get_mut(&id) {
-                if let Some(mem) = vs.get_mut(&version) {
-                    *mem = iso.memory_usage() as u64;
+                // The gauges depend only on this map, so they change only when it does
+                // (here, or where versions are added and retired).
+                let now = iso.memory_usage() as u64;
+                if let Some(mem) = vs.get_mut(&version).filter(|m| **m != now) {
+                    *mem = now;
+                    crate::metrics::set_resident(&id, vs.len(), vs.values().sum());
                 }
-                crate::metrics::set_resident(&id, vs.len(), vs.values().sum());
             }
             Ok(iso)
         }

@@ -18,8 +18,8 @@
 //! pairs in this process, is recorded as `other`. An attacker cannot grow the exporter's
 //! memory without bound by calling made-up methods.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -80,24 +80,72 @@ fn method_label(function: &str, method: &str) -> String {
     }
 }
 
-/// Records one finished call.
+/// The handles of one (function, surface, method label).
+struct CallHandles {
+    invocations: metrics::Counter,
+    errors: metrics::Counter,
+    latency: metrics::Histogram,
+}
+
+/// Function → surface → method (as called) → handles. Only methods whose label is the method
+/// itself are kept, so this holds at most what the exporter holds.
+type HandleCache = HashMap<String, HashMap<&'static str, HashMap<String, Arc<CallHandles>>>>;
+static HANDLES: OnceLock<Mutex<HandleCache>> = OnceLock::new();
+
+fn cached(function: &str, method: &str, surface: &'static str) -> Option<Arc<CallHandles>> {
+    let cache = HANDLES.get_or_init(Mutex::default);
+    let cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache.get(function)?.get(surface)?.get(method).cloned()
+}
+
+/// Records one finished call. The handles of a (function, method, surface) seen before are
+/// reused (once the exporter is installed), so a call allocates no labels.
 pub fn record_call(function: &str, method: &str, surface: &'static str, ok: bool, took: Duration) {
-    let method = method_label(function, method);
+    let installed = matches!(HANDLE.get(), Some(Some(_)));
+    let handles = match installed
+        .then(|| cached(function, method, surface))
+        .flatten()
+    {
+        Some(h) => h,
+        None => {
+            let label = method_label(function, method);
+            let h = Arc::new(call_handles(function, &label, surface));
+            if installed && label == method {
+                let cache = HANDLES.get_or_init(Mutex::default);
+                cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(function.to_owned())
+                    .or_default()
+                    .entry(surface)
+                    .or_default()
+                    .insert(method.to_owned(), h.clone());
+            }
+            h
+        }
+    };
+    handles.invocations.increment(1);
+    if !ok {
+        handles.errors.increment(1);
+    }
+    handles.latency.record(took.as_secs_f64());
+}
+
+fn call_handles(function: &str, method: &str, surface: &'static str) -> CallHandles {
     let labels = [
         ("function", function.to_owned()),
-        ("method", method.clone()),
+        ("method", method.to_owned()),
         ("surface", surface.to_owned()),
     ];
-    metrics::counter!("functions_invocations_total", &labels).increment(1);
-    if !ok {
-        metrics::counter!("functions_errors_total", &labels).increment(1);
+    CallHandles {
+        invocations: metrics::counter!("functions_invocations_total", &labels),
+        errors: metrics::counter!("functions_errors_total", &labels),
+        latency: metrics::histogram!(
+            "functions_latency_seconds",
+            "function" => function.to_owned(),
+            "method" => method.to_owned()
+        ),
     }
-    metrics::histogram!(
-        "functions_latency_seconds",
-        "function" => function.to_owned(),
-        "method" => method
-    )
-    .record(took.as_secs_f64());
 }
 
 /// Records that a host loaded a function's code afresh (a cold start).
