@@ -466,8 +466,37 @@ impl Host {
             let env = self.saved(ctx, &self.env)?;
             let cx = self.saved(ctx, &self.ctx_obj)?;
             let req = bridge::to_js(self, ctx, &request)?;
-            self.helper(ctx, "fetchHandler")?
-                .call::<_, ()>((id, ns, req, env, cx))
+            // The common case, `export default { fetch() { return new Response(…) } }`, is
+            // answered here: a synchronous Response is settled at once, with no async function
+            // and no microtask; a promise is awaited in JavaScript. Anything else (a class, no
+            // fetch) goes to the prelude's fetchHandler, which throws the right errors.
+            let default = ns
+                .as_object()
+                .map(|o| o.get::<_, JsValue<'js>>("default"))
+                .transpose()?;
+            let plain = default.filter(|d| d.is_object() && !d.is_function());
+            let handler = match &plain {
+                Some(d) => d
+                    .as_object()
+                    .map(|o| o.get::<_, JsValue<'js>>("fetch"))
+                    .transpose()?
+                    .and_then(|f| f.into_function()),
+                None => None,
+            };
+            let (Some(d), Some(handler)) = (plain, handler) else {
+                return self
+                    .helper(ctx, "fetchHandler")?
+                    .call::<_, ()>((id, ns, req, env, cx));
+            };
+            let r: JsValue<'js> = handler.call((rquickjs::function::This(d), req, env, cx))?;
+            if is_response(ctx, &r)? {
+                let result = bridge::to_value(self, ctx, r).map_err(|e| self.rpc_error(ctx, e));
+                self.settle(id, result);
+                Ok(())
+            } else {
+                // Settles with what the promise gives; `Isolate::fetch` refuses a non-Response.
+                self.helper(ctx, "track")?.call::<_, ()>((id, r))
+            }
         };
         if let Err(e) = run() {
             let err = self.rpc_error(ctx, e);
@@ -639,4 +668,22 @@ pub(crate) fn js_array<'js>(
         a.set(i, v)?;
     }
     Ok(a)
+}
+
+/// `v instanceof globalThis.Response`, as the prelude's fetchHandler checks it (a throwing
+/// check is an exception, not a yes).
+fn is_response<'js>(ctx: &Ctx<'js>, v: &JsValue<'js>) -> rquickjs::Result<bool> {
+    if !v.is_object() {
+        return Ok(false);
+    }
+    let class: JsValue<'js> = ctx.globals().get("Response")?;
+    // SAFETY: both values are alive for the call (borrowed from live handles in `ctx`).
+    let rc = unsafe {
+        rquickjs::qjs::JS_IsInstanceOf(ctx.as_raw().as_ptr(), v.as_raw(), class.as_raw())
+    };
+    if rc < 0 {
+        Err(rquickjs::Error::Exception)
+    } else {
+        Ok(rc != 0)
+    }
 }

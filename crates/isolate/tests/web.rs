@@ -264,3 +264,41 @@ async fn bridged_request_normalizes_its_url_and_checks_headers_even_when_unread(
         .unwrap();
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test]
+async fn fetch_handlers_answer_sync_async_and_refuse_non_responses() {
+    let iso = load(
+        "kinds",
+        r#"export default {
+            fetch(request) {
+              const p = new URL(request.url).pathname;
+              if (p === '/sync') return new Response('s', { status: 201 });
+              if (p === '/async') return Promise.resolve().then(() => new Response('a'));
+              if (p === '/throw') throw new RangeError('nope');
+              return 'not a response';
+            }
+          };"#,
+    )
+    .await;
+    let req = |path: &str| RequestValue {
+        url: format!("http://fn.example{path}"),
+        method: "GET".into(),
+        headers: vec![],
+        body: None,
+        extra: Default::default(),
+    };
+    let sync = iso.fetch(req("/sync")).await.unwrap();
+    assert_eq!(sync.status, 201);
+    assert!(matches!(sync.body, Some(Body::Text(ref t)) if t == "s"));
+    let later = iso.fetch(req("/async")).await.unwrap();
+    assert!(matches!(later.body, Some(Body::Text(ref t)) if t == "a"));
+    let thrown = iso.fetch(req("/throw")).await.unwrap_err();
+    assert_eq!(thrown.name(), "RangeError");
+    assert_eq!(thrown.message(), "nope");
+    let other = iso.fetch(req("/other")).await.unwrap_err();
+    assert_eq!(other.name(), "TypeError");
+    assert!(
+        other.message().contains("did not return a Response"),
+        "{other:?}"
+    );
+}
