@@ -55,7 +55,9 @@ pub(crate) struct Host {
     slice: Cell<Option<(Instant, Option<u64>)>>,
     /// CPU time used so far by each invocation still waiting to settle, by call id.
     budgets: RefCell<HashMap<u64, Duration>>,
-    oom: Cell<bool>,
+    /// Set when an allocation was refused because the heap limit was reached (shared with the
+    /// runtime's allocator, see `state::LimitedAllocator`).
+    oom: Rc<Cell<bool>>,
     helpers: RefCell<Option<Saved>>,
     web: RefCell<Option<Saved>>,
     namespace: RefCell<Option<Saved>>,
@@ -75,8 +77,12 @@ pub(crate) struct Host {
 
 impl Host {
     /// A blank host whose limits are enforced through `deadline` and `interrupted` (shared
-    /// with the runtime's interrupt handler).
-    pub(crate) fn new(interrupted: Rc<Cell<bool>>, deadline: Rc<Cell<Option<Instant>>>) -> Self {
+    /// with the runtime's interrupt handler) and `oom` (shared with its allocator).
+    pub(crate) fn new(
+        interrupted: Rc<Cell<bool>>,
+        deadline: Rc<Cell<Option<Instant>>>,
+        oom: Rc<Cell<bool>>,
+    ) -> Self {
         Host {
             id: RefCell::new(String::new()),
             shared: RefCell::new(Weak::new()),
@@ -86,7 +92,7 @@ impl Host {
             deadline,
             slice: Cell::new(None),
             budgets: RefCell::default(),
-            oom: Cell::new(false),
+            oom,
             helpers: RefCell::default(),
             web: RefCell::default(),
             namespace: RefCell::default(),
@@ -204,15 +210,17 @@ impl Host {
     }
 
     fn limit_reason(&self) -> Option<String> {
-        if self.interrupted.get() {
-            Some(format!(
-                "CPU time limit of {} ms exceeded",
-                self.limits().cpu_time.as_millis()
-            ))
-        } else if self.oom.get() {
+        // The heap limit first: once it broke, the isolate is doomed even if its code caught
+        // the failure and went on until the CPU limit stopped it.
+        if self.oom.get() {
             Some(format!(
                 "JavaScript heap memory limit {} MiB exceeded",
                 self.limits().memory_bytes / (1024 * 1024)
+            ))
+        } else if self.interrupted.get() {
+            Some(format!(
+                "CPU time limit of {} ms exceeded",
+                self.limits().cpu_time.as_millis()
             ))
         } else {
             None

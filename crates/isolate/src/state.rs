@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use rquickjs::allocator::{Allocator, RustAllocator};
 use rquickjs::{Context, Ctx, Runtime};
 use std::sync::mpsc;
 
@@ -115,6 +116,8 @@ struct IsolateState {
     host: Rc<Host>,
     ctx: Context,
     rt: Runtime,
+    /// The heap limit enforced by the runtime's allocator (0: none).
+    heap_limit: Rc<Cell<usize>>,
     /// When the heap was last measured (`None`: not since the isolate was created).
     measured: Option<Instant>,
 }
@@ -158,7 +161,9 @@ impl ThreadState {
             Some(st) => st,
             None => blank()?,
         };
-        st.rt.set_memory_limit(config.limits.memory_bytes);
+        // The limit is enforced by the allocator (not `JS_SetMemoryLimit`), so a refused
+        // allocation is always seen, whatever QuickJS then throws (often `null`).
+        st.heap_limit.set(config.limits.memory_bytes);
         st.rt.set_max_stack_size(config.limits.max_stack_bytes);
         crate::modules::install_loader(&st.rt, &config.modules);
         st.host.claim(shared, config.limits);
@@ -232,22 +237,32 @@ impl ThreadState {
 /// A blank isolate: a runtime with the interrupt handler, a context with the web APIs and the
 /// bridge installed, and a host not yet given to any function.
 fn blank() -> Result<IsolateState, LoadError> {
-    let rt = Runtime::new().map_err(|e| LoadError::Runtime(e.to_string()))?;
+    let heap_limit = Rc::new(Cell::new(0));
+    let oom = Rc::new(Cell::new(false));
+    let rt = Runtime::new_with_alloc(LimitedAllocator {
+        used: 0,
+        limit: heap_limit.clone(),
+        refused: oom.clone(),
+    })
+    .map_err(|e| LoadError::Runtime(e.to_string()))?;
     let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
     let interrupted = Rc::new(Cell::new(false));
     {
         let deadline = deadline.clone();
         let interrupted = interrupted.clone();
+        let oom = oom.clone();
+        // Past the heap limit the isolate is doomed: stop its JavaScript at once, even if it
+        // caught the failure and goes on trying.
         rt.set_interrupt_handler(Some(Box::new(move || match deadline.get() {
             Some(d) if Instant::now() >= d => {
                 interrupted.set(true);
                 true
             }
-            _ => false,
+            _ => oom.get(),
         })));
     }
     let ctx = Context::full(&rt).map_err(|e| LoadError::Runtime(e.to_string()))?;
-    let host = Rc::new(Host::new(interrupted, deadline));
+    let host = Rc::new(Host::new(interrupted, deadline, oom));
     host.begin_slice();
     let prepared = ctx.with(|ctx| {
         let r = host.prepare(&ctx);
@@ -262,8 +277,116 @@ fn blank() -> Result<IsolateState, LoadError> {
         host,
         ctx,
         rt,
+        heap_limit,
         measured: None,
     })
+}
+
+/// Headroom past the heap limit once it broke (see `LimitedAllocator::admit`).
+const HEAP_GRACE: usize = 256 * 1024;
+
+/// Bytes charged for each allocation on top of its usable size (the allocator's header).
+const ALLOC_OVERHEAD: usize = 16;
+
+/// Rust's global allocator with a heap limit: an allocation that would take the heap past
+/// `limit` is refused and `refused` is set. QuickJS reacts to a refused allocation in many
+/// ways (an "out of memory" error, a thrown `null` when even that cannot be allocated, a
+/// failed internal operation), so the flag, not the error, tells that the limit broke.
+struct LimitedAllocator {
+    /// Bytes currently allocated, overhead included.
+    used: usize,
+    limit: Rc<Cell<usize>>,
+    refused: Rc<Cell<bool>>,
+}
+
+impl LimitedAllocator {
+    /// Whether `extra` more bytes fit under the limit; if not, notes the refusal.
+    fn admit(&mut self, extra: usize) -> bool {
+        let mut limit = self.limit.get();
+        if self.refused.get() {
+            // Once the limit broke, a little headroom lets QuickJS build the uncatchable
+            // "interrupted" error that stops the doomed isolate (without it, it throws a
+            // catchable `null` that a retry loop would swallow).
+            limit = limit.saturating_add(HEAP_GRACE);
+        }
+        let fits = limit == 0
+            || self
+                .used
+                .checked_add(extra)
+                .is_some_and(|total| total <= limit);
+        if !fits {
+            self.refused.set(true);
+        }
+        fits
+    }
+
+    fn charged(size: usize) -> usize {
+        size.saturating_add(ALLOC_OVERHEAD)
+    }
+
+    fn track(&mut self, ptr: *mut u8) -> *mut u8 {
+        if !ptr.is_null() {
+            // SAFETY: `ptr` was just returned by `RustAllocator`.
+            let size = unsafe { <RustAllocator as Allocator>::usable_size(ptr) };
+            self.used = self.used.saturating_add(Self::charged(size));
+        }
+        ptr
+    }
+}
+
+// SAFETY: every allocation is delegated to `RustAllocator`, which upholds the contract; this
+// only refuses some (returning null, which is allowed) and counts the rest.
+unsafe impl Allocator for LimitedAllocator {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        if !self.admit(Self::charged(size)) {
+            return std::ptr::null_mut();
+        }
+        let ptr = RustAllocator.alloc(size);
+        self.track(ptr)
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        let Some(total) = count.checked_mul(size) else {
+            return std::ptr::null_mut();
+        };
+        if !self.admit(Self::charged(total)) {
+            return std::ptr::null_mut();
+        }
+        let ptr = RustAllocator.calloc(count, size);
+        self.track(ptr)
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        // SAFETY: the caller passes a pointer from this allocator, i.e. from `RustAllocator`.
+        let size = unsafe { <RustAllocator as Allocator>::usable_size(ptr) };
+        self.used = self.used.saturating_sub(Self::charged(size));
+        // SAFETY: as above.
+        unsafe { RustAllocator.dealloc(ptr) }
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        if ptr.is_null() {
+            return self.alloc(new_size);
+        }
+        // SAFETY: the caller passes a pointer from this allocator, i.e. from `RustAllocator`.
+        let old = Self::charged(unsafe { <RustAllocator as Allocator>::usable_size(ptr) });
+        let new = Self::charged(new_size);
+        if new > old && !self.admit(new - old) {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: as above.
+        let moved = unsafe { RustAllocator.realloc(ptr, new_size) };
+        if !moved.is_null() {
+            self.used = self.used.saturating_sub(old);
+            self.track(moved);
+        }
+        moved
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        // SAFETY: the caller passes a pointer from this allocator, i.e. from `RustAllocator`.
+        unsafe { <RustAllocator as Allocator>::usable_size(ptr) }
+    }
 }
 
 fn heap_used(rt: &Runtime) -> usize {

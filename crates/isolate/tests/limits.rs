@@ -71,6 +71,82 @@ async fn memory_limit_ends_the_call_and_other_isolates_keep_working() {
     );
 }
 
+/// Memory hogs with different allocation patterns. However QuickJS reacts to the refused
+/// allocation (an "out of memory" error, a thrown `null`, a failed internal step), the call must
+/// end as a memory-limit break: the check must not depend on the heap's layout.
+const HOGS: &[(&str, &str)] = &[
+    (
+        "big arrays",
+        "const a = []; for (;;) a.push(new Array(100000).fill(1));",
+    ),
+    (
+        "small objects",
+        "const a = []; for (let i = 0; ; i++) a.push({ i, s: 'x' + i });",
+    ),
+    (
+        "long strings",
+        "const a = []; for (let i = 0; ; i++) a.push('x'.repeat(100000) + i);",
+    ),
+    (
+        "string pieces",
+        "const a = []; for (let i = 0; ; i++) a.push(String(i).repeat(50));",
+    ),
+    (
+        "one growing array",
+        "const a = []; for (let i = 0; ; i++) a[i] = i + 0.5;",
+    ),
+    (
+        "typed arrays",
+        "const a = []; for (;;) a.push(new Float64Array(65536));",
+    ),
+    (
+        "map entries",
+        "const m = new Map(); for (let i = 0; ; i++) m.set(i, [i]);",
+    ),
+    (
+        "caught and retried",
+        "const a = []; for (;;) { try { a.push(new Array(100000).fill(1)); } catch (e) {} }",
+    ),
+];
+
+#[tokio::test]
+async fn memory_limit_is_detected_whatever_the_allocation_pattern() {
+    let other = load("bystander", HOG).await;
+    for (pad, padding) in [
+        (0, ""),
+        (1, "function unused(x) { return [x, x + 1, { x }]; }\n"),
+    ] {
+        for (name, body) in HOGS {
+            let src = format!(
+                "{padding}export default {{ rpc: class extends RpcTarget {{ hog() {{ {body} }} ok() {{ return 'ok'; }} }} }};"
+            );
+            let mut cfg = isolate::IsolateConfig::single("hog", &src);
+            cfg.limits.memory_bytes = 16 * 1024 * 1024;
+            let hog = isolate::Isolate::new(cfg).await.unwrap();
+            let err = hog.rpc_target().call("hog", vec![]).await.unwrap_err();
+            let what = format!("{name} (padding {pad}): {err}");
+            assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{what}");
+            assert!(
+                err.message().contains("memory limit 16 MiB exceeded"),
+                "{what}"
+            );
+            assert!(hog.is_broken(), "{what}");
+            let again = hog.rpc_target().call("ok", vec![]).await.unwrap_err();
+            assert_eq!(again.name(), RESOURCE_LIMIT_ERROR, "{what}");
+            assert_eq!(
+                other
+                    .rpc_target()
+                    .call("ok", vec![])
+                    .await
+                    .unwrap()
+                    .as_str(),
+                Some("ok"),
+                "{what}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn deep_recursion_is_a_clear_error_not_a_crash() {
     let iso = load(
