@@ -17,6 +17,10 @@ struct Raw {
 }
 
 fn raw_server() -> Raw {
+    raw_server_with(Limits::default())
+}
+
+fn raw_server_with(limits: Limits) -> Raw {
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
     let incoming =
@@ -26,11 +30,7 @@ fn raw_server() -> Raw {
         )
         .boxed();
     let (main, _) = Api::stub();
-    let session = Session::new(
-        Transport::new(incoming, out_tx),
-        Some(main),
-        Limits::default(),
-    );
+    let session = Session::new(Transport::new(incoming, out_tx), Some(main), limits);
     Raw {
         to_server: in_tx,
         from_server: out_rx,
@@ -95,30 +95,15 @@ async fn a_broken_session_does_not_affect_another() {
 
 #[tokio::test]
 async fn oversized_messages_are_refused() {
-    let (in_tx, in_rx) = mpsc::unbounded_channel();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let incoming =
-        futures::stream::unfold(
-            in_rx,
-            |mut rx| async move { rx.recv().await.map(|m| (m, rx)) },
-        )
-        .boxed();
-    let (main, _) = Api::stub();
-    let _s = Session::new(
-        Transport::new(incoming, out_tx),
-        Some(main),
-        Limits {
-            max_message_size: 100,
-            ..Limits::default()
-        },
-    );
-    in_tx
+    let mut raw = raw_server_with(Limits {
+        max_message_size: 100,
+        ..Limits::default()
+    });
+    raw.to_server
         .send(Ok(format!("[\"push\",\"{}\"]", "x".repeat(200))))
         .expect("send");
-    let Some(Frame::Text(t)) = out_rx.recv().await else {
-        panic!("no reply")
-    };
-    assert!(t.contains("exceeds maximum size of 100"), "{t}");
+    let reply = next_text(&mut raw).await.expect("a reply");
+    assert!(reply.contains("exceeds maximum size of 100"), "{reply}");
 }
 
 /// Deterministic xorshift, so failures reproduce.
