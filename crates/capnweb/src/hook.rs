@@ -204,13 +204,15 @@ impl TargetHook {
         if args.iter().any(contains_promise) {
             // Arguments that are promises are resolved before the call is delivered, as in the
             // JavaScript implementation.
+            let trace = crate::trace::current();
             return PromiseHook::from_future(async move {
                 let args = match resolve_deep(Value::Array(args)).await {
                     Ok(Value::Array(a)) => a,
                     Ok(_) => Vec::new(),
                     Err(e) => return error_hook(e),
                 };
-                settle(target.call(&method, args).await)
+                let fut = crate::trace::with_trace(trace, || target.call(&method, args));
+                settle(fut.await)
             });
         }
         let mut fut = target.call(&method, args);
@@ -315,6 +317,8 @@ impl PromiseHook {
     {
         let p = Self::pending();
         let p2 = p.clone();
+        // The trace current now is current for the future too (and for calls it makes).
+        let fut = crate::trace::Traced::new(crate::trace::current(), fut);
         rt::spawn(async move { p2.settle(fut.await) });
         p
     }
@@ -351,7 +355,12 @@ impl PromiseHook {
     fn chain(&self, f: impl FnOnce(HookRef) -> HookRef + Send + 'static) -> HookRef {
         let child = Self::pending();
         let c = child.clone();
-        self.when(Box::new(move |h| c.settle(f(h.clone()))));
+        // A pipelined call is delivered when the promise settles, wherever that happens: it
+        // carries the trace current when it was made.
+        let trace = crate::trace::current();
+        self.when(Box::new(move |h| {
+            crate::trace::with_trace(trace, || c.settle(f(h.clone())))
+        }));
         child
     }
 }

@@ -51,6 +51,7 @@ mod session;
 mod stream;
 mod stub;
 mod target;
+pub mod trace;
 pub mod transport;
 mod value;
 

@@ -55,6 +55,9 @@ pub(crate) struct Host {
     slice: Cell<Option<(Instant, Option<u64>)>>,
     /// CPU time used so far by each invocation still waiting to settle, by call id.
     budgets: RefCell<HashMap<u64, Duration>>,
+    /// The trace of each invocation still waiting to settle that has one, by call id: it is
+    /// current (`capnweb::trace`) while JavaScript runs for the invocation.
+    traces: RefCell<HashMap<u64, capnweb::trace::TraceId>>,
     /// Set when an allocation was refused because the heap limit was reached (shared with the
     /// runtime's allocator, see `state::LimitedAllocator`).
     oom: Rc<Cell<bool>>,
@@ -92,6 +95,7 @@ impl Host {
             deadline,
             slice: Cell::new(None),
             budgets: RefCell::default(),
+            traces: RefCell::default(),
             oom,
             helpers: RefCell::default(),
             web: RefCell::default(),
@@ -132,6 +136,7 @@ impl Host {
         let now = Instant::now();
         self.slice.set(Some((now, None)));
         self.deadline.set(Some(now + self.limits().cpu_time));
+        capnweb::trace::set(None);
     }
 
     /// Says which invocation the running slice works for: the slice's time is charged to it,
@@ -140,6 +145,7 @@ impl Host {
         let (Some((start, _)), Some(id)) = (self.slice.get(), invocation) else {
             return;
         };
+        capnweb::trace::set(self.traces.borrow().get(&id).copied());
         let Some(used) = self.budgets.borrow().get(&id).copied() else {
             return;
         };
@@ -160,6 +166,7 @@ impl Host {
     /// used up the invocation's budget.
     pub(crate) fn end_slice(&self) {
         self.deadline.set(None);
+        capnweb::trace::set(None);
         let Some((start, Some(id))) = self.slice.take() else {
             return;
         };
@@ -174,9 +181,13 @@ impl Host {
 
     /// Starts an invocation (a call from outside): it gets a reply id and a CPU budget, and
     /// the running slice works for it.
-    fn begin_invocation(&self, reply: Reply) -> u64 {
+    fn begin_invocation(&self, reply: Reply, trace: Option<capnweb::trace::TraceId>) -> u64 {
         let id = self.add_reply(reply);
         self.budgets.borrow_mut().insert(id, Duration::ZERO);
+        if let Some(t) = trace {
+            self.traces.borrow_mut().insert(id, t);
+        }
+        capnweb::trace::set(trace);
         if let Some((start, _)) = self.slice.get() {
             self.slice.set(Some((start, Some(id))));
         }
@@ -445,8 +456,15 @@ impl Host {
     }
 
     /// Calls into a JavaScript object; `reply` gets the settled result.
-    pub(crate) fn invoke<'js>(&self, ctx: &Ctx<'js>, tref: &TargetRef, op: Op, reply: Reply) {
-        let id = self.begin_invocation(reply);
+    pub(crate) fn invoke<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        tref: &TargetRef,
+        op: Op,
+        reply: Reply,
+        trace: Option<capnweb::trace::TraceId>,
+    ) {
+        let id = self.begin_invocation(reply, trace);
         let run = || -> rquickjs::Result<()> {
             let obj = self.target_object(ctx, tref)?;
             match op {
@@ -467,8 +485,14 @@ impl Host {
     }
 
     /// Calls the main module's fetch handler with `request`.
-    pub(crate) fn fetch<'js>(&self, ctx: &Ctx<'js>, request: Value, reply: Reply) {
-        let id = self.begin_invocation(reply);
+    pub(crate) fn fetch<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        request: Value,
+        reply: Reply,
+        trace: Option<capnweb::trace::TraceId>,
+    ) {
+        let id = self.begin_invocation(reply, trace);
         let run = || -> rquickjs::Result<()> {
             let ns = self.saved(ctx, &self.namespace)?;
             let env = self.saved(ctx, &self.env)?;
@@ -515,6 +539,7 @@ impl Host {
     /// Answers call `id` (no-op if it was already answered).
     pub(crate) fn settle(&self, id: u64, result: Result<Value, RpcError>) {
         self.budgets.borrow_mut().remove(&id);
+        self.traces.borrow_mut().remove(&id);
         let reply = self.replies.borrow_mut().remove(&id);
         if let Some(reply) = reply {
             let result = match self.limit_broken() {
@@ -631,6 +656,7 @@ impl Host {
         self.objects.borrow_mut().clear();
         self.pulls.borrow_mut().clear();
         self.budgets.borrow_mut().clear();
+        self.traces.borrow_mut().clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.
         let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();
         for (tx, _shared) in senders {

@@ -129,8 +129,9 @@ impl Isolate {
     pub async fn fetch(&self, request: RequestValue) -> Result<ResponseValue, RpcError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
+        let trace = capnweb::trace::current();
         self.shared
-            .post(move |ctx, host| host.fetch(ctx, value, tx));
+            .post(move |ctx, host| host.fetch(ctx, value, tx, trace));
         let start = Instant::now();
         let result = match rx.await {
             Ok(r) => r,

@@ -156,11 +156,13 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
                 let host = host_of(&ctx, &h)?;
                 let id = host.id();
                 let id = id.as_str();
+                let trace = capnweb::trace::current().map(|t| capnweb::trace::to_hex(&t));
+                let trace = trace.as_deref();
                 match level {
-                    0 => tracing::debug!(target: "isolate::console", function = id, "{msg}"),
-                    1 => tracing::info!(target: "isolate::console", function = id, "{msg}"),
-                    2 => tracing::warn!(target: "isolate::console", function = id, "{msg}"),
-                    _ => tracing::error!(target: "isolate::console", function = id, "{msg}"),
+                    0 => tracing::debug!(target: "isolate::console", function = id, trace, "{msg}"),
+                    1 => tracing::info!(target: "isolate::console", function = id, trace, "{msg}"),
+                    2 => tracing::warn!(target: "isolate::console", function = id, trace, "{msg}"),
+                    _ => tracing::error!(target: "isolate::console", function = id, trace, "{msg}"),
                 }
                 Ok::<_, rquickjs::Error>(())
             },

@@ -45,8 +45,9 @@ impl JsTarget {
     fn run(&self, method: &str, op: Op) -> CallResult {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tref = self.tref.clone();
+        let trace = capnweb::trace::current();
         self.shared
-            .post(move |ctx, host| host.invoke(ctx, &tref, op, tx));
+            .post(move |ctx, host| host.invoke(ctx, &tref, op, tx, trace));
         let shared = self.shared.clone();
         let method = method.to_owned();
         let start = Instant::now();

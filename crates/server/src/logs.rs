@@ -53,6 +53,9 @@ pub struct LogLine {
     pub message: String,
     /// When, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The W3C trace id (32 hex digits) of the request the line was printed for, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     /// Only on a "lines dropped" marker: how many lines this stream lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
@@ -67,6 +70,7 @@ impl LogLine {
             level: "warn".into(),
             message: format!("… {n} lines dropped (this stream fell behind)"),
             timestamp_ms: now_ms(),
+            trace: None,
             dropped: Some(n),
         }
     }
@@ -212,6 +216,7 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
             level: level.to_owned(),
             message: fields.message,
             timestamp_ms: now_ms(),
+            trace: fields.trace,
             dropped: None,
         });
     }
@@ -221,6 +226,7 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
 struct Fields {
     function: Option<String>,
     message: String,
+    trace: Option<String>,
 }
 
 impl Visit for Fields {
@@ -228,6 +234,7 @@ impl Visit for Fields {
         match field.name() {
             "function" => self.function = Some(value.to_owned()),
             "message" => self.message = value.to_owned(),
+            "trace" => self.trace = Some(value.to_owned()),
             _ => {}
         }
     }
@@ -304,6 +311,7 @@ mod tests {
             level: "info".into(),
             message: format!("line {i}"),
             timestamp_ms: 0,
+            trace: None,
             dropped: None,
         };
         for i in 0..LINE_BUFFER + 5 {

@@ -3,6 +3,10 @@
 //! `traceparent` naming our span (so a caller can find our logs). The function sees our
 //! `traceparent` in its request headers, so its own outbound calls continue the trace.
 //!
+//! The trace id is also current ([`capnweb::trace`]) while the request is handled: calls into
+//! functions carry it, so their console lines (and the functions they call in turn, through
+//! service bindings and stubs) show it.
+//!
 //! A malformed `traceparent` is ignored (a new trace is started), as the spec asks.
 
 use axum::extract::Request;
@@ -125,7 +129,12 @@ pub async fn layer(mut req: Request, next: Next) -> Response {
     if let Some(v) = &ours {
         req.headers_mut().insert("traceparent", v.clone());
     }
-    let mut resp = next.run(req).instrument(span.clone()).await;
+    // The trace is current (`capnweb::trace`) while the request is handled, so calls into
+    // functions carry it to their console lines and on through the calls they make.
+    let current = capnweb::trace::from_hex(&trace_id);
+    let mut resp = capnweb::trace::Traced::new(current, next.run(req))
+        .instrument(span.clone())
+        .await;
     span.in_scope(|| tracing::debug!(status = resp.status().as_u16(), "done"));
     if let Some(v) = ours {
         resp.headers_mut().insert("traceparent", v);

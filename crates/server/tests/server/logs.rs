@@ -173,3 +173,77 @@ async fn logs_stream_ends_when_the_server_shuts_down() {
         .expect("clean shutdown");
     assert_eq!(stream.next_line(Duration::from_secs(5)).await, None);
 }
+
+#[tokio::test]
+async fn a_traceparent_reaches_the_console_lines_of_every_function_it_calls() {
+    capture_logs();
+    let s = TestServer::start_js().await;
+    s.deploy(
+        "tracedb",
+        code(
+            r#"import { RpcTarget } from "cloudflare:workers";
+            class Api extends RpcTarget { hello() { console.log("in b"); return "hi"; } }
+            export default { rpc: Api };"#,
+            json!({}),
+        ),
+    )
+    .await;
+    s.deploy(
+        "traceda",
+        code(
+            r#"export default {
+              async fetch(request, env) {
+                console.log("in a");
+                await env.B.getRpcTarget().hello();
+                return new Response("ok");
+              }
+            }"#,
+            json!({ "B": { "type": "service", "service": "tracedb" } }),
+        ),
+    )
+    .await;
+    let mut a = open(&s, "traceda").await;
+    let mut b = open(&s, "tracedb").await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let tp = format!("00-{trace}-00f067aa0ba902b7-01");
+    let r = s
+        .request("GET", "/traceda/", &[("traceparent", &tp)], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.body, b"ok");
+
+    let line = a.next_json().await;
+    assert_eq!(line["message"], "in a", "{line}");
+    assert_eq!(line["trace"], trace, "{line}");
+    let line = b.next_json().await;
+    assert_eq!(line["message"], "in b", "{line}");
+    assert_eq!(line["trace"], trace, "{line}");
+
+    // Without a traceparent a new trace is started, and the lines carry that one.
+    let r = s.request("GET", "/traceda/", &[], "").await;
+    assert_eq!(r.status, 200);
+    let started = r
+        .headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .expect("a traceparent on the response")
+        .to_owned();
+    assert_ne!(started, trace);
+    assert_eq!(a.next_json().await["trace"], started.as_str());
+    assert_eq!(b.next_json().await["trace"], started.as_str());
+
+    // An X-RPC-Method call carries the trace too.
+    let r = s
+        .request(
+            "POST",
+            "/tracedb/",
+            &[("x-rpc-method", "hello"), ("traceparent", &tp)],
+            "[]",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let line = b.next_json().await;
+    assert_eq!(line["message"], "in b", "{line}");
+    assert_eq!(line["trace"], trace, "{line}");
+}
