@@ -284,10 +284,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
                 };
                 match parsed {
                     Ok(u) => url_parts(&ctx, &u),
-                    Err(e) => Err(Exception::throw_type(
-                        &ctx,
-                        &format!("Invalid URL '{input}': {e}"),
-                    )),
+                    Err(e) => invalid_url(&ctx, &input, e),
                 }
             },
         )?,
@@ -300,10 +297,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
             ctx.clone(),
             move |ctx: Ctx<'js>, input: String| match url::Url::parse(&input) {
                 Ok(u) => Ok(String::from(u)),
-                Err(e) => Err(Exception::throw_type(
-                    &ctx,
-                    &format!("Invalid URL '{input}': {e}"),
-                )),
+                Err(e) => invalid_url(&ctx, &input, e),
             },
         )?,
     )?;
@@ -495,4 +489,12 @@ fn set_url_part(u: &mut url::Url, part: &str, value: &str) -> Result<(), String>
         _ => return Err(format!("unknown URL part '{part}'")),
     }
     Ok(())
+}
+
+/// Throws the `TypeError` a bad URL gets, naming the input.
+fn invalid_url<T>(ctx: &Ctx<'_>, input: &str, e: url::ParseError) -> rquickjs::Result<T> {
+    Err(Exception::throw_type(
+        ctx,
+        &format!("Invalid URL '{input}': {e}"),
+    ))
 }
