@@ -6,18 +6,19 @@ use std::time::Duration;
 
 use capnweb::{CallResult, RpcError, RpcTarget, Stub, Value};
 
-/// Counts live Counter objects, so tests can prove a release reached the target.
-pub static LIVE_COUNTERS: AtomicUsize = AtomicUsize::new(0);
-
 pub struct Api {
     /// Arguments of every `record` call, in arrival order (for e-order tests).
     pub log: Mutex<Vec<f64>>,
+    /// Live Counter objects made by this API (per instance, so parallel tests do not
+    /// disturb each other), so tests can prove a release reached the target.
+    pub live_counters: Arc<AtomicUsize>,
 }
 
 impl Api {
     pub fn stub() -> (Stub, Arc<Api>) {
         let api = Arc::new(Api {
             log: Mutex::new(Vec::new()),
+            live_counters: Arc::new(AtomicUsize::new(0)),
         });
         (Stub::from_arc(api.clone()), api)
     }
@@ -56,10 +57,11 @@ impl RpcTarget for Api {
                     ]))
                 }
                 "makeCounter" => {
-                    LIVE_COUNTERS.fetch_add(1, Ordering::SeqCst);
-                    Ok(Value::Stub(Stub::new(Counter(Mutex::new(
-                        num(&args, 0).unwrap_or(0.0),
-                    )))))
+                    self.live_counters.fetch_add(1, Ordering::SeqCst);
+                    Ok(Value::Stub(Stub::new(Counter {
+                        value: Mutex::new(num(&args, 0).unwrap_or(0.0)),
+                        live: self.live_counters.clone(),
+                    })))
                 }
                 "callSquare" => {
                     let Some(Value::Stub(s)) = args.first() else {
@@ -107,13 +109,16 @@ impl RpcTarget for Api {
     }
 }
 
-pub struct Counter(Mutex<f64>);
+pub struct Counter {
+    value: Mutex<f64>,
+    live: Arc<AtomicUsize>,
+}
 
 impl RpcTarget for Counter {
     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallResult {
         let r = match method {
             "increment" => {
-                let mut v = self.0.lock().expect("counter");
+                let mut v = self.value.lock().expect("counter");
                 *v += args.first().and_then(Value::as_f64).unwrap_or(1.0);
                 Ok(Value::Number(*v))
             }
@@ -125,13 +130,13 @@ impl RpcTarget for Counter {
     }
     fn get(self: Arc<Self>, name: &str) -> CallResult {
         let v = if name == "value" {
-            Value::Number(*self.0.lock().expect("counter"))
+            Value::Number(*self.value.lock().expect("counter"))
         } else {
             Value::Undefined
         };
         Box::pin(async move { Ok(v) })
     }
     fn on_dispose(&self) {
-        LIVE_COUNTERS.fetch_sub(1, Ordering::SeqCst);
+        self.live.fetch_sub(1, Ordering::SeqCst);
     }
 }

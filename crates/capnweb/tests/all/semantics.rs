@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use capnweb::{Limits, RpcError, Stub, Value};
 
-use crate::api::{Api, LIVE_COUNTERS};
+use crate::api::Api;
 use crate::harness::connect;
 use crate::over_both;
 
@@ -192,14 +192,14 @@ over_both!(map_runs_on_the_remote_array_in_one_round_trip, |link| {
 });
 
 over_both!(released_stubs_return_tables_to_baseline, |link| {
-    let (main, _) = Api::stub();
+    let (main, target) = Api::stub();
     let c = connect(link, main, Limits::default()).await;
     let api = c.client.remote_main();
     // Warm up, then take the baseline.
     api.call("square", vec![n(1.0)]).await.expect("warm");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let before = c.server.stats();
-    let live_before = LIVE_COUNTERS.load(Ordering::SeqCst);
+    let live_before = target.live_counters.load(Ordering::SeqCst);
     {
         let counter = api
             .call("makeCounter", vec![n(0.0)])
@@ -212,9 +212,10 @@ over_both!(released_stubs_return_tables_to_baseline, |link| {
         assert!(c.server.stats().exports > before.exports);
         counter.dispose();
     }
+    let live = || target.live_counters.load(Ordering::SeqCst);
     let mut after = c.server.stats();
-    for _ in 0..100 {
-        if after == before {
+    for _ in 0..200 {
+        if after == before && live() <= live_before {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -224,10 +225,7 @@ over_both!(released_stubs_return_tables_to_baseline, |link| {
         after, before,
         "server tables back to baseline after release"
     );
-    assert!(
-        LIVE_COUNTERS.load(Ordering::SeqCst) <= live_before,
-        "the counter target was disposed"
-    );
+    assert!(live() <= live_before, "the counter target was disposed");
 });
 
 over_both!(aborting_a_session_rejects_pending_calls, |link| {
