@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace
+# The libFuzzer target builds and runs its seeds on stable (fuzz/ tests already ran its
+# harness over mutations; coverage-guided fuzzing: scripts/fuzz.sh).
+cargo build -p capnweb-fuzz --bin decode_message
+target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 
 if [ ! -d tests/interop/node_modules/capnweb ]; then
   echo "tests/interop: run 'npm ci' there first (CI does)" >&2

@@ -182,3 +182,24 @@ fn stubs_cannot_be_serialized_without_a_session() {
     let err = serialize(&Value::Stub(stub)).expect_err("no session");
     assert!(err.message().contains("without an RPC session"));
 }
+
+#[test]
+fn numbers_read_back_to_the_exact_double_javascript_wrote() {
+    // JSON.parse is correctly rounded; a fast, approximate parse is off by one ulp on these
+    // (found by the fuzz target: 4.444444444444444e+46 read back as 4.4444444444444437e+46).
+    for text in [
+        "4.444444444444444e+46",
+        "44444444444444444444444444444444444444444444444",
+        "0.30000000000000004",
+        "1.7976931348623157e+308",
+        "5e-324",
+        "2.2250738585072014e-308",
+        "9007199254740993",
+    ] {
+        let exact: f64 = text.parse().expect("a valid number");
+        let got = deserialize(text).expect("a number").as_f64();
+        assert_eq!(got.map(f64::to_bits), Some(exact.to_bits()), "{text}");
+        let again = serialize(&Value::Number(exact)).expect("serialize");
+        assert_eq!(deserialize(&again).expect("re-read").as_f64(), Some(exact));
+    }
+}
