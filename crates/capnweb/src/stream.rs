@@ -72,6 +72,23 @@ impl ReadableStream {
         }
     }
 
+    /// A stream of `data` in chunks of at most `chunk_size` bytes (at least one chunk, even
+    /// when `data` is empty), all queued at once: no task feeds it.
+    pub fn from_bytes_chunked(data: &[u8], chunk_size: usize) -> ReadableStream {
+        let chunks: Vec<&[u8]> = if data.is_empty() {
+            vec![data]
+        } else {
+            data.chunks(chunk_size.max(1)).collect()
+        };
+        let (tx, rx) = mpsc::channel(chunks.len());
+        for chunk in chunks {
+            let _ = tx.try_send(Ok(Value::Bytes(crate::Bytes::new(chunk.to_vec()))));
+        }
+        ReadableStream {
+            rx: Arc::new(Mutex::new(rx)),
+        }
+    }
+
     /// The next chunk, `None` at the end.
     pub async fn next(&self) -> Option<Result<Value, RpcError>> {
         self.rx.lock().await.recv().await

@@ -12,9 +12,8 @@
 //! An `R2Object` here is a plain object: `{key, version, size, etag, httpEtag, uploaded
 //! (Date), httpMetadata: {contentType?, contentLanguage?, contentDisposition?,
 //! contentEncoding?, cacheControl?, cacheExpiry? (Date)}, customMetadata, storageClass}`.
-//! `get` adds what an `R2ObjectBody` has: `body` (the whole body as bytes — an
-//! `ArrayBuffer`/`Uint8Array` in JavaScript, not a `ReadableStream`), `bodyUsed`, and the
-//! accessors `text()`, `json()`, `arrayBuffer()`, `bytes()`, `blob()` as function
+//! `get` adds what an `R2ObjectBody` has: `body` (a `ReadableStream` of `Uint8Array`
+//! chunks of at most 64 KiB, readable once), `bodyUsed`, and the accessors `text()`, `json()`, `arrayBuffer()`, `bytes()`, `blob()` as function
 //! capabilities, so `const o = await env.R2.get(k); await o.text()` works from JavaScript
 //! and over the wire while the metadata stay plain, synchronously readable properties.
 //! `writeHttpMetadata(headers)` is not provided.
@@ -27,10 +26,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use capnweb::{Bytes, CallResult, Object, RpcError, RpcTarget, Stub, Value};
+use capnweb::{Bytes, CallResult, Object, ReadableStream, RpcError, RpcTarget, Stub, Value};
 use store::{BlobListOptions, BlobMeta, BlobPutOptions, HttpMetadata, Store};
 
 use crate::bindings::{body_bytes, key_arg, number_opt, options_arg, store_call, string_opt};
+
+/// The largest chunk of an object's `body` stream.
+const BODY_CHUNK: usize = 64 * 1024;
 
 /// A bucket as an RPC target.
 #[derive(Debug, Clone)]
@@ -200,13 +202,17 @@ impl RpcTarget for BlobBinding {
 }
 
 /// The `R2Object` fields of `meta`; with or without the two metadata maps.
-/// Adds an `R2ObjectBody`'s body and accessors to `o`: `body` (the bytes), `bodyUsed`
-/// (always `false`: the accessors can be called more than once), and `text()`, `json()`,
+/// Adds an `R2ObjectBody`'s body and accessors to `o`: `body` (a stream of the bytes),
+/// `bodyUsed` (always `false`: the accessors can be called more than once, whether or not
+/// `body` was read), and `text()`, `json()`,
 /// `arrayBuffer()`, `bytes()`, `blob()` as function capabilities, so JavaScript's
 /// `await obj.text()` works through the bridge while the metadata stay plain properties.
 fn add_body(o: &mut Object, body: Vec<u8>, content_type: String) {
     let body: Arc<[u8]> = body.into();
-    o.insert("body".into(), Value::Bytes(Bytes::new(body.to_vec())));
+    o.insert(
+        "body".into(),
+        Value::Readable(ReadableStream::from_bytes_chunked(&body, BODY_CHUNK)),
+    );
     o.insert("bodyUsed".into(), Value::Bool(false));
     let accessor = |f: fn(&[u8], &str) -> Result<Value, RpcError>| {
         let body = body.clone();

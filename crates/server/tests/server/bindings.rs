@@ -212,10 +212,18 @@ async fn blob_put_get_head_delete_follow_r2_semantics() {
     assert!(put.get("body").is_undefined(), "put returns metadata only");
 
     let got = b.call("get", vec!["docs/a.txt".into()]).await.expect("get");
-    let Value::Bytes(body) = got.get("body") else {
-        panic!("get returns the body bytes")
+    let Value::Readable(body) = got.get("body") else {
+        panic!("get returns the body as a stream")
     };
-    assert_eq!(body.data, b"hello");
+    assert_eq!(body.read_all().await.expect("body"), b"hello");
+    let Value::Stub(text) = got.get("text") else {
+        panic!("text() is a function")
+    };
+    assert_eq!(
+        text.call_fn(vec![]).await.expect("text()").as_str(),
+        Some("hello"),
+        "text() works after the stream was read"
+    );
     assert_eq!(
         got.get("httpMetadata").get("contentType").as_str(),
         Some("text/plain")

@@ -132,6 +132,48 @@ async fn js_reads_kv_text_and_r2_object_text_through_bindings() {
 }
 
 #[tokio::test]
+async fn js_reads_an_r2_body_as_a_stream_in_chunks() {
+    let s = TestServer::start_js().await;
+    s.deploy(
+        "files",
+        code(
+            r#"import { RpcTarget } from "cloudflare:workers";
+            class Api extends RpcTarget {
+              constructor(ctx, env) { super(); this.env = env; }
+              async chunks(size) {
+                const data = new Uint8Array(size);
+                for (let i = 0; i < size; i++) data[i] = i % 251;
+                await this.env.R2.put("big", data);
+                const obj = await this.env.R2.get("big");
+                const isStream = obj.body instanceof ReadableStream;
+                const reader = obj.body.getReader();
+                let chunks = 0, total = 0, ok = true;
+                for (;;) {
+                  const { done, value } = await reader.read();
+                  if (done) break;
+                  for (let i = 0; i < value.length; i++) ok &&= value[i] === (total + i) % 251;
+                  chunks++; total += value.length;
+                }
+                const again = await this.env.R2.get("big");
+                const viaResponse = (await new Response(again.body).arrayBuffer()).byteLength;
+                return { isStream, chunks, total, ok, viaResponse };
+              }
+            }
+            export default { rpc: Api };"#,
+            json!({ "R2": { "type": "blob", "bucket": "b" } }),
+        ),
+    )
+    .await;
+    let r = s.rpc("files", "chunks", json!([200_000])).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["result"],
+        json!({ "isStream": true, "chunks": 4, "total": 200_000, "ok": true,
+                "viaResponse": 200_000 })
+    );
+}
+
+#[tokio::test]
 async fn service_binding_get_rpc_target_and_env_loader_work_from_js() {
     let s = TestServer::start_js().await;
     s.deploy("runtime", js_bundle("rt", json!({}))).await;

@@ -186,10 +186,10 @@ async fn kv_and_blob_data_survive_sigkill_and_restart_on_the_same_data_dir() {
         .get("body")
         .await
         .expect("blob get");
-    let Value::Bytes(body) = body else {
-        panic!("blob body is bytes")
+    let Value::Readable(body) = body else {
+        panic!("blob body is a stream")
     };
-    assert_eq!(body.data, b"bytes!");
+    assert_eq!(body.read_all().await.expect("body read"), b"bytes!");
     let text = api
         .call("binding", vec!["FILES".into()])
         .to_stub()
