@@ -33,6 +33,7 @@
 
 mod bridge;
 mod bytecode;
+mod cjs;
 mod config;
 mod error;
 mod host;

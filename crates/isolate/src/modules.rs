@@ -118,7 +118,7 @@ impl Loader for MapLoader {
         };
         let source = match src {
             ModuleSource::EsModule(s) => s.clone(),
-            ModuleSource::CommonJs(s) => commonjs_wrapper(s),
+            ModuleSource::CommonJs(s) => crate::cjs::wrapper(name, s, |n| self.0.get(n)),
             ModuleSource::Text(s) => format!("export default {};", js_string(s)),
             ModuleSource::Json(s) => {
                 if let Err(e) = serde_json::from_str::<serde_json::Value>(s) {
@@ -198,17 +198,8 @@ fn line_in_stack(stack: &str, name: &str) -> Option<i32> {
     digits.parse().ok()
 }
 
-fn js_string(s: &str) -> String {
+pub(crate) fn js_string(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
-}
-
-fn commonjs_wrapper(src: &str) -> String {
-    format!(
-        "const module = {{ exports: {{}} }};\n\
-         const require = (name) => {{ throw new Error(`require('${{name}}') is not supported; use import`); }};\n\
-         (function (exports, require, module) {{\n{src}\n}})(module.exports, require, module);\n\
-         export default module.exports;\n"
-    )
 }
 
 #[cfg(test)]

@@ -56,6 +56,63 @@ async fn text_data_json_and_commonjs_modules_load() {
 }
 
 #[tokio::test]
+async fn commonjs_require_reaches_commonjs_text_json_and_es_modules() {
+    let cjs = |s: &str| ModuleSource::CommonJs(s.into());
+    let iso = isolate::Isolate::new(config(
+        "require",
+        &[
+            ("index.js", es(r#"
+                import lib from './lib/index.cjs';
+                export default { rpc: class extends RpcTarget { run() { return lib.report(); } } };
+            "#)),
+            ("lib/index.cjs", cjs(r#"
+                const { double } = require('./math.cjs');
+                const greeting = require("../greeting.txt");
+                const config = require('../config.json');
+                const esm = require('./esm.js');
+                const { RpcTarget } = require('cloudflare:workers');
+                let missing;
+                try { require('fs'); } catch (e) { missing = [e.code, e.message]; }
+                let dynamic;
+                // Only literal specifiers are linked: this one exists but is built at run time.
+                const name = '../other' + '.txt';
+                try { require(name); } catch (e) { dynamic = e.code; }
+                exports.report = () => ({
+                  double: double(21), greeting, port: config.port, esm: esm.named + esm.default,
+                  rpcTarget: typeof RpcTarget, sameInstance: require('./math.cjs') === require('./math.cjs'),
+                  missing, dynamic,
+                });
+            "#)),
+            ("lib/math.cjs", cjs("let loads = (globalThis.loads ?? 0) + 1; globalThis.loads = loads;\n\
+                                  module.exports = { double: (x) => x * 2 * loads };")),
+            ("lib/esm.js", es("export const named = 'n'; export default 'd';")),
+            ("greeting.txt", ModuleSource::Text("hi".into())),
+            ("other.txt", ModuleSource::Text("other".into())),
+            ("config.json", ModuleSource::Json("{\"port\": 8080}".into())),
+        ],
+    ))
+    .await
+    .unwrap();
+    let v = iso
+        .rpc_target()
+        .call("run", vec![])
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "double": 42, "greeting": "hi", "port": 8080, "esm": "nd",
+            "rpcTarget": "function", "sameInstance": true,
+            "missing": ["MODULE_NOT_FOUND",
+                "Cannot find module 'fs' required from lib/index.cjs: require() takes a string \
+                 literal naming a module in the module map"],
+            "dynamic": "MODULE_NOT_FOUND",
+        })
+    );
+}
+
+#[tokio::test]
 async fn missing_module_is_a_load_error_naming_it() {
     let e = load_err(&[(
         "index.js",
