@@ -166,18 +166,19 @@ impl RpcTarget for Counter {
 }
 
 async fn ws_route(ws: WebSocketUpgrade) -> impl IntoResponse {
-    ws.on_upgrade(|socket| async move {
-        let api = Arc::new(Api {
-            session: OnceLock::new(),
-        });
-        let session = Session::new(
-            websocket::axum_transport(socket),
-            Some(Stub::from_arc(api.clone())),
-            Limits::default(),
-        );
-        let _ = api.session.set(session.clone());
-        session.closed().await;
-    })
+    ws.read_buffer_size(websocket::READ_BUFFER_SIZE)
+        .on_upgrade(|socket| async move {
+            let api = Arc::new(Api {
+                session: OnceLock::new(),
+            });
+            let session = Session::new(
+                websocket::axum_transport(socket),
+                Some(Stub::from_arc(api.clone())),
+                Limits::default(),
+            );
+            let _ = api.session.set(session.clone());
+            session.closed().await;
+        })
 }
 
 async fn batch_route(State(()): State<()>, body: String) -> impl IntoResponse {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use capnweb::transport::websocket;
-use capnweb::{Limits, RpcError, Session, Stub, Value};
+use capnweb::{Limits, RpcError, Stub, Value};
 use clap::Parser;
 use serde_json::json;
 
@@ -51,11 +51,6 @@ struct Args {
     /// Tokio worker threads (0 = a current-thread runtime, like Node's single thread).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// Connect with the crate's `transport::websocket::connect` as it is, which leaves Nagle's
-    /// algorithm on. By default the socket is opened with TCP_NODELAY (as Node's `ws` does) and
-    /// wrapped with `transport::websocket::transport`.
-    #[arg(long)]
-    nagle: bool,
     /// A label copied into the JSON output.
     #[arg(long, default_value = "")]
     label: String,
@@ -136,21 +131,9 @@ async fn awaited_chain(api: &Stub) -> Result<Value, RpcError> {
     api.call("square", vec![sq]).await
 }
 
-async fn connect(url: &str, nagle: bool) -> Result<Session, Box<dyn std::error::Error>> {
-    if nagle {
-        return Ok(websocket::connect(url, None, Limits::default()).await?);
-    }
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
-    Ok(Session::new(
-        websocket::transport(ws),
-        None,
-        Limits::default(),
-    ))
-}
-
 async fn run(args: Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let errors = Arc::new(Errors::default());
-    let session = connect(&args.url, args.nagle)
+    let session = websocket::connect(&args.url, None, Limits::default())
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", args.url))?;
     let api = session.remote_main();
@@ -249,7 +232,6 @@ async fn run(args: Args) -> Result<serde_json::Value, Box<dyn std::error::Error>
         "client": "rust",
         "label": args.label,
         "url": args.url,
-        "nodelay": !args.nagle,
         "seq_calls": args.seq_calls,
         "seq_p50_us": round(seq_p50, 1),
         "seq_p99_us": round(seq_p99, 1),

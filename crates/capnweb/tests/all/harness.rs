@@ -32,9 +32,12 @@ pub async fn connect(link: Link, main: Stub, limits: Limits) -> Connected {
             let server_limits = limits.clone();
             tokio::spawn(async move {
                 let (tcp, _) = listener.accept().await.expect("accept");
-                let ws = tokio_tungstenite::accept_async(tcp)
-                    .await
-                    .expect("handshake");
+                let ws = tokio_tungstenite::accept_async_with_config(
+                    tcp,
+                    Some(capnweb::transport::websocket::config()),
+                )
+                .await
+                .expect("handshake");
                 let _ = tx.send(websocket::serve_socket(ws, main, server_limits));
             });
             let client = websocket::connect(&format!("ws://{addr}/"), None, limits)

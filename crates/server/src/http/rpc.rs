@@ -57,6 +57,7 @@ pub async fn handle(
             Ok(ws) => ws,
             Err(rejection) => return rejection.into_response(),
         };
+        let ws = ws.read_buffer_size(capnweb::transport::websocket::READ_BUFFER_SIZE);
         return ws.on_upgrade(move |socket| async move {
             websocket::serve_axum(socket, target, limits).await;
             drop(function);
