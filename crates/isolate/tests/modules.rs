@@ -23,7 +23,7 @@ async fn relative_imports_resolve_against_the_importing_module() {
 
 #[tokio::test]
 async fn text_data_json_and_commonjs_modules_load() {
-    let iso = isolate::Isolate::new(config(
+    let v = run_modules(
         "types",
         &[
             ("index.js", es(r#"
@@ -40,15 +40,8 @@ async fn text_data_json_and_commonjs_modules_load() {
             ("j.json", ModuleSource::Json("{\"a\": [1, 2]}".into())),
             ("c.cjs", ModuleSource::CommonJs("module.exports.twice = (x) => x * 2;".into())),
         ],
-    ))
-    .await
-    .unwrap();
-    let v = iso
-        .rpc_target()
-        .call("run", vec![])
-        .await
-        .unwrap()
-        .to_json();
+    )
+    .await;
     assert_eq!(
         v,
         serde_json::json!(["hello \"text\"\n", "1,2,255", [1, 2], 42])
@@ -58,7 +51,7 @@ async fn text_data_json_and_commonjs_modules_load() {
 #[tokio::test]
 async fn commonjs_require_reaches_commonjs_text_json_and_es_modules() {
     let cjs = |s: &str| ModuleSource::CommonJs(s.into());
-    let iso = isolate::Isolate::new(config(
+    let v = run_modules(
         "require",
         &[
             ("index.js", es(r#"
@@ -90,15 +83,8 @@ async fn commonjs_require_reaches_commonjs_text_json_and_es_modules() {
             ("other.txt", ModuleSource::Text("other".into())),
             ("config.json", ModuleSource::Json("{\"port\": 8080}".into())),
         ],
-    ))
-    .await
-    .unwrap();
-    let v = iso
-        .rpc_target()
-        .call("run", vec![])
-        .await
-        .unwrap()
-        .to_json();
+    )
+    .await;
     assert_eq!(
         v,
         serde_json::json!({

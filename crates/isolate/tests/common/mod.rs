@@ -39,11 +39,22 @@ pub async fn eval(body: &str) -> serde_json::Value {
     let src = format!(
         "export default {{ rpc: class extends RpcTarget {{ async run() {{ {body} }} }} }};"
     );
-    let iso = load("eval", &src).await;
-    let v = iso
-        .rpc_target()
+    run(&load("eval", &src).await).await
+}
+
+/// Loads `modules` (the first is the main module) and returns its RPC target's `run()` as JSON.
+pub async fn run_modules(id: &str, modules: &[(&str, ModuleSource)]) -> serde_json::Value {
+    let iso = Isolate::new(config(id, modules))
+        .await
+        .unwrap_or_else(|e| panic!("{id} loads: {e}"));
+    run(&iso).await
+}
+
+/// The isolate's RPC target's `run()`, as JSON.
+pub async fn run(iso: &Isolate) -> serde_json::Value {
+    iso.rpc_target()
         .call("run", vec![])
         .await
-        .unwrap_or_else(|e| panic!("run failed: {e}"));
-    v.to_json()
+        .unwrap_or_else(|e| panic!("run failed: {e}"))
+        .to_json()
 }
