@@ -1,5 +1,7 @@
 //! [`MeteredTarget`]: wraps a function's RPC target so every method call on it is counted
-//! and timed (per function and method) in the metrics.
+//! and timed (per function and method) in the metrics, and carries the trace that was current
+//! when it was made: a `/_rpc` WebSocket session's calls arrive long after the upgrade request
+//! that opened it, and each continues that request's trace.
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ pub struct MeteredTarget {
     inner: Stub,
     function: String,
     surface: &'static str,
+    trace: Option<capnweb::trace::TraceId>,
 }
 
 impl std::fmt::Debug for MeteredTarget {
@@ -23,12 +26,14 @@ impl std::fmt::Debug for MeteredTarget {
 }
 
 impl MeteredTarget {
-    /// Wraps `inner` (the RPC target of `function`) as a new stub.
+    /// Wraps `inner` (the RPC target of `function`) as a new stub; calls on it carry the
+    /// trace current now.
     pub fn wrap(inner: Stub, function: &str, surface: &'static str) -> Stub {
         Stub::new(MeteredTarget {
             inner,
             function: function.to_owned(),
             surface,
+            trace: capnweb::trace::current(),
         })
     }
 }
@@ -36,11 +41,14 @@ impl MeteredTarget {
 impl RpcTarget for MeteredTarget {
     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallResult {
         let started = Instant::now();
-        let promise = if method.is_empty() {
-            self.inner.call_fn(args)
-        } else {
-            self.inner.call(method, args)
-        };
+        let trace = self.trace.or_else(capnweb::trace::current);
+        let promise = capnweb::trace::with_trace(trace, || {
+            if method.is_empty() {
+                self.inner.call_fn(args)
+            } else {
+                self.inner.call(method, args)
+            }
+        });
         let method = method.to_owned();
         Box::pin(async move {
             let result = promise.await;
@@ -56,7 +64,8 @@ impl RpcTarget for MeteredTarget {
     }
 
     fn get(self: Arc<Self>, name: &str) -> CallResult {
-        let promise = self.inner.get(name);
+        let trace = self.trace.or_else(capnweb::trace::current);
+        let promise = capnweb::trace::with_trace(trace, || self.inner.get(name));
         Box::pin(promise.into_future())
     }
 }

@@ -175,6 +175,15 @@ export default { fetch() { return new Response("ok"); }, rpc: Api };
 
 /// A bundle of [`API_JS`] labelled `label`, with extra bindings.
 #[allow(dead_code)]
+/// A bundle of one ES module, `index.js`, with `bindings`.
+pub fn code(src: &str, bindings: Value) -> Value {
+    json!({
+        "mainModule": "index.js",
+        "modules": { "index.js": src },
+        "bindings": bindings,
+    })
+}
+
 pub fn js_bundle(label: &str, bindings: Value) -> Value {
     let mut b = bundle(label, bindings);
     b["modules"]["index.js"] = json!(API_JS);

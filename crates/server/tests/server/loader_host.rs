@@ -2,15 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::{js_bundle, TestServer};
-
-fn code(src: &str, bindings: serde_json::Value) -> serde_json::Value {
-    json!({
-        "mainModule": "index.js",
-        "modules": { "index.js": src },
-        "bindings": bindings,
-    })
-}
+use crate::common::{code, js_bundle, TestServer};
 
 #[tokio::test]
 async fn js_fetch_sees_the_rewritten_url_and_x_rpc_method_calls_the_rpc_target() {

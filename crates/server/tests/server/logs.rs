@@ -5,15 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{capture_logs, LineStream, TestServer, TOKEN};
-
-fn code(src: &str, bindings: Value) -> Value {
-    json!({
-        "mainModule": "index.js",
-        "modules": { "index.js": src },
-        "bindings": bindings,
-    })
-}
+use crate::common::{capture_logs, code, LineStream, TestServer, TOKEN};
 
 const HELLO_JS: &str = r#"export default {
   fetch(request) {
@@ -245,5 +237,54 @@ async fn a_traceparent_reaches_the_console_lines_of_every_function_it_calls() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let line = b.next_json().await;
     assert_eq!(line["message"], "in b", "{line}");
+    assert_eq!(line["trace"], trace, "{line}");
+}
+
+#[tokio::test]
+async fn a_traceparent_on_the_rpc_upgrade_or_batch_reaches_every_call_of_that_session() {
+    use capnweb::transport::websocket;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    capture_logs();
+    let s = TestServer::start_js().await;
+    s.deploy(
+        "tracedws",
+        code(
+            r#"import { RpcTarget } from "cloudflare:workers";
+            class Api extends RpcTarget { hello(n) { console.log("call " + n); return n; } }
+            export default { rpc: Api };"#,
+            json!({}),
+        ),
+    )
+    .await;
+    let mut lines = open(&s, "tracedws").await;
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let tp = format!("00-{trace}-b7ad6b7169203331-01");
+
+    let mut req = s.ws_url("tracedws").into_client_request().expect("request");
+    req.headers_mut()
+        .insert("traceparent", tp.parse().expect("header value"));
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade");
+    let session = capnweb::Session::new(websocket::transport(ws), None, capnweb::Limits::default());
+    let api = session.remote_main();
+    for n in [1, 2] {
+        // Calls made well after the upgrade still carry its trace.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let v = api.call("hello", vec![n.into()]).await.expect("call");
+        assert_eq!(v.as_f64(), Some(f64::from(n)));
+        let line = lines.next_json().await;
+        assert_eq!(line["message"], format!("call {n}"), "{line}");
+        assert_eq!(line["trace"], trace, "{line}");
+    }
+
+    let batch = "[\"push\",[\"pipeline\",0,[\"hello\"],[3]]]\n[\"pull\",1]";
+    let r = s
+        .request("POST", "/_rpc/tracedws", &[("traceparent", &tp)], batch)
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let line = lines.next_json().await;
+    assert_eq!(line["message"], "call 3", "{line}");
     assert_eq!(line["trace"], trace, "{line}");
 }
