@@ -4,7 +4,7 @@
 
 use std::rc::{Rc, Weak};
 
-use rquickjs::function::{Constructor, Opt};
+use rquickjs::function::Constructor;
 use rquickjs::{Array, Ctx, Exception, Function, Object, TypedArray, Value as JsValue};
 use wasmtime::{ExternType, Memory, MemoryType, Mutability, Ref, RefType, Table, TableType};
 
@@ -126,13 +126,13 @@ fn install_memory<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rq
         "memoryNew",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, initial: u32, maximum: Opt<u32>| {
+            move |ctx: Ctx<'js>, initial: u32, maximum: Option<u32>| {
                 let wasm = alive(&ctx, &w)?;
                 wasm.count_memories(1).or_throw(&ctx, &wasm)?;
                 let memory = wasm
                     .with_store(|mut cx| {
                         cx.data_mut().limiter.refusal = None;
-                        Memory::new(&mut cx, MemoryType::new(initial, maximum.0)).map_err(|e| {
+                        Memory::new(&mut cx, MemoryType::new(initial, maximum)).map_err(|e| {
                             let reason = cx.data_mut().limiter.refusal.take();
                             WasmError::Limit(format!(
                                 "WebAssembly.Memory(): {}",
@@ -291,7 +291,7 @@ fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rqu
         "tableNew",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, initial: u32, maximum: Opt<u32>, init: JsValue<'js>| {
+            move |ctx: Ctx<'js>, initial: u32, maximum: Option<u32>, init: JsValue<'js>| {
                 let wasm = alive(&ctx, &w)?;
                 let init = init_ref(&ctx, &wasm, &init)?;
                 let table = wasm
@@ -299,7 +299,7 @@ fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rqu
                         cx.data_mut().limiter.refusal = None;
                         Table::new(
                             &mut cx,
-                            TableType::new(RefType::FUNCREF, initial, maximum.0),
+                            TableType::new(RefType::FUNCREF, initial, maximum),
                             init,
                         )
                         .map_err(|e| {
