@@ -262,16 +262,31 @@ async fn wasm_infinite_loop_ends_the_call_like_javascript_and_other_isolates_kee
         // While the wasm spins, an isolate on another thread answers.
         let ok = other.rpc_target().call("ok", vec![]).await.unwrap();
         assert_eq!(ok.as_str(), Some("ok"));
-        assert!(!spin.is_finished(), "{method}: the spinner should still be running");
+        assert!(
+            !spin.is_finished(),
+            "{method}: the spinner should still be running"
+        );
         let err = spin.await.unwrap().unwrap_err();
         assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{method}: {err}");
-        assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded", "{method}");
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "{method}");
+        assert_eq!(
+            err.message(),
+            "CPU time limit of 1000 ms exceeded",
+            "{method}"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{method}"
+        );
         assert!(spinner.is_broken(), "{method}");
         let again = spinner.rpc_target().call("ok", vec![]).await.unwrap_err();
         assert_eq!(again.name(), RESOURCE_LIMIT_ERROR, "{method}");
         assert_eq!(
-            other.rpc_target().call("ok", vec![]).await.unwrap().as_str(),
+            other
+                .rpc_target()
+                .call("ok", vec![])
+                .await
+                .unwrap()
+                .as_str(),
             Some("ok")
         );
     }
@@ -317,7 +332,11 @@ export default { rpc: class extends RpcTarget {
     }
     assert!(usage >= 101 * 65536, "{usage}");
     let refused = call("grow", vec![200.into()]).await.unwrap();
-    assert_eq!(refused.as_f64(), Some(-1.0), "heap + wasm together stay under 16 MiB");
+    assert_eq!(
+        refused.as_f64(),
+        Some(-1.0),
+        "heap + wasm together stay under 16 MiB"
+    );
 }
 
 #[tokio::test]
@@ -334,11 +353,18 @@ export default { rpc: class extends RpcTarget {
     };
     let iso = load_wasm("wasm-share", src, WASM_GROW, limits).await;
     // 12 MiB of linear memory leaves the heap about 4 MiB.
-    let grown = iso.rpc_target().call("grow", vec![192.into()]).await.unwrap();
+    let grown = iso
+        .rpc_target()
+        .call("grow", vec![192.into()])
+        .await
+        .unwrap();
     assert_eq!(grown.as_f64(), Some(1.0));
     let err = iso.rpc_target().call("hog", vec![]).await.unwrap_err();
     assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
-    assert!(err.message().contains("memory limit 16 MiB exceeded"), "{err}");
+    assert!(
+        err.message().contains("memory limit 16 MiB exceeded"),
+        "{err}"
+    );
     assert!(iso.is_broken());
 }
 
@@ -351,9 +377,20 @@ export default { rpc: class extends RpcTarget {
   ok() { return 'ok'; }
 } };"#;
     // 4000 pages: 250 MiB, past the default 128 MiB.
-    let iso = load_wasm("wasm-huge", src, "(module (memory 4000))", Default::default()).await;
+    let iso = load_wasm(
+        "wasm-huge",
+        src,
+        "(module (memory 4000))",
+        Default::default(),
+    )
+    .await;
     for method in ["instantiate", "memory"] {
-        let out = iso.rpc_target().call(method, vec![]).await.unwrap().to_json();
+        let out = iso
+            .rpc_target()
+            .call(method, vec![])
+            .await
+            .unwrap()
+            .to_json();
         assert_eq!(out[0], "RangeError", "{method}: {out}");
         let message = out[1].as_str().unwrap_or_default();
         assert!(
@@ -386,10 +423,23 @@ export default { rpc: class extends RpcTarget {
   ok() { return 'ok'; }
 } };"#;
     let iso = load_wasm("wasm-deep", src, wat, Default::default()).await;
-    let down = iso.rpc_target().call("down", vec![]).await.unwrap().to_json();
-    assert_eq!(down, serde_json::json!(["RuntimeError", "call stack exhausted"]));
+    let down = iso
+        .rpc_target()
+        .call("down", vec![])
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(
+        down,
+        serde_json::json!(["RuntimeError", "call stack exhausted"])
+    );
     // wasm -> JavaScript -> wasm -> ...: whichever stack limit comes first, an error.
-    let bounce = iso.rpc_target().call("bounce", vec![]).await.unwrap().to_json();
+    let bounce = iso
+        .rpc_target()
+        .call("bounce", vec![])
+        .await
+        .unwrap()
+        .to_json();
     let name = bounce[0].as_str().unwrap_or_default();
     assert!(
         name == "RuntimeError" || name == "InternalError" || name == "RangeError",

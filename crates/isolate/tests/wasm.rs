@@ -17,7 +17,10 @@ async fn run(wat: &str, body: &str) -> serde_json::Value {
     );
     let iso = Isolate::new(config(
         "wasm",
-        &[("index.js", es(&src)), ("m.wasm", ModuleSource::Wasm(bytes))],
+        &[
+            ("index.js", es(&src)),
+            ("m.wasm", ModuleSource::Wasm(bytes)),
+        ],
     ))
     .await
     .expect("isolate loads");
@@ -218,7 +221,12 @@ async fn traps_are_runtime_errors_and_the_instance_stays_usable() {
     assert_eq!(
         out,
         json!([
-            [true, true, "RuntimeError", "wasm `unreachable` instruction executed"],
+            [
+                true,
+                true,
+                "RuntimeError",
+                "wasm `unreachable` instruction executed"
+            ],
             [true, true, "RuntimeError", "integer divide by zero"],
             [true, true, "RuntimeError", "out of bounds memory access"],
             3
@@ -243,7 +251,14 @@ async fn invalid_bytes_are_compile_errors() {
     .await;
     assert_eq!(
         out,
-        json!([[true, "CompileError"], true, "CompileError", false, false, true])
+        json!([
+            [true, "CompileError"],
+            true,
+            "CompileError",
+            false,
+            false,
+            true
+        ])
     );
 }
 
@@ -418,8 +433,7 @@ async fn webassembly_is_built_on_first_use_and_can_be_replaced() {
 }
 
 #[tokio::test]
-async fn a_wasm_module_of_the_module_map_is_a_webassembly_module_even_if_the_global_is_replaced(
-) {
+async fn a_wasm_module_of_the_module_map_is_a_webassembly_module_even_if_the_global_is_replaced() {
     let bytes = wat::parse_str(NUMBERS).expect("valid wat");
     let iso = Isolate::new(config(
         "map",
@@ -436,6 +450,11 @@ async fn a_wasm_module_of_the_module_map_is_a_webassembly_module_even_if_the_glo
     ))
     .await
     .expect("loads");
-    let out = iso.rpc_target().call("run", vec![]).await.unwrap().to_json();
+    let out = iso
+        .rpc_target()
+        .call("run", vec![])
+        .await
+        .unwrap()
+        .to_json();
     assert_eq!(out, json!(["object", "[object WebAssembly.Module]"]));
 }
