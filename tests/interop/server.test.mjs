@@ -342,6 +342,13 @@ describe("http surfaces", () => {
     assert.equal(res.status, 400);
     assert.match((await res.json()).error.message, /missing\.js/);
 
+    res = await admin("PUT", "/_admin/functions/never", {
+      mainModule: "index.js",
+      modules: { "index.js": "import m from './m.wasm'; export default {}", "m.wasm": { wasm: "AGFzbQ==" } },
+    });
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).error.message, /CompileError in module 'm\.wasm'/);
+
     res = await fetch(`${base}/guarded/`);
     assert.equal(await res.text(), "still here");
     res = await admin("GET", "/_admin/functions/guarded");
