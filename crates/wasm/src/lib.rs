@@ -32,9 +32,9 @@
 //! #     fn memory_limit(&self) -> usize { 0 }
 //! # }
 //! # fn demo() -> rquickjs::Result<()> {
+//! let wasm = wasm::Wasm::new(Rc::new(Unlimited)); // dropped last, after the runtime
 //! let rt = rquickjs::Runtime::new()?;
 //! let ctx = rquickjs::Context::full(&rt)?;
-//! let wasm = wasm::Wasm::new(Rc::new(Unlimited));
 //! ctx.with(|ctx| -> rquickjs::Result<()> {
 //!     let api: rquickjs::Function = ctx.eval(format!("({})", wasm::JS_API))?;
 //!     let built: rquickjs::Object = api.call((wasm::natives(&ctx, &wasm)?,))?;
@@ -49,6 +49,22 @@
 //! })?;
 //! # Ok(()) }
 //! ```
+//!
+//! How it is built:
+//!
+//! - **Epoch interruption, not fuel**, for the CPU limit: the limit is wall-clock CPU time per
+//!   invocation (the isolate's deadline), which an epoch check reads directly, and the check
+//!   costs a load and a compare where fuel costs counting in every block (wasmtime measures
+//!   epochs as up to 2–3× faster). Fuel's one advantage, determinism, is not needed here.
+//! - **JavaScript imports** become wasmtime host functions that hold only an index into the
+//!   [`Wasm`]'s table of JavaScript functions. When wasm calls one, the host function lends
+//!   its `Caller` to the [`Wasm`] for the duration of the JavaScript call, so JavaScript that
+//!   reads `memory.buffer` or calls back into wasm reaches the same store re-entrantly; an
+//!   exception it throws is kept, carried through the wasm frames as an error, and rethrown
+//!   to the JavaScript caller unchanged.
+//! - **Memory buffers** are `ArrayBuffer`s over the linear memory itself. Memory never moves,
+//!   so a buffer stays valid; after growth the old one is detached and a new one made, at every
+//!   point JavaScript can observe it.
 //!
 //! What it deliberately does not do: know about capnweb, HTTP or the module map (the isolate
 //! turns a `.wasm` module into a `WebAssembly.Module`), give wasm anything but what the
