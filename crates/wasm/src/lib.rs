@@ -54,8 +54,9 @@
 //!
 //! - **Epoch interruption, not fuel**, for the CPU limit: the limit is wall-clock CPU time per
 //!   invocation (the isolate's deadline), which an epoch check reads directly, and the check
-//!   costs a load and a compare where fuel costs counting in every block (wasmtime measures
-//!   epochs as up to 2–3× faster). Fuel's one advantage, determinism, is not needed here.
+//!   costs a load and a compare where fuel costs counting in every block (wasmtime's docs
+//!   report epochs up to 2–3× faster in some measurements). Fuel's advantage, determinism, is
+//!   not needed here.
 //! - **JavaScript imports** become wasmtime host functions that hold only an index into the
 //!   [`Wasm`]'s table of JavaScript functions. When wasm calls one, the host function lends
 //!   its `Caller` to the [`Wasm`] for the duration of the JavaScript call, so JavaScript that
