@@ -67,8 +67,10 @@ impl ModuleSource {
 /// `wasm::MAX_WASM_STACK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Memory limit: JavaScript heap plus WebAssembly linear memories and tables. Default
-    /// 128 MiB.
+    /// Memory limit: JavaScript heap plus WebAssembly linear memories (their accessible
+    /// size, 64 KiB per page) and tables (8 bytes per element). Not counted: compiled wasm code
+    /// (shared by every isolate through the per-process compile cache) and wasmtime's
+    /// bookkeeping per instance. Default 128 MiB.
     pub memory_bytes: usize,
     /// CPU time one invocation may use, summed over every slice of JavaScript that runs for
     /// it (the call itself, and each continuation after an await on a timer, an RPC result or

@@ -50,18 +50,17 @@ pub(crate) fn handle<'js>(
     .map(|c| c.into_value())
 }
 
+/// The item in handle `v`, if `v` is a handle of `wasm` (throws nothing).
+pub(crate) fn peek(wasm: &Wasm, v: &JsValue<'_>) -> Option<Item> {
+    let handle = Class::<Handle>::from_value(v).ok()?;
+    let handle = handle.borrow();
+    (handle.owner == wasm.id).then(|| handle.item.clone())
+}
+
 /// The item in handle `v`, which must belong to `wasm`.
 pub(crate) fn item<'js>(ctx: &Ctx<'js>, wasm: &Wasm, v: &JsValue<'js>) -> rquickjs::Result<Item> {
-    let handle = Class::<Handle>::from_value(v)
-        .map_err(|_| Exception::throw_type(ctx, "not a WebAssembly object"))?;
-    let handle = handle.borrow();
-    if handle.owner != wasm.id {
-        return Err(Exception::throw_type(
-            ctx,
-            "the WebAssembly object belongs to another isolate",
-        ));
-    }
-    Ok(handle.item.clone())
+    peek(wasm, v)
+        .ok_or_else(|| Exception::throw_type(ctx, "not a WebAssembly object of this isolate"))
 }
 
 macro_rules! item_getter {

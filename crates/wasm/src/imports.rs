@@ -152,7 +152,7 @@ fn provide<'js>(
             }
         }
         ExternType::Global(gt) => {
-            if let Ok(Item::Global(g)) = handle::item(ctx, wasm, &v) {
+            if let Some(Item::Global(g)) = handle::peek(wasm, &v) {
                 Provided::Extern(g.into())
             } else if v.is_number() || v.is_big_int() {
                 if gt.mutability() == Mutability::Var {
@@ -176,12 +176,12 @@ fn provide<'js>(
                 return Err(link("must be a WebAssembly.Global, a Number or a BigInt"));
             }
         }
-        ExternType::Memory(_) => match handle::item(ctx, wasm, &v) {
-            Ok(Item::Memory(m)) => Provided::Extern(m.into()),
+        ExternType::Memory(_) => match handle::peek(wasm, &v) {
+            Some(Item::Memory(m)) => Provided::Extern(m.into()),
             _ => return Err(link("must be a WebAssembly.Memory")),
         },
-        ExternType::Table(_) => match handle::item(ctx, wasm, &v) {
-            Ok(Item::Table(t)) => Provided::Extern(t.into()),
+        ExternType::Table(_) => match handle::peek(wasm, &v) {
+            Some(Item::Table(t)) => Provided::Extern(t.into()),
             _ => return Err(link("must be a WebAssembly.Table")),
         },
         ExternType::Tag(_) => return Err(link("is a tag: exceptions are not supported")),

@@ -16,9 +16,11 @@
 //! - **Memory**: every byte a linear memory or table grows by is first
 //!   [reserved](Embedder::reserve) from the isolate's budget, which also holds the JavaScript
 //!   heap. A refused `memory.grow` returns `-1` (the spec's failure), a refused
-//!   `WebAssembly.Memory` or instantiation throws a `RangeError`. Memories are reserved
-//!   virtual address space that never moves (`memory_may_move(false)`), so an `ArrayBuffer`
-//!   over one stays valid.
+//!   `WebAssembly.Memory` or instantiation throws a `RangeError`. What is charged: a memory's
+//!   accessible size and 8 bytes per table element; compiled code (shared through the
+//!   per-process cache) and wasmtime's per-instance bookkeeping are not. Memories are
+//!   reserved virtual address space (4 GiB plus a guard each, at most 16 per isolate) that
+//!   never moves (`memory_may_move(false)`), so an `ArrayBuffer` over one stays valid.
 //! - **Stack**: wasm may use [`MAX_WASM_STACK`] of native stack; deeper recursion is a
 //!   `RuntimeError` ("call stack exhausted"), never a crash.
 //!
