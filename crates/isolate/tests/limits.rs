@@ -455,3 +455,43 @@ export default { rpc: class extends RpcTarget {
         Some("ok")
     );
 }
+
+#[tokio::test]
+async fn javascript_spinning_inside_a_wasm_import_hits_the_cpu_limit() {
+    let wat = r#"(module
+      (import "env" "spin" (func $spin))
+      (func (export "run") (call $spin)))"#;
+    let src = r#"import mod from './m.wasm';
+const { exports: e } = new WebAssembly.Instance(mod, { env: { spin() { for (;;) {} } } });
+export default { rpc: class extends RpcTarget { run() { e.run(); } } };"#;
+    let iso = load_wasm("wasm-import-spin", src, wat, Default::default()).await;
+    let err = iso.rpc_target().call("run", vec![]).await.unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
+    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
+    assert!(iso.is_broken());
+}
+
+#[tokio::test]
+async fn an_isolate_may_make_only_so_many_wasm_memories() {
+    let src = r#"import mod from './m.wasm';
+export default { rpc: class extends RpcTarget { run() {
+  const made = [];
+  try { for (;;) made.push(new WebAssembly.Memory({ initial: 0 })); }
+  catch (e) { return [made.length, e.name, e.message]; }
+} } };"#;
+    let iso = load_wasm("wasm-memories", src, "(module)", Default::default()).await;
+    let out = iso
+        .rpc_target()
+        .call("run", vec![])
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(
+        out,
+        serde_json::json!([
+            16,
+            "RangeError",
+            "an isolate may make at most 16 WebAssembly memories"
+        ])
+    );
+}
