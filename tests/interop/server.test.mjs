@@ -239,6 +239,29 @@ describe("seed scenarios over /_rpc", () => {
       assert.equal(await api.callCount(), n, "one target per session saw every call");
     });
   }
+
+  test("scenario_8_wasm_rpc_target processes data in wasm", opts, async (t) => {
+    const { api } = await openRpc(t, "wasm");
+    const data = { id: "user-123", items: [1, 2, 3], delta: -40, nested: { n: 100 } };
+    // `process` first: the target initializes the wasm on its first call, as the seed says.
+    assert.deepStrictEqual(JSON.parse(await api.process(data)), {
+      sum: 66,
+      count: 5,
+      bytes: JSON.stringify(data).length,
+    });
+    assert.deepStrictEqual(await api.initialize(), { initialized: true });
+    // Large enough that the module grows its memory.
+    const many = Array.from({ length: 40_000 }, (_, i) => i + 1);
+    const big = JSON.parse(await api.process(many));
+    assert.equal(big.sum, 800_020_000);
+    assert.equal(big.count, 40_000);
+    // An error thrown through the module's `__wbindgen_throw` import reaches this client.
+    await assert.rejects(
+      async () => await api.process([1.5]),
+      (e) => e instanceof Error && e.message === "process_data: only integers are supported",
+    );
+    assert.equal(await api.process([2, "3", -1]), '{"sum":1,"count":2,"bytes":10}');
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -259,6 +282,12 @@ describe("http surfaces", () => {
     assert.equal(body.error.message, "Custom error");
     assert.equal(body.error.code, "CUSTOM_ERROR");
     assert.deepStrictEqual(body.error.details, { reason: "testing" });
+  });
+
+  test("X-RPC-Method process on wasm answers from the wasm module", opts, async () => {
+    const res = await rpcHttp("wasm", "process", [[1, 2, { n: 39 }]]);
+    assert.equal(res.status, 200);
+    assert.deepStrictEqual(await res.json(), { result: '{"sum":42,"count":3,"bytes":14}' });
   });
 
   test("fetch without X-RPC-Method reaches the fetch handler", opts, async () => {
@@ -312,6 +341,13 @@ describe("http surfaces", () => {
     res = await admin("PUT", "/_admin/functions/never", bundle("import './missing.js'; export default {}"));
     assert.equal(res.status, 400);
     assert.match((await res.json()).error.message, /missing\.js/);
+
+    res = await admin("PUT", "/_admin/functions/never", {
+      mainModule: "index.js",
+      modules: { "index.js": "import m from './m.wasm'; export default {}", "m.wasm": { wasm: "AGFzbQ==" } },
+    });
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).error.message, /CompileError in module 'm\.wasm'/);
 
     res = await fetch(`${base}/guarded/`);
     assert.equal(await res.text(), "still here");

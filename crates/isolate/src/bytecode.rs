@@ -1,5 +1,6 @@
-//! The built-in JavaScript (`js/web.js`, `js/prelude.js`), compiled to QuickJS bytecode once
-//! per process and loaded from bytecode by every isolate, so no isolate parses it.
+//! The built-in JavaScript (`js/web.js`, `js/prelude.js`, and the `wasm` crate's WebAssembly
+//! API), compiled to QuickJS bytecode once per process and loaded from bytecode by every
+//! isolate that uses it, so no isolate parses it.
 //!
 //! Each file is a function expression; it is compiled as a module whose default export is that
 //! function. The module names start with `/`, which no module-map name does after
@@ -13,10 +14,12 @@ use rquickjs::{Context, Ctx, Function, Module, Runtime, WriteOptions};
 struct Compiled {
     web: Vec<u8>,
     prelude: Vec<u8>,
+    webassembly: Vec<u8>,
 }
 
 const WEB_NAME: &str = "/functions/web.js";
 const PRELUDE_NAME: &str = "/functions/prelude.js";
+const WEBASSEMBLY_NAME: &str = "/functions/webassembly.js";
 
 static COMPILED: OnceLock<Result<Compiled, String>> = OnceLock::new();
 
@@ -37,6 +40,7 @@ fn compile() -> Result<Compiled, String> {
         Ok(Compiled {
             web: one(WEB_NAME, include_str!("js/web.js"))?,
             prelude: one(PRELUDE_NAME, include_str!("js/prelude.js"))?,
+            webassembly: one(WEBASSEMBLY_NAME, wasm::JS_API)?,
         })
     })
 }
@@ -79,10 +83,16 @@ pub(crate) fn prelude<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
     load(ctx, &c.prelude)
 }
 
+/// The WebAssembly API's function (see `wasm::JS_API`), in `ctx`.
+pub(crate) fn webassembly<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Function<'js>> {
+    let c = compiled().map_err(|m| rquickjs::Exception::throw_internal(ctx, &m))?;
+    load(ctx, &c.webassembly)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn built_ins_compile_to_bytecode() {
-        super::warm_up().expect("web.js and prelude.js compile");
+        super::warm_up().expect("web.js, prelude.js and webassembly.js compile");
     }
 }

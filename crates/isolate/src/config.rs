@@ -18,7 +18,8 @@ pub enum ModuleSource {
     Data(Vec<u8>),
     /// A JSON module: the parsed value is the default export.
     Json(String),
-    /// A WebAssembly module (not supported yet: loading fails with a clear error).
+    /// A WebAssembly module: the default export is a `WebAssembly.Module` (compiled when the
+    /// module is loaded, so invalid bytes are a load error).
     Wasm(Vec<u8>),
 }
 
@@ -54,16 +55,22 @@ impl ModuleSource {
 
 /// Per-isolate resource limits.
 ///
-/// Against a malicious function: it cannot allocate more than `memory_bytes` of JavaScript heap
-/// (the allocation fails, the call is rejected with `ResourceLimitError` and the isolate is
-/// discarded); one invocation cannot run JavaScript for longer than `cpu_time` in total, across
+/// Against a malicious function: it cannot hold more than `memory_bytes` of JavaScript heap and
+/// WebAssembly memory together (a heap allocation past it fails, the call is rejected with
+/// `ResourceLimitError` and the isolate is discarded; a `memory.grow` past it returns -1, a
+/// `WebAssembly.Memory` or instantiation past it throws a `RangeError`); one invocation cannot run JavaScript for longer than `cpu_time` in total, across
 /// all its awaits, nor can any single run of JavaScript last longer than that — the deadline
-/// is checked by QuickJS's interrupt handler, which JavaScript cannot catch or disable — after
-/// which the call is rejected and the isolate discarded; and it
-/// cannot recurse past `max_stack_bytes` (a catchable `InternalError`, no crash).
+/// is checked by QuickJS's interrupt handler, which JavaScript cannot catch or disable, and by
+/// wasm's epoch check, compiled into every loop and function — after which the call is
+/// rejected and the isolate discarded; and it cannot recurse past `max_stack_bytes` (a
+/// catchable `InternalError`, no crash; in wasm, a `RuntimeError` past
+/// `wasm::MAX_WASM_STACK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// JavaScript heap limit. Default 128 MiB.
+    /// Memory limit: JavaScript heap plus WebAssembly linear memories (their accessible
+    /// size, 64 KiB per page) and tables (8 bytes per element). Not counted: compiled wasm code
+    /// (shared by every isolate through the per-process compile cache) and wasmtime's
+    /// bookkeeping per instance. Default 128 MiB.
     pub memory_bytes: usize,
     /// CPU time one invocation may use, summed over every slice of JavaScript that runs for
     /// it (the call itself, and each continuation after an await on a timer, an RPC result or

@@ -10,14 +10,6 @@ pub enum LoadError {
     /// The main module is not in the module map.
     #[error("main module '{0}' is not in the module map")]
     MainModuleMissing(String),
-    /// A module type that is not supported yet.
-    #[error("module '{module}': {kind} modules are not supported yet")]
-    Unsupported {
-        /// The module's name.
-        module: String,
-        /// Its type.
-        kind: &'static str,
-    },
     /// A module failed to resolve, parse or evaluate: the message names the module (and the
     /// line, when QuickJS gives one).
     #[error("{0}")]

@@ -73,19 +73,22 @@ pub(crate) struct Host {
     /// JavaScript promises waiting for a capnweb result: (resolve, reject, the invocation
     /// that asked), by id.
     pulls: RefCell<HashMap<u64, Pull>>,
+    /// The isolate's WebAssembly, and its JavaScript API once built (on first use of the
+    /// `WebAssembly` global or of a `.wasm` module).
+    wasm: Rc<wasm::Wasm>,
+    wasm_api: RefCell<Option<Saved>>,
     /// Capnweb streams fed from JavaScript streams, by id.
     /// Each holds the isolate alive until its stream ends.
     senders: RefCell<HashMap<u64, (capnweb::StreamSender, Arc<Shared>)>>,
 }
 
 impl Host {
-    /// A blank host whose limits are enforced through `deadline` and `interrupted` (shared
-    /// with the runtime's interrupt handler) and `oom` (shared with its allocator).
-    pub(crate) fn new(
-        interrupted: Rc<Cell<bool>>,
-        deadline: Rc<Cell<Option<Instant>>>,
-        oom: Rc<Cell<bool>>,
-    ) -> Self {
+    /// A blank host whose limits are enforced through `stop` (shared with the runtime's
+    /// interrupt handler, its allocator and its WebAssembly).
+    pub(crate) fn new(stop: &crate::limits::Stop, wasm: Rc<wasm::Wasm>) -> Self {
+        let interrupted = stop.interrupted.clone();
+        let deadline = stop.deadline.clone();
+        let oom = stop.oom.clone();
         Host {
             id: RefCell::new(String::new()),
             shared: RefCell::new(Weak::new()),
@@ -105,6 +108,8 @@ impl Host {
             objects: RefCell::default(),
             replies: RefCell::default(),
             pulls: RefCell::default(),
+            wasm,
+            wasm_api: RefCell::default(),
             senders: RefCell::default(),
         }
     }
@@ -379,6 +384,17 @@ impl Host {
         restore_obj(ctx, &self.web)?.get(name)
     }
 
+    /// The WebAssembly JavaScript API (`{ WebAssembly, newModule }`), built on first use.
+    pub(crate) fn wasm_api<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+        if self.wasm_api.borrow().is_some() {
+            return restore_obj(ctx, &self.wasm_api);
+        }
+        let natives = wasm::natives(ctx, &self.wasm)?;
+        let api: Object<'js> = crate::bytecode::webassembly(ctx)?.call((natives,))?;
+        *self.wasm_api.borrow_mut() = Some(Persistent::save(ctx, api.clone().into_value()));
+        Ok(api)
+    }
+
     fn saved<'js>(
         &self,
         ctx: &Ctx<'js>,
@@ -650,9 +666,10 @@ impl Host {
         }
     }
 
-    /// Drops every JavaScript value this host keeps alive. Must run before the context and
-    /// runtime are freed.
-    pub(crate) fn clear(&self) {
+    /// Drops every JavaScript value this host keeps alive (its WebAssembly's too). Must run
+    /// before the context and runtime are freed.
+    pub(crate) fn clear(&self, ctx: &Ctx<'_>) {
+        self.wasm.clear(ctx);
         self.objects.borrow_mut().clear();
         self.pulls.borrow_mut().clear();
         self.budgets.borrow_mut().clear();
@@ -669,6 +686,7 @@ impl Host {
             &self.namespace,
             &self.env,
             &self.ctx_obj,
+            &self.wasm_api,
         ] {
             slot.borrow_mut().take();
         }

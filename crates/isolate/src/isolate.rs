@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use capnweb::{RequestValue, ResponseValue, RpcError, Stub, Value};
 
-use crate::config::{IsolateConfig, ModuleSource};
+use crate::config::IsolateConfig;
 use crate::error::LoadError;
 use crate::modules::normalize;
 use crate::state::Shared;
@@ -39,16 +39,6 @@ impl Isolate {
         let main = normalize(&config.main_module);
         if !config.modules.iter().any(|(n, _)| normalize(n) == main) {
             return Err(LoadError::MainModuleMissing(config.main_module.clone()));
-        }
-        if let Some((name, src)) = config
-            .modules
-            .iter()
-            .find(|(_, s)| matches!(s, ModuleSource::Wasm(_)))
-        {
-            return Err(LoadError::Unsupported {
-                module: name.clone(),
-                kind: src.type_name(),
-            });
         }
         let mut config = config;
         config.main_module = main;
@@ -92,7 +82,8 @@ impl Isolate {
         self.shared.broken().is_some()
     }
 
-    /// The JavaScript heap in use, in bytes, as last measured.
+    /// The memory in use, in bytes, as last measured: the JavaScript heap plus the
+    /// WebAssembly linear memories and tables it holds.
     pub fn memory_usage(&self) -> usize {
         self.shared.memory()
     }

@@ -1,6 +1,8 @@
 //! JavaScript sandboxes on QuickJS (rquickjs): the `cloudflare:workers` module, web APIs
-//! (including `ReadableStream`, carried as capnweb streams with backpressure),
-//! memory and CPU limits, and the bridge between JavaScript values and capnweb values.
+//! (including `ReadableStream`, carried as capnweb streams with backpressure), the
+//! `WebAssembly` API (the `wasm` crate, on wasmtime; `.wasm` modules of the module map import as
+//! `WebAssembly.Module`s), memory and CPU limits that cover JavaScript and wasm alike, and the
+//! bridge between JavaScript values and capnweb values.
 //!
 //! An [`Isolate`] is one QuickJS runtime with its own heap, pinned to one of a few dedicated
 //! JavaScript threads (JavaScript never runs on tokio's I/O threads). Everything that crosses
@@ -25,8 +27,8 @@
 //! ```
 //!
 //! What it deliberately does not do: give JavaScript a file system, environment variables or
-//! the network (a global `fetch` works only through a `globalOutbound` capability), cache
-//! isolates (that is the loader's job), or run WebAssembly (a later issue).
+//! the network (a global `fetch` works only through a `globalOutbound` capability), or cache
+//! isolates (that is the loader's job).
 
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
@@ -38,6 +40,7 @@ mod config;
 mod error;
 mod host;
 mod isolate;
+mod limits;
 pub mod metrics;
 mod modules;
 mod natives;

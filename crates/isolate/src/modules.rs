@@ -1,13 +1,13 @@
 //! Module loading from the module map: name resolution (relative specifiers against the
-//! importing module), the module types (ES, CommonJS, text, data, JSON), the built-in
-//! `cloudflare:workers` module, and load errors that name the module and line.
+//! importing module), the module types (ES, CommonJS, text, data, JSON, WebAssembly), the
+//! built-in `cloudflare:workers` module, and load errors that name the module and line.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
-use rquickjs::{Ctx, Exception, Module, Runtime};
+use rquickjs::{Ctx, Exception, Function, Module, Runtime, TypedArray};
 
 use crate::config::ModuleSource;
 
@@ -136,11 +136,18 @@ impl Loader for MapLoader {
                     bytes.join(",")
                 )
             }
-            ModuleSource::Wasm(_) => {
-                return Err(Exception::throw_type(
-                    ctx,
-                    &format!("module '{name}': wasm modules are not supported yet"),
-                ))
+            // workerd's semantics: the default export is a `WebAssembly.Module`. It is compiled
+            // now, so a bad module is a load error that names it.
+            ModuleSource::Wasm(b) => {
+                let register = || -> rquickjs::Result<()> {
+                    let f: Function<'js> = ctx.globals().get("__functions_wasm_module")?;
+                    f.call::<_, ()>((name, TypedArray::<u8>::new(ctx.clone(), b.clone())?))
+                };
+                register().map_err(|e| name_error(ctx, name, e, "CompileError"))?;
+                format!(
+                    "export default __functions_wasm_module({});",
+                    js_string(name)
+                )
             }
         };
         declare(ctx, name, source)
@@ -153,38 +160,47 @@ fn declare<'js>(
     name: &str,
     source: String,
 ) -> rquickjs::Result<Module<'js, Declared>> {
-    Module::declare(ctx.clone(), name, source).map_err(|e| {
-        if !e.is_exception() {
-            return e;
+    Module::declare(ctx.clone(), name, source).map_err(|e| name_error(ctx, name, e, "SyntaxError"))
+}
+
+/// Rethrows the pending exception of `e` as one whose message names the module (and the line,
+/// when known): "ReferenceError in module 'x.js' at line 2: ...". `kind` names an error that is
+/// not an `Error` object.
+fn name_error<'js>(ctx: &Ctx<'js>, name: &str, e: rquickjs::Error, kind: &str) -> rquickjs::Error {
+    if !e.is_exception() {
+        return e;
+    }
+    let caught = ctx.catch();
+    let (kind, message, line) = match caught
+        .as_object()
+        .and_then(|o| Exception::from_object(o.clone()))
+    {
+        Some(ex) => {
+            let kind: String = ex.get("name").unwrap_or_else(|_| kind.into());
+            let line = ex
+                .get::<_, Option<i32>>("lineNumber")
+                .ok()
+                .flatten()
+                .or_else(|| ex.stack().as_deref().and_then(|s| line_in_stack(s, name)));
+            (kind, ex.message().unwrap_or_default(), line)
         }
-        let caught = ctx.catch();
-        let (kind, message, line) = match caught
-            .as_object()
-            .and_then(|o| Exception::from_object(o.clone()))
-        {
-            Some(ex) => {
-                let kind: String = ex.get("name").unwrap_or_else(|_| "SyntaxError".into());
-                let line = ex
-                    .get::<_, Option<i32>>("lineNumber")
-                    .ok()
-                    .flatten()
-                    .or_else(|| ex.stack().as_deref().and_then(|s| line_in_stack(s, name)));
-                (kind, ex.message().unwrap_or_default(), line)
-            }
-            None => ("SyntaxError".to_owned(), format!("{caught:?}"), None),
-        };
-        let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
-        // Thrown with the original error's name, so the text reads "ReferenceError in module
-        // 'x.js': ..." and not "SyntaxError: ReferenceError in module ...".
-        let text = format!("{kind} in module '{name}'{at}: {message}");
-        match Exception::from_message(ctx.clone(), &text) {
-            Ok(ex) => {
-                let _ = ex.set("name", kind.as_str());
-                ctx.throw(ex.into_value())
-            }
-            Err(e) => e,
+        None => (kind.to_owned(), format!("{caught:?}"), None),
+    };
+    if message.starts_with(&format!("{kind} in module '")) {
+        // Already named, by the load of a module this one imports.
+        return ctx.throw(caught);
+    }
+    let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+    // Thrown with the original error's name, so the text reads "ReferenceError in module
+    // 'x.js': ..." and not "SyntaxError: ReferenceError in module ...".
+    let text = format!("{kind} in module '{name}'{at}: {message}");
+    match Exception::from_message(ctx.clone(), &text) {
+        Ok(ex) => {
+            let _ = ex.set("name", kind.as_str());
+            ctx.throw(ex.into_value())
         }
-    })
+        Err(e) => e,
+    }
 }
 
 /// Finds `name:LINE` in a QuickJS stack trace.

@@ -197,6 +197,31 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
 
     install_streams(ctx, &n, &host)?;
 
+    // The WebAssembly API, built on first use (most functions never touch it).
+    let h = host.clone();
+    n.set(
+        "webAssembly",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>| -> rquickjs::Result<JsValue<'js>> {
+                host_of(&ctx, &h)?.wasm_api(&ctx)?.get("WebAssembly")
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "newWasmModule",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>| -> rquickjs::Result<JsValue<'js>> {
+                let new_module: Function<'js> =
+                    host_of(&ctx, &h)?.wasm_api(&ctx)?.get("newModule")?;
+                new_module.call((bytes,))
+            },
+        )?,
+    )?;
+
     n.set(
         "utf8Encode",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: String| {

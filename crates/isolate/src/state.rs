@@ -1,6 +1,7 @@
 //! What lives on a JavaScript thread: the isolates pinned to it ([`ThreadState`]), and the
-//! thread-safe handle ([`Shared`]) through which any thread posts work to one of them. This is
-//! the one place that enforces the CPU and memory limits.
+//! thread-safe handle ([`Shared`]) through which any thread posts work to one of them. It
+//! wires each isolate's runtime and WebAssembly to the limits of `limits.rs`, the one place
+//! that enforces the CPU and memory limits.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -9,13 +10,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rquickjs::allocator::{Allocator, RustAllocator};
 use rquickjs::{Context, Ctx, Runtime};
 use std::sync::mpsc;
 
 use crate::config::IsolateConfig;
 use crate::error::{resource_limit_error, LoadError};
 use crate::host::Host;
+use crate::limits::{Budget, LimitedAllocator, Stop, WasmLimits};
 use crate::pool::Job;
 
 /// The thread-safe side of one isolate: its id, its thread's channel and its health. Held by
@@ -111,15 +112,18 @@ impl Drop for Shared {
 
 /// One QuickJS runtime and context, owned by its thread.
 struct IsolateState {
-    // Field order matters: the host's persistent values are cleared first (see `teardown`),
-    // then the context, then the runtime.
+    // Field order matters: the host's persistent values are cleared first (see `discard`),
+    // then the context, then the runtime, and the WebAssembly store last, so that linear
+    // memory outlives every ArrayBuffer over it.
     host: Rc<Host>,
     ctx: Context,
     rt: Runtime,
-    /// The heap limit enforced by the runtime's allocator (0: none).
-    heap_limit: Rc<Cell<usize>>,
+    /// The memory limit and what the heap and WebAssembly use of it.
+    budget: Rc<Budget>,
     /// When the heap was last measured (`None`: not since the isolate was created).
     measured: Option<Instant>,
+    /// Held here (as well as by the host) only for its place in the drop order.
+    _wasm: Rc<wasm::Wasm>,
 }
 
 /// How often a busy isolate's heap is measured at most: `JS_ComputeMemoryUsage` walks the whole
@@ -163,7 +167,7 @@ impl ThreadState {
         };
         // The limit is enforced by the allocator (not `JS_SetMemoryLimit`), so a refused
         // allocation is always seen, whatever QuickJS then throws (often `null`).
-        st.heap_limit.set(config.limits.memory_bytes);
+        st.budget.limit.set(config.limits.memory_bytes);
         st.rt.set_max_stack_size(config.limits.max_stack_bytes);
         crate::modules::install_loader(&st.rt, &config.modules);
         st.host.claim(shared, config.limits);
@@ -171,13 +175,13 @@ impl ThreadState {
         let result = st.ctx.with(|ctx| {
             let r = st.host.start(&ctx, &config);
             if r.is_err() {
-                st.host.clear();
+                st.host.clear(&ctx);
             }
             r
         });
         st.host.end_slice();
         let has_rpc = result?;
-        shared.memory.store(heap_used(&st.rt), Ordering::Relaxed);
+        shared.memory.store(st.memory_used(), Ordering::Relaxed);
         self.isolates.insert(shared.key, st);
         Ok(has_rpc)
     }
@@ -210,7 +214,7 @@ impl ThreadState {
         {
             st.measured = Some(now);
             if let Some(shared) = host.shared() {
-                shared.memory.store(heap_used(&st.rt), Ordering::Relaxed);
+                shared.memory.store(st.memory_used(), Ordering::Relaxed);
             }
         }
     }
@@ -225,9 +229,9 @@ impl ThreadState {
             shared.set_broken(reason.clone());
         }
         let host = st.host.clone();
-        st.ctx.with(|_| {
+        st.ctx.with(|ctx| {
             host.fail_pending(reason.as_deref());
-            host.clear();
+            host.clear(&ctx);
         });
         drop(host);
         drop(st);
@@ -237,37 +241,31 @@ impl ThreadState {
 /// A blank isolate: a runtime with the interrupt handler, a context with the web APIs and the
 /// bridge installed, and a host not yet given to any function.
 fn blank() -> Result<IsolateState, LoadError> {
-    let heap_limit = Rc::new(Cell::new(0));
-    let oom = Rc::new(Cell::new(false));
+    let budget = Rc::new(Budget::default());
     let rt = Runtime::new_with_alloc(LimitedAllocator {
-        used: 0,
-        limit: heap_limit.clone(),
-        refused: oom.clone(),
+        budget: budget.clone(),
     })
     .map_err(|e| LoadError::Runtime(e.to_string()))?;
-    let deadline: Rc<Cell<Option<Instant>>> = Rc::new(Cell::new(None));
-    let interrupted = Rc::new(Cell::new(false));
+    let stop = Rc::new(Stop {
+        deadline: Rc::new(Cell::new(None)),
+        interrupted: Rc::new(Cell::new(false)),
+        oom: budget.refused.clone(),
+    });
     {
-        let deadline = deadline.clone();
-        let interrupted = interrupted.clone();
-        let oom = oom.clone();
-        // Past the heap limit the isolate is doomed: stop its JavaScript at once, even if it
-        // caught the failure and goes on trying.
-        rt.set_interrupt_handler(Some(Box::new(move || match deadline.get() {
-            Some(d) if Instant::now() >= d => {
-                interrupted.set(true);
-                true
-            }
-            _ => oom.get(),
-        })));
+        let stop = stop.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || stop.now())));
     }
+    let wasm = wasm::Wasm::new(Rc::new(WasmLimits {
+        budget: budget.clone(),
+        stop: stop.clone(),
+    }));
     let ctx = Context::full(&rt).map_err(|e| LoadError::Runtime(e.to_string()))?;
-    let host = Rc::new(Host::new(interrupted, deadline, oom));
+    let host = Rc::new(Host::new(&stop, wasm.clone()));
     host.begin_slice();
     let prepared = ctx.with(|ctx| {
         let r = host.prepare(&ctx);
         if r.is_err() {
-            host.clear();
+            host.clear(&ctx);
         }
         r
     });
@@ -277,115 +275,16 @@ fn blank() -> Result<IsolateState, LoadError> {
         host,
         ctx,
         rt,
-        heap_limit,
+        budget,
         measured: None,
+        _wasm: wasm,
     })
 }
 
-/// Headroom past the heap limit once it broke (see `LimitedAllocator::admit`).
-const HEAP_GRACE: usize = 256 * 1024;
-
-/// Bytes charged for each allocation on top of its usable size (the allocator's header).
-const ALLOC_OVERHEAD: usize = 16;
-
-/// Rust's global allocator with a heap limit: an allocation that would take the heap past
-/// `limit` is refused and `refused` is set. QuickJS reacts to a refused allocation in many
-/// ways (an "out of memory" error, a thrown `null` when even that cannot be allocated, a
-/// failed internal operation), so the flag, not the error, tells that the limit broke.
-struct LimitedAllocator {
-    /// Bytes currently allocated, overhead included.
-    used: usize,
-    limit: Rc<Cell<usize>>,
-    refused: Rc<Cell<bool>>,
-}
-
-impl LimitedAllocator {
-    /// Whether `extra` more bytes fit under the limit; if not, notes the refusal.
-    fn admit(&mut self, extra: usize) -> bool {
-        let mut limit = self.limit.get();
-        if self.refused.get() {
-            // Once the limit broke, a little headroom lets QuickJS build the uncatchable
-            // "interrupted" error that stops the doomed isolate (without it, it throws a
-            // catchable `null` that a retry loop would swallow).
-            limit = limit.saturating_add(HEAP_GRACE);
-        }
-        let fits = limit == 0
-            || self
-                .used
-                .checked_add(extra)
-                .is_some_and(|total| total <= limit);
-        if !fits {
-            self.refused.set(true);
-        }
-        fits
-    }
-
-    fn charged(size: usize) -> usize {
-        size.saturating_add(ALLOC_OVERHEAD)
-    }
-
-    fn track(&mut self, ptr: *mut u8) -> *mut u8 {
-        if !ptr.is_null() {
-            // SAFETY: `ptr` was just returned by `RustAllocator`.
-            let size = unsafe { <RustAllocator as Allocator>::usable_size(ptr) };
-            self.used = self.used.saturating_add(Self::charged(size));
-        }
-        ptr
-    }
-}
-
-// SAFETY: every allocation is delegated to `RustAllocator`, which upholds the contract; this
-// only refuses some (returning null, which is allowed) and counts the rest.
-unsafe impl Allocator for LimitedAllocator {
-    fn alloc(&mut self, size: usize) -> *mut u8 {
-        if !self.admit(Self::charged(size)) {
-            return std::ptr::null_mut();
-        }
-        let ptr = RustAllocator.alloc(size);
-        self.track(ptr)
-    }
-
-    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
-        let Some(total) = count.checked_mul(size) else {
-            return std::ptr::null_mut();
-        };
-        if !self.admit(Self::charged(total)) {
-            return std::ptr::null_mut();
-        }
-        let ptr = RustAllocator.calloc(count, size);
-        self.track(ptr)
-    }
-
-    unsafe fn dealloc(&mut self, ptr: *mut u8) {
-        // SAFETY: the caller passes a pointer from this allocator, i.e. from `RustAllocator`.
-        let size = unsafe { <RustAllocator as Allocator>::usable_size(ptr) };
-        self.used = self.used.saturating_sub(Self::charged(size));
-        // SAFETY: as above.
-        unsafe { RustAllocator.dealloc(ptr) }
-    }
-
-    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
-        if ptr.is_null() {
-            return self.alloc(new_size);
-        }
-        // SAFETY: the caller passes a pointer from this allocator, i.e. from `RustAllocator`.
-        let old = Self::charged(unsafe { <RustAllocator as Allocator>::usable_size(ptr) });
-        let new = Self::charged(new_size);
-        if new > old && !self.admit(new - old) {
-            return std::ptr::null_mut();
-        }
-        // SAFETY: as above.
-        let moved = unsafe { RustAllocator.realloc(ptr, new_size) };
-        if !moved.is_null() {
-            self.used = self.used.saturating_sub(old);
-            self.track(moved);
-        }
-        moved
-    }
-
-    unsafe fn usable_size(ptr: *mut u8) -> usize {
-        // SAFETY: the caller passes a pointer from this allocator, i.e. from `RustAllocator`.
-        unsafe { <RustAllocator as Allocator>::usable_size(ptr) }
+impl IsolateState {
+    /// The heap in use plus the WebAssembly memory and tables held.
+    fn memory_used(&self) -> usize {
+        heap_used(&self.rt).saturating_add(self.budget.wasm.get())
     }
 }
 

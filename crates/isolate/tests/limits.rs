@@ -1,5 +1,5 @@
-//! Limits: memory, CPU and stack, each ending the call with a clear error while other isolates
-//! carry on.
+//! Limits: memory, CPU and stack, in JavaScript and in WebAssembly, each ending the call with a
+//! clear error while other isolates carry on.
 
 mod common;
 use common::*;
@@ -223,4 +223,275 @@ async fn invocations_under_their_cpu_budget_are_not_stopped_by_earlier_ones() {
         assert_eq!(v.as_str(), Some("done"));
     }
     assert!(!iso.is_broken());
+}
+
+/// An isolate whose `index.js` is `src` and whose `./m.wasm` is `wat`, with `limits`.
+async fn load_wasm(id: &str, src: &str, wat: &str, limits: isolate::Limits) -> isolate::Isolate {
+    let mut cfg = config(
+        id,
+        &[
+            ("index.js", es(src)),
+            (
+                "m.wasm",
+                isolate::ModuleSource::Wasm(wat::parse_str(wat).expect("valid wat")),
+            ),
+        ],
+    );
+    cfg.limits = limits;
+    isolate::Isolate::new(cfg).await.expect("isolate loads")
+}
+
+const WASM_SPIN: &str = r#"(module (func (export "spin") (loop $again (br $again))))"#;
+const WASM_SPINNER: &str = r#"import mod from './m.wasm';
+const { exports: e } = new WebAssembly.Instance(mod);
+export default { rpc: class extends RpcTarget {
+  spin() { e.spin(); }
+  spinAndRetry() { for (;;) { try { e.spin(); } catch (err) {} } }
+  ok() { return 'ok'; }
+} };"#;
+
+#[tokio::test]
+async fn wasm_infinite_loop_ends_the_call_like_javascript_and_other_isolates_keep_working() {
+    for method in ["spin", "spinAndRetry"] {
+        let spinner = load_wasm("wasm-spinner", WASM_SPINNER, WASM_SPIN, Default::default()).await;
+        let other = on_another_thread(&spinner, SPIN).await;
+        let start = std::time::Instant::now();
+        let spin = tokio::spawn(std::future::IntoFuture::into_future(
+            spinner.rpc_target().call(method, vec![]),
+        ));
+        // While the wasm spins, an isolate on another thread answers.
+        let ok = other.rpc_target().call("ok", vec![]).await.unwrap();
+        assert_eq!(ok.as_str(), Some("ok"));
+        assert!(
+            !spin.is_finished(),
+            "{method}: the spinner should still be running"
+        );
+        let err = spin.await.unwrap().unwrap_err();
+        assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{method}: {err}");
+        assert_eq!(
+            err.message(),
+            "CPU time limit of 1000 ms exceeded",
+            "{method}"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{method}"
+        );
+        assert!(spinner.is_broken(), "{method}");
+        let again = spinner.rpc_target().call("ok", vec![]).await.unwrap_err();
+        assert_eq!(again.name(), RESOURCE_LIMIT_ERROR, "{method}");
+        assert_eq!(
+            other
+                .rpc_target()
+                .call("ok", vec![])
+                .await
+                .unwrap()
+                .as_str(),
+            Some("ok")
+        );
+    }
+}
+
+const WASM_GROW: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#;
+
+#[tokio::test]
+async fn wasm_memory_grow_past_the_memory_limit_returns_minus_one() {
+    let src = r#"import mod from './m.wasm';
+const { exports: e } = new WebAssembly.Instance(mod);
+export default { rpc: class extends RpcTarget {
+  grow(pages) { return e.grow(pages); }
+  size() { return e.memory.buffer.byteLength; }
+} };"#;
+    let limits = isolate::Limits {
+        memory_bytes: 16 * 1024 * 1024,
+        ..Default::default()
+    };
+    let iso = load_wasm("wasm-grow", src, WASM_GROW, limits).await;
+    let call = |m: &'static str, args: Vec<capnweb::Value>| iso.rpc_target().call(m, args);
+    // 64 MiB more does not fit in 16 MiB: the spec's failure, not a broken isolate.
+    let refused = call("grow", vec![1024.into()]).await.unwrap();
+    assert_eq!(refused.as_f64(), Some(-1.0));
+    let grown = call("grow", vec![100.into()]).await.unwrap();
+    assert_eq!(grown.as_f64(), Some(1.0), "6.25 MiB more fits");
+    assert_eq!(
+        call("size", vec![]).await.unwrap().as_f64(),
+        Some(101.0 * 65536.0)
+    );
+    assert!(!iso.is_broken());
+    // What wasm holds counts as the isolate's memory (measured at most every 100 ms).
+    let mut usage = 0;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        call("size", vec![]).await.unwrap();
+        usage = iso.memory_usage();
+        if usage >= 101 * 65536 {
+            break;
+        }
+    }
+    assert!(usage >= 101 * 65536, "{usage}");
+    let refused = call("grow", vec![200.into()]).await.unwrap();
+    assert_eq!(
+        refused.as_f64(),
+        Some(-1.0),
+        "heap + wasm together stay under 16 MiB"
+    );
+}
+
+#[tokio::test]
+async fn wasm_memory_and_the_javascript_heap_share_one_limit() {
+    let src = r#"import mod from './m.wasm';
+const { exports: e } = new WebAssembly.Instance(mod);
+export default { rpc: class extends RpcTarget {
+  grow(pages) { return e.grow(pages); }
+  hog() { const a = []; for (;;) a.push(new Array(100000).fill(1)); }
+} };"#;
+    let limits = isolate::Limits {
+        memory_bytes: 16 * 1024 * 1024,
+        ..Default::default()
+    };
+    let iso = load_wasm("wasm-share", src, WASM_GROW, limits).await;
+    // 12 MiB of linear memory leaves the heap about 4 MiB.
+    let grown = iso
+        .rpc_target()
+        .call("grow", vec![192.into()])
+        .await
+        .unwrap();
+    assert_eq!(grown.as_f64(), Some(1.0));
+    let err = iso.rpc_target().call("hog", vec![]).await.unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
+    assert!(
+        err.message().contains("memory limit 16 MiB exceeded"),
+        "{err}"
+    );
+    assert!(iso.is_broken());
+}
+
+#[tokio::test]
+async fn huge_initial_wasm_memory_fails_instantiation_with_a_clear_range_error() {
+    let src = r#"import mod from './m.wasm';
+export default { rpc: class extends RpcTarget {
+  instantiate() { try { new WebAssembly.Instance(mod); return 'instantiated'; } catch (e) { return [e.name, e.message]; } }
+  memory() { try { new WebAssembly.Memory({ initial: 4000 }); return 'made'; } catch (e) { return [e.name, e.message]; } }
+  ok() { return 'ok'; }
+} };"#;
+    // 4000 pages: 250 MiB, past the default 128 MiB.
+    let iso = load_wasm(
+        "wasm-huge",
+        src,
+        "(module (memory 4000))",
+        Default::default(),
+    )
+    .await;
+    for method in ["instantiate", "memory"] {
+        let out = iso
+            .rpc_target()
+            .call(method, vec![])
+            .await
+            .unwrap()
+            .to_json();
+        assert_eq!(out[0], "RangeError", "{method}: {out}");
+        let message = out[1].as_str().unwrap_or_default();
+        assert!(
+            message.contains("262144000 bytes") && message.contains("memory limit of 128 MiB"),
+            "{method}: {message}"
+        );
+    }
+    assert!(!iso.is_broken());
+    assert_eq!(
+        iso.rpc_target().call("ok", vec![]).await.unwrap().as_str(),
+        Some("ok")
+    );
+}
+
+#[tokio::test]
+async fn deep_wasm_recursion_is_a_runtime_error_not_a_crash() {
+    let wat = r#"(module
+      (import "env" "again" (func $again (param i32) (result i32)))
+      (func $down (export "down") (param i32) (result i32)
+        (i32.add (call $down (i32.add (local.get 0) (i32.const 1))) (i32.const 1)))
+      (func (export "bounce") (param i32) (result i32)
+        (i32.add (call $again (i32.add (local.get 0) (i32.const 1))) (i32.const 1))))"#;
+    let src = r#"import mod from './m.wasm';
+let e;
+({ exports: e } = new WebAssembly.Instance(mod, { env: { again: (n) => e.bounce(n) } }));
+const attempt = (f) => { try { f(); return 'returned'; } catch (err) { return [err.name, err.message]; } };
+export default { rpc: class extends RpcTarget {
+  down() { return attempt(() => e.down(0)); }
+  bounce() { return attempt(() => e.bounce(0)); }
+  ok() { return 'ok'; }
+} };"#;
+    let iso = load_wasm("wasm-deep", src, wat, Default::default()).await;
+    let down = iso
+        .rpc_target()
+        .call("down", vec![])
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(
+        down,
+        serde_json::json!(["RuntimeError", "call stack exhausted"])
+    );
+    // wasm -> JavaScript -> wasm -> ...: whichever stack limit comes first, an error.
+    let bounce = iso
+        .rpc_target()
+        .call("bounce", vec![])
+        .await
+        .unwrap()
+        .to_json();
+    let name = bounce[0].as_str().unwrap_or_default();
+    assert!(
+        name == "RuntimeError" || name == "InternalError" || name == "RangeError",
+        "{bounce}"
+    );
+    assert!(
+        bounce[1].as_str().unwrap_or_default().contains("stack"),
+        "{bounce}"
+    );
+    assert!(!iso.is_broken());
+    assert_eq!(
+        iso.rpc_target().call("ok", vec![]).await.unwrap().as_str(),
+        Some("ok")
+    );
+}
+
+#[tokio::test]
+async fn javascript_spinning_inside_a_wasm_import_hits_the_cpu_limit() {
+    let wat = r#"(module
+      (import "env" "spin" (func $spin))
+      (func (export "run") (call $spin)))"#;
+    let src = r#"import mod from './m.wasm';
+const { exports: e } = new WebAssembly.Instance(mod, { env: { spin() { for (;;) {} } } });
+export default { rpc: class extends RpcTarget { run() { e.run(); } } };"#;
+    let iso = load_wasm("wasm-import-spin", src, wat, Default::default()).await;
+    let err = iso.rpc_target().call("run", vec![]).await.unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
+    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
+    assert!(iso.is_broken());
+}
+
+#[tokio::test]
+async fn an_isolate_may_make_only_so_many_wasm_memories() {
+    let src = r#"import mod from './m.wasm';
+export default { rpc: class extends RpcTarget { run() {
+  const made = [];
+  try { for (;;) made.push(new WebAssembly.Memory({ initial: 0 })); }
+  catch (e) { return [made.length, e.name, e.message]; }
+} } };"#;
+    let iso = load_wasm("wasm-memories", src, "(module)", Default::default()).await;
+    let out = iso
+        .rpc_target()
+        .call("run", vec![])
+        .await
+        .unwrap()
+        .to_json();
+    assert_eq!(
+        out,
+        serde_json::json!([
+            16,
+            "RangeError",
+            "an isolate may make at most 16 WebAssembly memories"
+        ])
+    );
 }

@@ -129,7 +129,7 @@ async fn syntax_error_names_the_module_and_line() {
 }
 
 #[tokio::test]
-async fn main_module_missing_and_wasm_are_clear_errors() {
+async fn main_module_missing_and_invalid_wasm_are_clear_errors() {
     let mut cfg = config("m", &[("index.js", es("export default {};"))]);
     cfg.main_module = "main.js".into();
     let e = isolate::Isolate::new(cfg).await.unwrap_err();
@@ -139,14 +139,16 @@ async fn main_module_missing_and_wasm_are_clear_errors() {
     );
 
     let e = load_err(&[
-        ("index.js", es("export default {};")),
+        (
+            "index.js",
+            es("import p from './p.wasm'; export default {};"),
+        ),
         ("p.wasm", ModuleSource::Wasm(vec![0, 97, 115, 109])),
     ])
     .await;
-    assert!(
-        e.to_string().contains("wasm modules are not supported yet"),
-        "{e}"
-    );
+    let msg = e.to_string();
+    assert!(matches!(e, LoadError::Module(_)), "{e:?}");
+    assert!(msg.starts_with("CompileError in module 'p.wasm'"), "{msg}");
 }
 
 #[tokio::test]

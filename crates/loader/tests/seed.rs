@@ -1,4 +1,4 @@
-//! The seed's scenarios 1–7 (shared/seed/capnweb-rpctarget-worker-loader-spike.md), run in
+//! The seed's scenarios 1–8 (shared/seed/capnweb-rpctarget-worker-loader-spike.md), run in
 //! process through the Loader, with the seed's JavaScript from `examples/<name>/index.js`.
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -17,6 +17,10 @@ const CALLBACKS: &str = include_str!("../../../examples/callbacks/index.js");
 const CALLBACKS_CALLER: &str = include_str!("../../../examples/callbacks/caller.js");
 const ERRORS: &str = include_str!("../../../examples/errors/index.js");
 const CONCURRENT: &str = include_str!("../../../examples/concurrent/index.js");
+const WASM: &str = include_str!("../../../examples/wasm/index.js");
+const WASM_GLUE: &str = include_str!("../../../examples/wasm/wasm/processor.js");
+const WASM_WAT: &str = include_str!("../../../examples/wasm/wasm/processor.wat");
+const WASM_BINARY: &[u8] = include_bytes!("../../../examples/wasm/wasm/processor.wasm");
 
 fn get(loader: &Loader, id: &str, code: WorkerCode) -> WorkerStub {
     loader.get(id, move || {
@@ -299,6 +303,92 @@ async fn scenario_7_concurrent_rpc_calls() {
     }
     let calls = target.call("callCount", vec![]).await.unwrap();
     assert_eq!(calls.as_f64(), Some(1100.0));
+}
+
+#[tokio::test]
+async fn scenario_8_wasm_rpc_target() {
+    let loader = Loader::default();
+    // The seed's loader call: index.js, the glue and the binary, as module-map entries.
+    let code = WorkerCode::from_value(&Value::object([
+        ("compatibilityDate", Value::from("2024-01-01")),
+        ("mainModule", Value::from("index.js")),
+        (
+            "modules",
+            Value::object([
+                ("index.js", Value::object([("esModule", Value::from(WASM))])),
+                (
+                    "./wasm/processor.js",
+                    Value::object([("esModule", Value::from(WASM_GLUE))]),
+                ),
+                (
+                    "./wasm/processor.wasm",
+                    Value::object([("wasm", Value::Bytes(capnweb::Bytes::new(WASM_BINARY)))]),
+                ),
+            ]),
+        ),
+    ]))
+    .expect("valid WorkerCode");
+    let target = get(&loader, "wasm-rpc", code).get_rpc_target();
+
+    // `process` before `initialize` initializes on first call, as the seed says.
+    let data = serde_json::json!({ "id": "user-123", "items": [1, 2, 3], "delta": -40, "nested": { "n": 100 } });
+    let text = serde_json::to_string(&data).unwrap();
+    let out = target
+        .call("process", vec![Value::from_json(&data)])
+        .await
+        .unwrap();
+    let out: serde_json::Value = serde_json::from_str(out.as_str().expect("a string")).unwrap();
+    assert_eq!(
+        out,
+        serde_json::json!({ "sum": 66, "count": 5, "bytes": text.len() })
+    );
+    let init = target.call("initialize", vec![]).await.unwrap();
+    assert_eq!(json(&init), serde_json::json!({ "initialized": true }));
+
+    // Big enough that the allocator grows linear memory, detaching the glue's cached view.
+    let many: Vec<i64> = (1..=40_000).collect();
+    let out = target
+        .call("process", vec![Value::from_json(&serde_json::json!(many))])
+        .await
+        .unwrap();
+    let out: serde_json::Value = serde_json::from_str(out.as_str().unwrap()).unwrap();
+    assert_eq!(out["sum"], 800_020_000);
+    assert_eq!(out["count"], 40_000);
+
+    // An error thrown by wasm (through its `__wbindgen_throw` import) reaches the caller.
+    let err = target
+        .call("process", vec![Value::from_json(&serde_json::json!([1.5]))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "Error");
+    assert_eq!(err.message(), "process_data: only integers are supported");
+    // And the module still works after it.
+    let out = target
+        .call(
+            "process",
+            vec![Value::from_json(&serde_json::json!([2, "3", -1]))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.as_str(), Some(r#"{"sum":1,"count":2,"bytes":10}"#));
+}
+
+/// `examples/wasm/wasm/processor.wasm` is `processor.wat` compiled (`BLESS=1` rewrites it).
+#[test]
+fn processor_wasm_is_its_wat_source_compiled() {
+    let compiled = wat::parse_str(WASM_WAT).expect("processor.wat is valid");
+    if std::env::var_os("BLESS").is_some() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/wasm/wasm/processor.wasm"
+        );
+        std::fs::write(path, &compiled).expect("write processor.wasm");
+        return;
+    }
+    assert!(
+        compiled == WASM_BINARY,
+        "processor.wasm is stale: run `BLESS=1 cargo test -p loader --test seed processor`"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 // Web platform basics for an isolate: console, timers, encoding, base64, URL, Headers, Request,
-// Response, crypto, performance, structuredClone and a capability-checked fetch.
+// Response, crypto, performance, structuredClone, a capability-checked fetch, and the
+// WebAssembly global (built on first use).
 //
 // Evaluated once per isolate as a function of `native` (the Rust host functions); returns the
 // hooks the capnweb bridge needs to carry Request/Response/Headers/URL by value.
@@ -662,6 +663,33 @@
         "fetch() is not allowed: this function has no network access (no globalOutbound binding was granted)");
     }
     return await outbound.fetch(request);
+  });
+
+  // ---- WebAssembly ---------------------------------------------------------------------
+  // Built on first use: an accessor that replaces itself with the namespace object (or with
+  // whatever user code assigns).
+  Object.defineProperty(G, "WebAssembly", {
+    configurable: true,
+    enumerable: false,
+    get() {
+      const W = native.webAssembly();
+      define("WebAssembly", W);
+      return W;
+    },
+    set(v) {
+      define("WebAssembly", v);
+    },
+  });
+  // The module map's `.wasm` modules: the loader calls this with (name, bytes) when it loads
+  // one (compile errors surface there), and the module's source exports `(name)`'s result.
+  const wasmModules = new Map();
+  Object.defineProperty(G, "__functions_wasm_module", {
+    value(name, bytes) {
+      if (bytes === undefined) return wasmModules.get(name);
+      const m = native.newWasmModule(bytes);
+      wasmModules.set(name, m);
+      return m;
+    },
   });
 
   // ---- hooks for the capnweb bridge ------------------------------------------------------
