@@ -10,10 +10,8 @@ cargo test --workspace
 cargo build -p capnweb-fuzz --bin decode_message
 target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 
-if [ ! -d tests/interop/node_modules/capnweb ]; then
-  echo "tests/interop: run 'npm ci' there first (CI does)" >&2
-  exit 1
-fi
+# The pinned Node packages (package-lock.json) for the interop suites.
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
 # The official capnweb 0.12.0 client against our Rust interop server...
 (cd tests/interop && INTEROP_SERVER="$PWD/../../target/debug/examples/interop_server" node --test client.test.mjs)
@@ -21,3 +19,5 @@ fi
 (cd tests/interop && node --test client.test.mjs)
 # End to end: the built `functions` binary serving examples/ (built by `cargo test` above).
 (cd tests/interop && node --test server.test.mjs)
+# The attack suite against a real `functions serve`.
+(cd tests/interop && node --test adversarial.test.mjs)

@@ -1,0 +1,140 @@
+// The attack suite: a real `functions serve`, driven the way a hostile caller or a hostile
+// function would, with the official `capnweb` client. Each section is one family of attacks
+// from the containment issues; every case asserts the attack is refused or contained, and that
+// a neighbour keeps answering.
+//
+//   cargo build -p server --bin functions && node --test adversarial.test.mjs
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { bundle, startServer } from "./lib/serve.mjs";
+
+const opts = { timeout: 60_000 };
+
+let server;
+
+before(async () => {
+  server = await startServer({ args: [] });
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+// ---------------------------------------------------------------------------------------------
+// What RPC reaches: event handlers are events with the function's real env, never methods
+// called with a caller's arguments; a plain-object default export has no RPC methods; a service
+// binding reaches only the entrypoint it declares.
+
+describe("what RPC reaches", () => {
+  const ROLE_SRC = `
+    export default {
+      fetch(req, env) { return new Response("role=" + env.ROLE); },
+      secret() { return "leaked"; },
+      scheduled() { return "ran"; },
+    };
+  `;
+
+  test("a forged env over /_rpc never reaches the fetch handler", opts, async (t) => {
+    await server.deploy("role", bundle(ROLE_SRC, { env: { ROLE: "user" } }));
+    const { api } = await server.openRpc(t, "role");
+    let text;
+    try {
+      const res = await api.fetch("http://x/", { ROLE: "admin" });
+      text = await res.text();
+    } catch (e) {
+      text = `refused: ${e.name}: ${e.message}`;
+    }
+    assert.ok(!text.includes("admin"), `the caller's env reached the handler: ${text}`);
+    if (!text.startsWith("refused")) assert.equal(text, "role=user", "the function's real env");
+  });
+
+  test("a fetch over /_rpc with a Request is an HTTP event with the real env", opts, async (t) => {
+    await server.deploy("role2", bundle(ROLE_SRC, { env: { ROLE: "user" } }));
+    const { api } = await server.openRpc(t, "role2");
+    const res = await api.fetch(new Request("http://x/path"));
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "role=user");
+  });
+
+  test("own properties of a plain default export are not RPC methods", opts, async (t) => {
+    await server.deploy("role3", bundle(ROLE_SRC, { env: { ROLE: "user" } }));
+    const { api } = await server.openRpc(t, "role3");
+    await assert.rejects(api.secret(), (e) => e instanceof TypeError || e.name === "TypeError");
+    await assert.rejects(api.scheduled(), (e) => e.name === "TypeError");
+  });
+
+  test("event handlers of a WorkerEntrypoint are not RPC methods", opts, async (t) => {
+    const src = `
+      import { WorkerEntrypoint } from "cloudflare:workers";
+      export default class extends WorkerEntrypoint {
+        hello(name) { return "hello " + name; }
+        scheduled() { return "ran"; }
+        queue() { return "ran"; }
+        alarm() { return "ran"; }
+        webSocketMessage() { return "ran"; }
+        fetch() { return new Response("env=" + this.env.ROLE); }
+      }
+    `;
+    await server.deploy("entry", bundle(src, { env: { ROLE: "user" } }));
+    const { api } = await server.openRpc(t, "entry");
+    assert.equal(await api.hello("ann"), "hello ann");
+    for (const m of ["scheduled", "queue", "alarm", "webSocketMessage"]) {
+      await assert.rejects(api[m](), (e) => e.name === "TypeError", m);
+    }
+    const res = await api.fetch("http://x/", { ROLE: "admin" });
+    assert.equal(await res.text(), "env=user");
+  });
+
+  test("getEntrypoint with a name the binding does not declare throws TypeError", opts, async (t) => {
+    const target = `
+      import { WorkerEntrypoint } from "cloudflare:workers";
+      export class Other extends WorkerEntrypoint { secret() { return "other-secret"; } }
+      export class Admin extends WorkerEntrypoint { who() { return "admin"; } }
+      export default class extends WorkerEntrypoint { who() { return "default"; } }
+    `;
+    const caller = `
+      import { RpcTarget } from "cloudflare:workers";
+      async function attempt(f) {
+        try { return "reached " + (await f()); } catch (e) { return e.name + ": " + e.message; }
+      }
+      class Api extends RpcTarget {
+        constructor(ctx, env) { super(); this.env = env; }
+        plainOther() { return attempt(() => this.env.PLAIN.getEntrypoint("Other").secret()); }
+        plainDefault() { return attempt(() => this.env.PLAIN.getEntrypoint().who()); }
+        adminOther() { return attempt(() => this.env.ADMIN.getEntrypoint("Other").secret()); }
+        adminAdmin() { return attempt(() => this.env.ADMIN.getEntrypoint("Admin").who()); }
+        adminDirect() { return attempt(() => this.env.ADMIN.who()); }
+      }
+      export default { fetch() { return new Response("caller"); }, rpc: Api };
+    `;
+    await server.deploy("ep-target", bundle(target));
+    await server.deploy(
+      "ep-caller",
+      bundle(caller, {
+        bindings: {
+          PLAIN: { type: "service", service: "ep-target" },
+          ADMIN: { type: "service", service: "ep-target", entrypoint: "Admin" },
+        },
+      }),
+    );
+    const { api } = await server.openRpc(t, "ep-caller");
+    assert.match(await api.plainOther(), /^TypeError/);
+    assert.equal(await api.plainDefault(), "reached default");
+    assert.match(await api.adminOther(), /^TypeError/);
+    assert.equal(await api.adminAdmin(), "reached admin");
+    assert.equal(await api.adminDirect(), "reached admin");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Inherited limits: children loaded through env.LOADER never exceed their parent.
+
+// ---------------------------------------------------------------------------------------------
+// Bounded background work: timers and waitUntil end with the invocation.
+
+// ---------------------------------------------------------------------------------------------
+// Fair threads: a spinning tenant does not hold up its neighbours.
+
+// ---------------------------------------------------------------------------------------------
+// capnweb sessions: budgets, caps and how a session says no.
