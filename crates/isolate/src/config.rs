@@ -105,6 +105,9 @@ pub struct IsolateConfig {
     pub global_outbound: Option<Stub>,
     /// Resource limits.
     pub limits: Limits,
+    /// The budget of calls in flight this isolate shares with its group (a parent's
+    /// children), or `None` for no budget. See [`CallBudget`](crate::CallBudget).
+    pub call_budget: Option<std::sync::Arc<crate::CallBudget>>,
 }
 
 impl IsolateConfig {
@@ -117,6 +120,7 @@ impl IsolateConfig {
             env: Value::Object(Default::default()),
             global_outbound: None,
             limits: Limits::default(),
+            call_budget: None,
         }
     }
 }

@@ -47,6 +47,9 @@ impl Isolate {
             .ok_or_else(|| LoadError::Runtime("no JavaScript thread is running".into()))?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared::new(key, config.id.clone(), thread, tx));
+        if let Some(budget) = &config.call_budget {
+            shared.gate.set_budget(budget.clone());
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let s = shared.clone();
         let start = Instant::now();
@@ -80,6 +83,19 @@ impl Isolate {
     /// every call; build a new one.
     pub fn is_broken(&self) -> bool {
         self.shared.broken().is_some()
+    }
+
+    /// Evicts the isolate: every new call into it (through any stub, however it was obtained)
+    /// is rejected with an `IsolateEvictedError` ([`crate::EVICTED_ERROR`]); calls already
+    /// running finish, and once none is left the isolate is torn down on its thread (its
+    /// timers and background work end, its heap is freed). Cannot be undone.
+    pub fn evict(&self) {
+        crate::gate::evict(&self.shared);
+    }
+
+    /// Whether [`Isolate::evict`] was called.
+    pub fn is_evicted(&self) -> bool {
+        self.shared.gate.is_evicted()
     }
 
     /// The memory in use, in bytes, as last measured: the JavaScript heap plus the
@@ -118,6 +134,7 @@ impl Isolate {
     /// Calls the fetch handler: `default.fetch(request, env, ctx)`, or `fetch(request)` on a
     /// default `WorkerEntrypoint` class.
     pub async fn fetch(&self, request: RequestValue) -> Result<ResponseValue, RpcError> {
+        let entered = crate::gate::enter(&self.shared)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
         let trace = capnweb::trace::current();
@@ -128,6 +145,7 @@ impl Isolate {
             Ok(r) => r,
             Err(_) => Err(self.shared.gone_error()),
         };
+        drop(entered);
         self.shared.fetch_metrics().record(start, result.is_err());
         match result? {
             Value::Response(r) => Ok(*r),

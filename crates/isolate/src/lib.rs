@@ -38,6 +38,7 @@ mod bytecode;
 mod cjs;
 mod config;
 mod error;
+mod gate;
 mod host;
 mod isolate;
 mod limits;
@@ -50,5 +51,6 @@ mod target;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};
 pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
+pub use gate::{evicted_error, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR};
 pub use isolate::Isolate;
 pub use pool::{js_threads, set_js_threads};

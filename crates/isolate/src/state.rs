@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     broken: Mutex<Option<String>>,
     memory: AtomicUsize,
     fetch_metrics: std::sync::OnceLock<crate::metrics::CallMetrics>,
+    /// Whether new calls may enter (see `gate.rs`).
+    pub(crate) gate: crate::gate::Gate,
 }
 
 impl Shared {
@@ -44,6 +46,7 @@ impl Shared {
             broken: Mutex::new(None),
             memory: AtomicUsize::new(0),
             fetch_metrics: std::sync::OnceLock::new(),
+            gate: crate::gate::Gate::default(),
         }
     }
 

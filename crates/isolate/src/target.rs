@@ -1,6 +1,7 @@
-//! [`JsTarget`]: a JavaScript object seen from capnweb. Calls post a job to the isolate's
-//! thread (in call order, which keeps e-order), run the method there, and answer over a
-//! oneshot once the JavaScript promise settles.
+//! [`JsTarget`]: a JavaScript object seen from capnweb. Calls pass the isolate's gate
+//! (`gate.rs`: refused once it is evicted or its group is over its call budget), post a job to
+//! the isolate's thread (in call order, which keeps e-order), run the method there, and answer
+//! over a oneshot once the JavaScript promise settles.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,6 +44,10 @@ impl JsTarget {
     }
 
     fn run(&self, method: &str, op: Op) -> CallResult {
+        let entered = match crate::gate::enter(&self.shared) {
+            Ok(e) => e,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tref = self.tref.clone();
         let trace = capnweb::trace::current();
@@ -56,6 +61,7 @@ impl JsTarget {
                 Ok(r) => r,
                 Err(_) => Err(shared.gone_error()),
             };
+            drop(entered);
             tracing::trace!(
                 target: "isolate::rpc",
                 function = shared.id.as_str(),
