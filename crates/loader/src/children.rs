@@ -49,7 +49,7 @@ struct Child {
 
 /// Where a load gets its code.
 enum CodeFrom {
-    Given(WorkerCode),
+    Given(Box<WorkerCode>),
     GetCode(GetCode),
 }
 
@@ -160,7 +160,8 @@ impl Children {
         state.next_serial += 1;
         let key = ChildKey::OneShot(serial);
         if !state.closed {
-            let fut = self.load_future(key.clone(), serial, CodeFrom::Given(code.clone()));
+            let fut =
+                self.load_future(key.clone(), serial, CodeFrom::Given(Box::new(code.clone())));
             let child = Child {
                 serial,
                 fut,
@@ -248,7 +249,7 @@ impl Children {
         }
         let from = match (get_code, &kept_code) {
             (Some(get_code), _) => CodeFrom::GetCode(get_code.clone()),
-            (None, Some(code)) => CodeFrom::Given(code.clone()),
+            (None, Some(code)) => CodeFrom::Given(Box::new(code.clone())),
             // A `load` child that was evicted is gone for good.
             (None, None) => return Err(self.evicted(key)),
         };
@@ -320,7 +321,7 @@ impl Children {
             });
         };
         let code = match from {
-            CodeFrom::Given(code) => Ok(code),
+            CodeFrom::Given(code) => Ok(*code),
             CodeFrom::GetCode(get_code) => get_code().await,
         };
         let limits = match &code {

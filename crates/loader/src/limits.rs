@@ -23,12 +23,11 @@ pub(crate) fn requested(requested: &WorkerLimits, defaults: Limits) -> Limits {
 
 /// `limits`, each at most the `ceiling`'s (other fields are kept as they are).
 pub(crate) fn within(limits: Limits, ceiling: &Limits) -> Limits {
-    Limits {
-        memory_bytes: limits.memory_bytes.min(ceiling.memory_bytes),
-        cpu_time: limits.cpu_time.min(ceiling.cpu_time),
-        max_stack_bytes: limits.max_stack_bytes.min(ceiling.max_stack_bytes),
-        ..limits
-    }
+    let mut out = limits;
+    out.memory_bytes = limits.memory_bytes.min(ceiling.memory_bytes);
+    out.cpu_time = limits.cpu_time.min(ceiling.cpu_time);
+    out.max_stack_bytes = limits.max_stack_bytes.min(ceiling.max_stack_bytes);
+    out
 }
 
 #[cfg(test)]
