@@ -13,7 +13,7 @@
 //!   [`TOO_MANY_CALLS_ERROR`] (it does not wait, so a call that needs another call into the same
 //!   group can never deadlock on the budget).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use capnweb::RpcError;
@@ -102,6 +102,15 @@ impl Drop for CallPass {
     }
 }
 
+/// The clock that orders uses of isolates: each call that passes a gate takes a tick.
+static CLOCK: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh tick of the clock [`Isolate::last_used`](crate::Isolate::last_used) reads: later
+/// ticks are larger. A cache stamps its own uses with it to compare them with an isolate's.
+pub fn use_tick() -> u64 {
+    CLOCK.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The gate of one isolate (a field of its [`Shared`] handle).
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
@@ -109,6 +118,8 @@ pub(crate) struct Gate {
     stopped: AtomicBool,
     /// Calls that passed the gate and have not settled.
     calls: AtomicUsize,
+    /// The tick of the last call that passed (0: none yet).
+    last_used: AtomicU64,
     budget: OnceLock<Arc<CallBudget>>,
 }
 
@@ -120,6 +131,10 @@ impl Gate {
 
     pub(crate) fn is_evicted(&self) -> bool {
         self.evicted.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 }
 
@@ -148,6 +163,7 @@ pub(crate) fn enter(shared: &Arc<Shared>) -> Result<Entered, RpcError> {
         None => None,
     };
     gate.calls.fetch_add(1, Ordering::SeqCst);
+    gate.last_used.store(use_tick(), Ordering::Relaxed);
     let entered = Entered {
         shared: shared.clone(),
         _pass: pass,

@@ -93,6 +93,13 @@ impl Isolate {
         crate::gate::evict(&self.shared);
     }
 
+    /// When a call last entered the isolate, as a tick of [`crate::use_tick`]'s clock (0:
+    /// never). Counts calls through every stub, however obtained, so a cache can tell an
+    /// isolate used through a held stub from an idle one.
+    pub fn last_used(&self) -> u64 {
+        self.shared.gate.last_used()
+    }
+
     /// Whether [`Isolate::evict`] was called.
     pub fn is_evicted(&self) -> bool {
         self.shared.gate.is_evicted()

@@ -51,6 +51,8 @@ mod target;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};
 pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
-pub use gate::{evicted_error, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR};
+pub use gate::{
+    evicted_error, use_tick, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR,
+};
 pub use isolate::Isolate;
 pub use pool::{js_threads, set_js_threads};

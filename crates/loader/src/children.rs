@@ -4,9 +4,10 @@
 //! - **Limits.** A child runs with what its `WorkerCode.limits` asks for, clamped to the
 //!   parent's limits; one that asks for nothing gets the parent's. Asking for more is not an
 //!   error (the child silently gets the parent's).
-//! - **Resident children.** `get(id, …)` and `load(code)` children share one LRU of at most
+//! - **Resident children.** `get(id, …)` and `load(code)` children count together, at most
 //!   [`ChildrenConfig::max_resident`](crate::ChildrenConfig::max_resident); past it the least
-//!   recently used is evicted.
+//!   recently used is evicted (used: got from the loader, or called through any stub the
+//!   parent holds).
 //! - **Calls in flight.** Every call into any of the children (through any stub, however it
 //!   was obtained) and every load counts against one budget of
 //!   [`ChildrenConfig::max_in_flight`](crate::ChildrenConfig::max_in_flight); one more is
@@ -20,11 +21,11 @@
 //!   every child and turns every stub of this parent, and the parent's `env.LOADER` itself,
 //!   into ones that fail with `IsolateEvictedError`: old bindings stop.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::FutureExt;
 use isolate::{CallBudget, Isolate, Limits};
-use lru::LruCache;
 
 use crate::code::WorkerCode;
 use crate::error::LoaderError;
@@ -41,10 +42,23 @@ pub(crate) enum ChildKey {
 struct Child {
     /// Tells this load apart from a later one under the same key.
     serial: u64,
+    /// When the cache last saw it used ([`isolate::use_tick`]); a call through a held stub
+    /// moves the isolate's own [`Isolate::last_used`] instead, which eviction also reads.
+    touched: u64,
     fut: LoadFuture,
     /// A `load` child's code, to load it again if the budget refused its load or it broke a
     /// limit (a `get` child asks its `getCode` again instead).
     code: Option<WorkerCode>,
+}
+
+impl Child {
+    /// The later of the cache's last sight of it and the last call into its isolate.
+    fn last_used(&self) -> u64 {
+        match self.fut.peek() {
+            Some(Ok(iso)) => self.touched.max(iso.last_used()),
+            _ => self.touched,
+        }
+    }
 }
 
 /// Where a load gets its code.
@@ -55,7 +69,7 @@ enum CodeFrom {
 
 struct State {
     closed: bool,
-    cache: LruCache<ChildKey, Child>,
+    cache: HashMap<ChildKey, Child>,
     next_serial: u64,
 }
 
@@ -96,7 +110,7 @@ impl Children {
                 budget,
                 state: Mutex::new(State {
                     closed: false,
-                    cache: LruCache::unbounded(),
+                    cache: HashMap::new(),
                     next_serial: 1,
                 }),
             }),
@@ -164,6 +178,7 @@ impl Children {
                 self.load_future(key.clone(), serial, CodeFrom::Given(Box::new(code.clone())));
             let child = Child {
                 serial,
+                touched: isolate::use_tick(),
                 fut,
                 code: Some(code),
             };
@@ -179,7 +194,7 @@ impl Children {
 
     /// Evicts child `id` (a `get` id). Returns whether it was resident.
     pub fn evict(&self, id: &str) -> bool {
-        let child = self.lock().cache.pop(&ChildKey::Named(id.to_owned()));
+        let child = self.lock().cache.remove(&ChildKey::Named(id.to_owned()));
         child.map(evict_child).is_some()
     }
 
@@ -190,7 +205,7 @@ impl Children {
         let mut state = self.lock();
         state.closed = true;
         let mut n = 0;
-        while let Some((_, child)) = state.cache.pop_lru() {
+        for (_, child) in state.cache.drain() {
             evict_child(child);
             n += 1;
         }
@@ -231,7 +246,8 @@ impl Children {
             return Err(self.evicted(key));
         }
         let mut kept_code = None;
-        if let Some(child) = state.cache.get(key) {
+        if let Some(child) = state.cache.get_mut(key) {
+            child.touched = isolate::use_tick();
             let stale = match child.fut.peek() {
                 Some(Ok(iso)) => iso.is_broken() || iso.is_evicted(),
                 Some(Err(LoaderError::TooManyCalls { .. })) => true,
@@ -242,7 +258,7 @@ impl Children {
             if !stale {
                 return Ok(child.fut.clone());
             }
-            if let Some(mut child) = state.cache.pop(key) {
+            if let Some(mut child) = state.cache.remove(key) {
                 kept_code = child.code.take();
                 evict_child(child);
             }
@@ -258,6 +274,7 @@ impl Children {
         let fut = self.load_future(key.clone(), serial, from);
         let child = Child {
             serial,
+            touched: isolate::use_tick(),
             fut: fut.clone(),
             code: kept_code,
         };
@@ -265,13 +282,22 @@ impl Children {
         Ok(fut)
     }
 
-    /// Inserts a child, evicting the least recently used past the cap.
+    /// Inserts a child (`key`), evicting the least recently used past the cap (never the one
+    /// just inserted). "Used" counts calls through stubs the parent holds
+    /// ([`Isolate::last_used`]) as well as gets: the victim is the child whose last use of
+    /// either kind is oldest. A scan, but only when a load goes over the cap.
     fn insert(&self, state: &mut State, key: ChildKey, child: Child) {
-        if let Some(old) = state.cache.put(key, child) {
+        if let Some(old) = state.cache.insert(key.clone(), child) {
             evict_child(old);
         }
         while state.cache.len() > self.inner.max_resident {
-            let Some((_, old)) = state.cache.pop_lru() else {
+            let victim = state
+                .cache
+                .iter()
+                .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, c)| c.last_used())
+                .map(|(k, _)| k.clone());
+            let Some(old) = victim.and_then(|k| state.cache.remove(&k)) else {
                 break;
             };
             evict_child(old);
@@ -350,15 +376,15 @@ impl Children {
 
     fn still_resident(&self, key: &ChildKey, serial: u64) -> bool {
         let state = self.lock();
-        !state.closed && state.cache.peek(key).is_some_and(|c| c.serial == serial)
+        !state.closed && state.cache.get(key).is_some_and(|c| c.serial == serial)
     }
 
     /// Drops load `serial` of `key` from the cache if it is still there (failures are not
     /// cached).
     fn forget(&self, key: &ChildKey, serial: u64) {
         let mut state = self.lock();
-        if state.cache.peek(key).is_some_and(|c| c.serial == serial) {
-            state.cache.pop(key);
+        if state.cache.get(key).is_some_and(|c| c.serial == serial) {
+            state.cache.remove(key);
         }
     }
 }

@@ -195,6 +195,36 @@ async fn resident_children_are_capped_per_parent_least_recently_used_first() {
 }
 
 #[tokio::test]
+async fn a_child_used_through_a_held_stub_is_not_the_one_evicted() {
+    let loader = loader_with(ChildrenConfig {
+        max_resident: 2,
+        ..ChildrenConfig::default()
+    });
+    let parent = loader.children("parent", parent_limits(1000, 64));
+    let n = Arc::new(AtomicUsize::new(0));
+    let a = get(&parent, "a", code(None, None), &n).get_rpc_target();
+    assert_eq!(echo(&a, 1).await.unwrap().as_f64(), Some(1.0));
+    let b = get(&parent, "b", code(None, None), &n).get_rpc_target();
+    assert_eq!(echo(&b, 2).await.unwrap().as_f64(), Some(2.0));
+    // "a" is used again only through the stub the parent holds (the cache never sees a get).
+    assert_eq!(echo(&a, 3).await.unwrap().as_f64(), Some(3.0));
+    let c = get(&parent, "c", code(None, None), &n).get_rpc_target();
+    assert_eq!(echo(&c, 4).await.unwrap().as_f64(), Some(4.0));
+    assert_eq!(parent.resident(), 2);
+    assert_eq!(
+        echo(&a, 5).await.unwrap().as_f64(),
+        Some(5.0),
+        "a was used last"
+    );
+    let err = echo(&b, 6).await.unwrap_err();
+    assert_eq!(
+        err.name(),
+        EVICTED_ERROR,
+        "b was the least recently used: {err}"
+    );
+}
+
+#[tokio::test]
 async fn an_evicted_load_child_is_gone_for_good() {
     let loader = loader_with(ChildrenConfig {
         max_resident: 1,
