@@ -191,8 +191,21 @@ impl RpcTarget for ServiceBinding {
                 }
             }
             let entrypoint = match method.as_str() {
+                // A binding reaches the entrypoint it declares and no other (as in workerd).
                 "getEntrypoint" => match args.first() {
-                    Some(Value::String(name)) => Some(name.clone()),
+                    Some(Value::String(name)) if Some(name) == self.entrypoint.as_ref() => {
+                        Some(name.clone())
+                    }
+                    Some(Value::String(name)) => {
+                        return Err(RpcError::type_error(format!(
+                            "this service binding reaches {} of {:?}, not entrypoint {name:?}",
+                            match &self.entrypoint {
+                                Some(e) => format!("entrypoint {e:?}"),
+                                None => "the default entrypoint".to_owned(),
+                            },
+                            self.service
+                        )))
+                    }
                     None | Some(Value::Undefined) | Some(Value::Null) => self.entrypoint.clone(),
                     Some(_) => {
                         return Err(RpcError::type_error(
