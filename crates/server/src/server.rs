@@ -38,6 +38,8 @@ pub struct Config {
     pub body_limit: usize,
     /// capnweb limits for `/_rpc` sessions.
     pub rpc_limits: capnweb::Limits,
+    /// The most one KV namespace or bucket may hold (a binding may ask for less).
+    pub storage_quota: store::Quota,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             body_limit: http::DEFAULT_BODY_LIMIT,
             rpc_limits: capnweb::Limits::default(),
+            storage_quota: store::Quota::default(),
         }
     }
 }
@@ -110,7 +113,7 @@ impl Server {
         })
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))??;
-        let registry = Registry::new(store, host);
+        let registry = Registry::with_quota(store, host, config.storage_quota);
         let (end_streams, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {
             registry: registry.clone(),

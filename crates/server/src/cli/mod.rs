@@ -117,6 +117,14 @@ struct ServeArgs {
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
+    /// Most bytes one KV namespace or blob bucket may hold (keys, values, metadata); a
+    /// binding's `quota` may only lower it.
+    #[arg(long, default_value_t = store::DEFAULT_QUOTA_BYTES)]
+    storage_quota_bytes: u64,
+    /// Most keys one KV namespace or blob bucket may hold; a binding's `quota` may only
+    /// lower it.
+    #[arg(long, default_value_t = store::DEFAULT_QUOTA_KEYS)]
+    storage_quota_keys: u64,
 }
 
 #[derive(Args)]
@@ -225,6 +233,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         data_dir: args.data.clone(),
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
+        storage_quota: store::Quota {
+            max_bytes: args.storage_quota_bytes,
+            max_keys: args.storage_quota_keys,
+        },
         ..Config::default()
     };
     let server = Server::start(config, host()).await?;
