@@ -101,12 +101,9 @@ impl Server {
         let data_dir = config.data_dir.clone();
         let given = config.admin_token.clone();
         let (store, (token, token_source)) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&data_dir).map_err(|source| {
-                ServerError::Store(StoreError::Io {
-                    path: data_dir.clone(),
-                    source,
-                })
-            })?;
+            // Private from the start: KV values, blobs and bundle `env`s live here.
+            store::private::create_dir_all(&data_dir)?;
+            store::private::restrict_dir(&data_dir)?;
             let store = Store::open(data_dir.join(STORE_FILE))?;
             let token = token::load_or_create(&data_dir, given)?;
             Ok::<_, ServerError>((store, token))

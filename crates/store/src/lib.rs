@@ -77,6 +77,7 @@ mod code;
 mod cursor;
 mod error;
 mod kv;
+pub mod private;
 mod quota;
 pub mod redb_backend;
 

@@ -112,6 +112,7 @@ struct ServeArgs {
     #[arg(long)]
     deploy: Option<PathBuf>,
     /// The admin token (default: the one stored in the data directory, else a new one).
+    /// Prefer `FUNCTIONS_ADMIN_TOKEN` or the token file: a flag's value shows in `ps`.
     #[arg(long, env = "FUNCTIONS_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.

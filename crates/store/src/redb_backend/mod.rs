@@ -92,15 +92,18 @@ impl RedbBackend {
     /// Opens the database file at `path`, creating it (and its parent
     /// directories) if missing.
     ///
+    /// The data is private to the user running the process: missing
+    /// directories are created with mode 0700 and the file with mode 0600 (on
+    /// Unix), from the start rather than narrowed afterwards, so no crash can
+    /// leave them readable by others; an existing file is narrowed to 0600.
+    ///
     /// Fails with [`StoreError::AlreadyOpen`] if the file is open already,
     /// in this process or another.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-                path: parent.to_owned(),
-                source,
-            })?;
+            crate::private::create_dir_all(parent)?;
         }
+        crate::private::create_file(path)?;
         let db = Database::create(path).map_err(|error| match error {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
                 path: path.to_owned(),
