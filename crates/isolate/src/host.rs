@@ -207,11 +207,6 @@ impl Host {
         self.started.get().elapsed().as_secs_f64() * 1000.0
     }
 
-    /// Marks that the heap limit was hit.
-    pub(crate) fn note_out_of_memory(&self) {
-        self.oom.set(true);
-    }
-
     /// The reason the isolate must be discarded, if a limit broke.
     /// The shared handle is marked broken at once, before any caller can see the error, so
     /// a caller that retries never reaches the same isolate.
