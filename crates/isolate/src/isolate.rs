@@ -128,7 +128,9 @@ impl Isolate {
             Ok(r) => r,
             Err(_) => Err(self.shared.gone_error()),
         };
-        self.shared.fetch_metrics().record(start, result.is_err());
+        self.shared
+            .fetch_metrics()
+            .record(start.elapsed(), result.is_err());
         match result? {
             Value::Response(r) => Ok(*r),
             _ => Err(RpcError::type_error(

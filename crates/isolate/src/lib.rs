@@ -41,7 +41,6 @@ mod error;
 mod host;
 mod isolate;
 mod limits;
-pub mod metrics;
 mod modules;
 mod natives;
 mod pool;

@@ -30,7 +30,7 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     broken: Mutex<Option<String>>,
     memory: AtomicUsize,
-    fetch_metrics: std::sync::OnceLock<crate::metrics::CallMetrics>,
+    fetch_metrics: std::sync::OnceLock<Arc<telemetry::CallMetrics>>,
 }
 
 impl Shared {
@@ -87,9 +87,9 @@ impl Shared {
     }
 
     /// The metric handles of this isolate's fetch calls (made on the first call).
-    pub(crate) fn fetch_metrics(&self) -> &crate::metrics::CallMetrics {
+    pub(crate) fn fetch_metrics(&self) -> &telemetry::CallMetrics {
         self.fetch_metrics
-            .get_or_init(|| crate::metrics::CallMetrics::new(&self.id, "fetch"))
+            .get_or_init(|| telemetry::call_metrics(&self.id, "fetch"))
     }
 
     /// The error a call sees when the isolate is gone.

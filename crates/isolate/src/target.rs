@@ -63,7 +63,7 @@ impl JsTarget {
                 method = method.as_str(),
                 "call settled"
             );
-            crate::metrics::record_call(&shared.id, &method, start, result.is_err());
+            telemetry::record_call(&shared.id, &method, start.elapsed(), result.is_err());
             result
         })
     }
