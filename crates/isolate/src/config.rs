@@ -78,6 +78,14 @@ pub struct Limits {
     pub cpu_time: Duration,
     /// Native stack QuickJS may use. Default 1 MiB.
     pub max_stack_bytes: usize,
+    /// How long work an invocation handed to `ctx.waitUntil` may go on after it answered.
+    /// Default 30 s.
+    pub wait_until: Duration,
+    /// Wall-clock time an invocation may take to answer. Default 60 s.
+    pub wall_time: Duration,
+    /// Timers (`setTimeout`, `setInterval`) one isolate may have pending at once. Default
+    /// 10,000.
+    pub max_timers: usize,
 }
 
 impl Default for Limits {
@@ -86,6 +94,9 @@ impl Default for Limits {
             memory_bytes: 128 * 1024 * 1024,
             cpu_time: Duration::from_millis(1000),
             max_stack_bytes: 1024 * 1024,
+            wait_until: Duration::from_secs(30),
+            wall_time: Duration::from_secs(60),
+            max_timers: 10_000,
         }
     }
 }

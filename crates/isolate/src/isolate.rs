@@ -88,6 +88,12 @@ impl Isolate {
         self.shared.memory()
     }
 
+    /// How many host tasks are alive to fire this isolate's timers: one per pending
+    /// `setTimeout` / `setInterval`, gone once the timer fired, was cleared or was cancelled.
+    pub fn timer_tasks(&self) -> usize {
+        self.shared.timer_tasks.load(Ordering::Relaxed)
+    }
+
     /// Whether the default export has an `rpc` class (the seed's convention).
     pub fn has_rpc_surface(&self) -> bool {
         self.has_rpc

@@ -177,10 +177,17 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
             let weak = std::sync::Arc::downgrade(&host.shared().ok_or_else(|| gone(&ctx))?);
             let delay = Duration::from_secs_f64((ms.max(0.0) / 1000.0).min(86_400.0 * 365.0));
             let owner = host.current();
+            let alive = crate::state::TaskCount::enter(
+                &host.shared().ok_or_else(|| gone(&ctx))?.timer_tasks,
+            );
             drop(capnweb::rt::handle().spawn(async move {
                 tokio::time::sleep(delay).await;
                 if let Some(shared) = weak.upgrade() {
-                    shared.post(move |ctx, host| host.fire_timer(ctx, id, owner));
+                    // Counted until the timer has fired (an interval is re-armed by then).
+                    shared.post(move |ctx, host| {
+                        host.fire_timer(ctx, id, owner);
+                        drop(alive);
+                    });
                 }
             }));
             Ok::<_, rquickjs::Error>(())

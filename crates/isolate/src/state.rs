@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     broken: Mutex<Option<String>>,
     memory: AtomicUsize,
+    /// Host tasks alive that wait to fire one of the isolate's timers.
+    pub(crate) timer_tasks: Arc<AtomicUsize>,
     fetch_metrics: std::sync::OnceLock<crate::metrics::CallMetrics>,
 }
 
@@ -43,6 +45,7 @@ impl Shared {
             next_id: AtomicU64::new(1),
             broken: Mutex::new(None),
             memory: AtomicUsize::new(0),
+            timer_tasks: Arc::default(),
             fetch_metrics: std::sync::OnceLock::new(),
         }
     }
@@ -290,4 +293,21 @@ impl IsolateState {
 
 fn heap_used(rt: &Runtime) -> usize {
     usize::try_from(rt.memory_usage().memory_used_size).unwrap_or(0)
+}
+
+/// One live task counted in a shared counter, for as long as this value lives (moved into the
+/// task, it is dropped when the task ends or is aborted).
+pub(crate) struct TaskCount(Arc<AtomicUsize>);
+
+impl TaskCount {
+    pub(crate) fn enter(count: &Arc<AtomicUsize>) -> TaskCount {
+        count.fetch_add(1, Ordering::Relaxed);
+        TaskCount(count.clone())
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
