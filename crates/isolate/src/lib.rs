@@ -33,6 +33,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
 
+mod background;
 mod bridge;
 mod bytecode;
 mod cjs;
@@ -47,6 +48,7 @@ mod natives;
 mod pool;
 mod state;
 mod target;
+mod wall;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};
 pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};

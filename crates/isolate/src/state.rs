@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     pub(crate) key: u64,
     pub(crate) id: String,
     pub(crate) thread: usize,
+    /// How long a caller waits for an invocation to answer (`Limits::wall_time`).
+    pub(crate) wall_time: std::time::Duration,
     tx: mpsc::Sender<Job>,
     next_id: AtomicU64,
     broken: Mutex<Option<String>>,
@@ -36,11 +38,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(key: u64, id: String, thread: usize, tx: mpsc::Sender<Job>) -> Self {
+    pub(crate) fn new(
+        key: u64,
+        id: String,
+        thread: usize,
+        wall_time: std::time::Duration,
+        tx: mpsc::Sender<Job>,
+    ) -> Self {
         Shared {
             key,
             id,
             thread,
+            wall_time,
             tx,
             next_id: AtomicU64::new(1),
             broken: Mutex::new(None),
@@ -203,6 +212,9 @@ impl ThreadState {
         st.ctx.with(|ctx| {
             f(&ctx, &host);
             while host.limit_broken().is_none() && ctx.execute_pending_job() {}
+            if host.limit_broken().is_none() {
+                host.reap(&ctx);
+            }
         });
         host.end_slice();
         if let Some(reason) = host.limit_broken() {

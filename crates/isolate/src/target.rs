@@ -46,16 +46,14 @@ impl JsTarget {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tref = self.tref.clone();
         let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.invoke(ctx, &tref, op, tx, trace));
+            .post(move |ctx, host| host.invoke(ctx, id, &tref, op, tx, trace));
         let shared = self.shared.clone();
         let method = method.to_owned();
         let start = Instant::now();
         Box::pin(async move {
-            let result = match rx.await {
-                Ok(r) => r,
-                Err(_) => Err(shared.gone_error()),
-            };
+            let result = crate::wall::answer(shared.clone(), id, rx).await;
             tracing::trace!(
                 target: "isolate::rpc",
                 function = shared.id.as_str(),
