@@ -22,7 +22,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use capnweb::trace::TraceId;
 use rquickjs::{Persistent, Value as JsValue};
@@ -33,16 +33,17 @@ use crate::state::{Shared, TaskCount};
 type Saved = Persistent<JsValue<'static>>;
 
 /// One invocation: what it used and what it left waiting.
-#[derive(Default)]
 struct Invocation {
+    /// When it started (its wall-clock limit counts from here).
+    started: Instant,
     /// CPU time used so far, summed over every slice of JavaScript that ran for it.
     used: Duration,
     /// The trace it continues, current while JavaScript runs for it.
     trace: Option<TraceId>,
     /// The slot of the capability the call was made on (`None`: a fetch).
     scope: Option<u64>,
-    /// Whether its answer was sent (or its caller went away).
-    answered: bool,
+    /// When its answer was sent (or its caller went away).
+    answered: Option<Instant>,
     /// Its pending timers (JavaScript timer ids).
     timers: HashSet<u64>,
     /// Its promises waiting on a capnweb result (pull ids).
@@ -58,15 +59,43 @@ struct Invocation {
 }
 
 impl Invocation {
+    fn new(trace: Option<TraceId>, scope: Option<u64>) -> Self {
+        Invocation {
+            started: Instant::now(),
+            used: Duration::ZERO,
+            trace,
+            scope,
+            answered: None,
+            timers: HashSet::new(),
+            pulls: HashSet::new(),
+            streams: HashSet::new(),
+            waiting: 0,
+            wait_over: false,
+            bound: None,
+        }
+    }
+
     /// Whether the invocation must go on, given whether the capability it was called on is
-    /// still held.
-    fn kept(&self, scope_held: bool) -> bool {
-        let waits = !self.timers.is_empty() || !self.pulls.is_empty();
-        !self.answered
+    /// still held, whether `ctx.waitUntil`'s time is over, and whether a timer or result of
+    /// it is about to run (taken from its sets already, it still counts as waiting work).
+    fn kept(&self, scope_held: bool, wait_over: bool, running: bool) -> bool {
+        let waits = running || !self.timers.is_empty() || !self.pulls.is_empty();
+        self.answered.is_none()
             || !self.streams.is_empty()
-            || (self.waiting > 0 && !self.wait_over)
+            || (self.waiting > 0 && !wait_over)
             || (waits && scope_held)
     }
+}
+
+/// Whether an invocation's background work may run now (see [`Background::verdict`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It may.
+    Run,
+    /// It has not answered within the wall-clock limit: it fails and ends.
+    WallClock,
+    /// It answered and nothing keeps it any more: it ends.
+    Over,
 }
 
 /// A pending timer: which invocation armed it, and the host task that will fire it.
@@ -92,6 +121,16 @@ pub(crate) struct Pull {
 pub(crate) struct Ended {
     pub(crate) timers: Vec<u64>,
     pub(crate) streams: Vec<u64>,
+}
+
+impl Ended {
+    /// Just timer `timer` (taken to fire, but not to run).
+    pub(crate) fn timer(timer: u64) -> Self {
+        Ended {
+            timers: vec![timer],
+            streams: Vec::new(),
+        }
+    }
 }
 
 /// Why a timer could not be set.
@@ -121,12 +160,9 @@ pub(crate) struct Background {
 impl Background {
     /// Starts invocation `id`, made on the capability in slot `scope` (if any).
     pub(crate) fn begin(&self, id: u64, trace: Option<TraceId>, scope: Option<u64>) {
-        let inv = Invocation {
-            trace,
-            scope,
-            ..Invocation::default()
-        };
-        self.invocations.borrow_mut().insert(id, inv);
+        self.invocations
+            .borrow_mut()
+            .insert(id, Invocation::new(trace, scope));
         if let Some(slot) = scope {
             self.by_scope
                 .borrow_mut()
@@ -165,7 +201,7 @@ impl Background {
     /// Notes that invocation `id` answered (or that its caller went away).
     pub(crate) fn answered(&self, id: u64) {
         if let Some(inv) = self.invocations.borrow_mut().get_mut(&id) {
-            inv.answered = true;
+            inv.answered.get_or_insert_with(Instant::now);
             self.touch(id);
         }
     }
@@ -346,9 +382,11 @@ impl Background {
                 let invs = self.invocations.borrow();
                 let Some(inv) = invs.get(&id) else { continue };
                 let held = inv.scope.is_some_and(&scope_held);
-                let needs_bound =
-                    inv.answered && inv.waiting > 0 && !inv.wait_over && inv.bound.is_none();
-                (inv.kept(held), needs_bound)
+                let needs_bound = inv.answered.is_some()
+                    && inv.waiting > 0
+                    && !inv.wait_over
+                    && inv.bound.is_none();
+                (inv.kept(held, inv.wait_over, false), needs_bound)
             };
             if !kept {
                 self.end(id, &mut ended);
@@ -360,6 +398,35 @@ impl Background {
             }
         }
         ended
+    }
+
+    /// Whether invocation `id`'s background work may run now: checked as each timer or
+    /// awaited result is about to run for it, so that an invocation whose time is up stops at once even
+    /// when the job that would have ended it is still queued behind its own work.
+    pub(crate) fn verdict(
+        &self,
+        id: u64,
+        wait_until: Duration,
+        wall_time: Duration,
+        scope_held: impl Fn(u64) -> bool,
+    ) -> Verdict {
+        let invs = self.invocations.borrow();
+        let Some(inv) = invs.get(&id) else {
+            return Verdict::Over;
+        };
+        let now = Instant::now();
+        match inv.answered {
+            None if now >= inv.started + wall_time => Verdict::WallClock,
+            None => Verdict::Run,
+            Some(at) => {
+                let wait_over = inv.wait_over || now >= at + wait_until;
+                if inv.kept(inv.scope.is_some_and(scope_held), wait_over, true) {
+                    Verdict::Run
+                } else {
+                    Verdict::Over
+                }
+            }
+        }
     }
 
     /// Ends invocation `id` whatever keeps it (its wall-clock limit passed): its timers are

@@ -14,7 +14,7 @@ use capnweb::{RpcError, Value};
 use rquickjs::{Array, Ctx, Exception, Function, Object, Persistent, Promise, Value as JsValue};
 use tokio::sync::oneshot;
 
-use crate::background::{Background, Ended, TimerError};
+use crate::background::{Background, Ended, TimerError, Verdict};
 use crate::bridge;
 use crate::config::{IsolateConfig, Limits};
 use crate::error::{resource_limit_error, LoadError};
@@ -419,6 +419,9 @@ impl Host {
     /// Forgets slot `slot`, calling `[Symbol.dispose]` on the object if it has one.
     pub(crate) fn release<'js>(&self, ctx: &Ctx<'js>, slot: u64) {
         self.background.scope_released(slot);
+        if let Some(shared) = self.shared() {
+            shared.forget_released(slot);
+        }
         let Some(saved) = self.objects.borrow_mut().remove(&slot) else {
             return;
         };
@@ -642,6 +645,9 @@ impl Host {
         let Some(pull) = self.background.take_pull(id) else {
             return;
         };
+        if !self.may_run(ctx, pull.owner) {
+            return;
+        }
         let (resolve, reject) = (pull.resolve, pull.reject);
         self.enter(Some(pull.owner));
         let run = || -> rquickjs::Result<()> {
@@ -693,6 +699,10 @@ impl Host {
         let Some(owner) = self.background.take_fired(timer, seq) else {
             return;
         };
+        if !self.may_run(ctx, owner) {
+            self.undo(ctx, Ended::timer(timer));
+            return;
+        }
         self.enter(Some(owner));
         if let Ok(f) = self.web_fn(ctx, "fireTimer") {
             if f.call::<_, ()>((timer,)).is_err() {
@@ -736,14 +746,43 @@ impl Host {
         self.undo(ctx, ended);
     }
 
+    /// Whether a timer or an awaited result of invocation `id` may run now; if not, the
+    /// invocation ends here (failed first if it never answered).
+    fn may_run<'js>(&self, ctx: &Ctx<'js>, id: u64) -> bool {
+        let limits = self.limits();
+        let verdict = self
+            .background
+            .verdict(id, limits.wait_until, limits.wall_time, |slot| {
+                self.scope_held(slot)
+            });
+        match verdict {
+            Verdict::Run => true,
+            Verdict::WallClock => {
+                self.expire(ctx, id);
+                false
+            }
+            Verdict::Over => {
+                let ended = self.background.end_now(id);
+                self.undo(ctx, ended);
+                false
+            }
+        }
+    }
+
+    /// Whether the capability in slot `slot` is still held (released capabilities are noted
+    /// at once by the thread that released them, before the release job runs here).
+    fn scope_held(&self, slot: u64) -> bool {
+        self.objects.borrow().contains_key(&slot)
+            && self.shared().is_some_and(|s| !s.is_released(slot))
+    }
+
     /// Ends the invocations that no longer have a reason to go on (after each job, see
     /// `ThreadState::run`), and starts `ctx.waitUntil`'s time for those that answered with
     /// waitUntil work pending.
     pub(crate) fn reap<'js>(&self, ctx: &Ctx<'js>) {
-        let ended = self.background.reap(
-            |slot| self.objects.borrow().contains_key(&slot),
-            |id| self.start_wait_bound(id),
-        );
+        let ended = self
+            .background
+            .reap(|slot| self.scope_held(slot), |id| self.start_wait_bound(id));
         self.undo(ctx, ended);
     }
 

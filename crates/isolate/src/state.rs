@@ -4,7 +4,7 @@
 //! that enforces the CPU and memory limits.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +34,9 @@ pub(crate) struct Shared {
     memory: AtomicUsize,
     /// Host tasks alive that wait to fire one of the isolate's timers.
     pub(crate) timer_tasks: Arc<AtomicUsize>,
+    /// Capability slots released by their holders whose release job has not run yet (so that
+    /// work queued ahead of it already sees them gone).
+    released: Mutex<HashSet<u64>>,
     fetch_metrics: std::sync::OnceLock<crate::metrics::CallMetrics>,
 }
 
@@ -55,6 +58,7 @@ impl Shared {
             broken: Mutex::new(None),
             memory: AtomicUsize::new(0),
             timer_tasks: Arc::default(),
+            released: Mutex::default(),
             fetch_metrics: std::sync::OnceLock::new(),
         }
     }
@@ -79,6 +83,30 @@ impl Shared {
 
     pub(crate) fn send_job(&self, job: Job) -> bool {
         self.tx.send(job).is_ok()
+    }
+
+    /// Notes that the capability in slot `slot` was released (from any thread).
+    pub(crate) fn note_released(&self, slot: u64) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot);
+    }
+
+    /// Whether the capability in slot `slot` was released and its release job has not run.
+    pub(crate) fn is_released(&self, slot: u64) -> bool {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&slot)
+    }
+
+    /// Forgets a released slot (its release job ran).
+    pub(crate) fn forget_released(&self, slot: u64) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&slot);
     }
 
     /// Why the isolate was discarded, if it was.

@@ -78,6 +78,7 @@ impl RpcTarget for JsTarget {
 
     fn on_dispose(&self) {
         let slot = self.tref.slot();
+        self.shared.note_released(slot);
         self.shared.post(move |ctx, host| host.release(ctx, slot));
     }
 }
