@@ -289,7 +289,7 @@ impl Background {
         self.touch(owner);
     }
 
-    /// Registers a promise waiting on a capnweb result for invocation `owner`; returns its id.
+    /// Registers promise `id`, waiting on a capnweb result for invocation `owner`.
     pub(crate) fn add_pull(&self, id: u64, owner: u64, resolve: Saved, reject: Saved) {
         self.pulls.borrow_mut().insert(
             id,

@@ -52,8 +52,9 @@ impl JsTarget {
         let shared = self.shared.clone();
         let method = method.to_owned();
         let start = Instant::now();
+        let answer = crate::wall::answer(shared.clone(), id, rx);
         Box::pin(async move {
-            let result = crate::wall::answer(shared.clone(), id, rx).await;
+            let result = answer.await;
             tracing::trace!(
                 target: "isolate::rpc",
                 function = shared.id.as_str(),

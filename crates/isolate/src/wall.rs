@@ -3,6 +3,7 @@
 //! gave up (the invocation is failed and ended, whatever it left running) or went away (the
 //! invocation counts as answered: only `ctx.waitUntil` or a held capability keep its work).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,26 +38,31 @@ impl Drop for Abandon {
 }
 
 /// Waits for the answer of invocation `id` on `rx`, for at most the isolate's wall-clock
-/// limit.
-pub(crate) async fn answer(
+/// limit. The isolate hears that the caller went away if the returned future is dropped
+/// before the answer, even unpolled.
+pub(crate) fn answer(
     shared: Arc<Shared>,
     id: u64,
     rx: oneshot::Receiver<Result<Value, RpcError>>,
-) -> Result<Value, RpcError> {
-    let limit = shared.wall_time;
-    let mut abandon = Abandon {
+) -> impl Future<Output = Result<Value, RpcError>> + Send + 'static {
+    let abandon = Abandon {
         shared: shared.clone(),
         id,
         armed: true,
     };
-    let result = tokio::time::timeout(limit, rx).await;
-    abandon.armed = false;
-    match result {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(_)) => Err(shared.gone_error()),
-        Err(_) => {
-            shared.post(move |ctx, host| host.expire(ctx, id));
-            Err(wall_clock_error(limit))
+    async move {
+        // Moved in whole (not just the field it sets), so it lives as long as the future.
+        let mut abandon = abandon;
+        let limit = shared.wall_time;
+        let result = tokio::time::timeout(limit, rx).await;
+        abandon.armed = false;
+        match result {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(shared.gone_error()),
+            Err(_) => {
+                shared.post(move |ctx, host| host.expire(ctx, id));
+                Err(wall_clock_error(limit))
+            }
         }
     }
 }

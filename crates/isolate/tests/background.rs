@@ -294,6 +294,19 @@ async fn the_wall_clock_limit_ends_an_invocation_that_never_answers() {
 }
 
 #[tokio::test]
+async fn work_of_an_invocation_whose_caller_went_away_is_cancelled() {
+    let iso = load("bg-gone", SRC).await;
+    // The caller gives up long before the wall-clock limit (60 s): the fetch is dropped.
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), iso.fetch(get("/hang"))).await;
+    assert!(gave_up.is_err(), "the fetch never answers");
+    until("the interval it armed is cancelled", WITHIN, || async {
+        iso.timer_tasks() == 0
+    })
+    .await;
+    assert_eq!(call(&iso, "ok", vec![]).await.as_str(), Some("ok"));
+}
+
+#[tokio::test]
 async fn timers_cannot_be_set_in_global_scope() {
     let iso = load("bg-global", GLOBAL_TIMER).await;
     let out = call(&iso, "refused", vec![]).await.to_json();
