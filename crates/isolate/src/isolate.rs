@@ -46,7 +46,13 @@ impl Isolate {
             .pick()
             .ok_or_else(|| LoadError::Runtime("no JavaScript thread is running".into()))?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(Shared::new(key, config.id.clone(), thread, tx));
+        let shared = Arc::new(Shared::new(
+            key,
+            config.id.clone(),
+            thread,
+            config.limits.wall_time,
+            tx,
+        ));
         let (reply, answer) = tokio::sync::oneshot::channel();
         let s = shared.clone();
         let start = Instant::now();
@@ -88,6 +94,12 @@ impl Isolate {
         self.shared.memory()
     }
 
+    /// How many host tasks are alive to fire this isolate's timers: one per pending
+    /// `setTimeout` / `setInterval`, gone once the timer fired, was cleared or was cancelled.
+    pub fn timer_tasks(&self) -> usize {
+        self.shared.timer_tasks.load(Ordering::Relaxed)
+    }
+
     /// Whether the default export has an `rpc` class (the seed's convention).
     pub fn has_rpc_surface(&self) -> bool {
         self.has_rpc
@@ -121,13 +133,11 @@ impl Isolate {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
         let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.fetch(ctx, value, tx, trace));
+            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace));
         let start = Instant::now();
-        let result = match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(self.shared.gone_error()),
-        };
+        let result = crate::wall::answer(self.shared.clone(), id, rx).await;
         self.shared
             .fetch_metrics()
             .record(start.elapsed(), result.is_err());

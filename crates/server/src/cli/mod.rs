@@ -126,6 +126,34 @@ struct ServeArgs {
     /// lower it.
     #[arg(long, default_value_t = store::DEFAULT_QUOTA_KEYS)]
     storage_quota_keys: u64,
+    #[command(flatten)]
+    background: BackgroundArgs,
+}
+
+/// How long and how much background work an invocation may leave (see the README's Limits).
+#[derive(Args)]
+struct BackgroundArgs {
+    /// Milliseconds that work handed to `ctx.waitUntil` may go on after the response.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    wait_until_ms: u64,
+    /// Milliseconds an invocation may take to answer before it fails.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    wall_time_ms: u64,
+    /// Timers (setTimeout/setInterval) one isolate may have pending.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_timers: u64,
+}
+
+impl BackgroundArgs {
+    /// The isolate limits these flags set (the others at their defaults).
+    fn limits(&self) -> isolate::Limits {
+        isolate::Limits {
+            wait_until: std::time::Duration::from_millis(self.wait_until_ms),
+            wall_time: std::time::Duration::from_millis(self.wall_time_ms),
+            max_timers: usize::try_from(self.max_timers).unwrap_or(usize::MAX),
+            ..isolate::Limits::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -219,9 +247,13 @@ impl Cli {
     }
 }
 
-/// The host that runs function code: the Worker Loader (QuickJS isolates).
-fn host() -> Arc<dyn FunctionHost> {
-    Arc::new(LoaderHost::new())
+/// The host that runs function code: the Worker Loader (QuickJS isolates), with `limits` for
+/// functions that set none.
+fn host(limits: isolate::Limits) -> Arc<dyn FunctionHost> {
+    Arc::new(LoaderHost::with_config(loader::LoaderConfig {
+        default_limits: limits,
+        ..loader::LoaderConfig::default()
+    }))
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -240,7 +272,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         ..Config::default()
     };
-    let server = Server::start(config, host()).await?;
+    let server = Server::start(config, host(args.background.limits())).await?;
     for f in to_deploy {
         let version = server
             .registry()
