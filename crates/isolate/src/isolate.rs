@@ -46,7 +46,13 @@ impl Isolate {
             .pick()
             .ok_or_else(|| LoadError::Runtime("no JavaScript thread is running".into()))?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(Shared::new(key, config.id.clone(), thread, tx));
+        let shared = Arc::new(Shared::new(
+            key,
+            config.id.clone(),
+            thread,
+            config.limits.wall_time,
+            tx,
+        ));
         if let Some(budget) = &config.call_budget {
             shared.gate.set_budget(budget.clone());
         }
@@ -111,6 +117,12 @@ impl Isolate {
         self.shared.memory()
     }
 
+    /// How many host tasks are alive to fire this isolate's timers: one per pending
+    /// `setTimeout` / `setInterval`, gone once the timer fired, was cleared or was cancelled.
+    pub fn timer_tasks(&self) -> usize {
+        self.shared.timer_tasks.load(Ordering::Relaxed)
+    }
+
     /// Whether the default export has an `rpc` class (the seed's convention).
     pub fn has_rpc_surface(&self) -> bool {
         self.has_rpc
@@ -145,15 +157,15 @@ impl Isolate {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
         let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.fetch(ctx, value, tx, trace));
+            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace));
         let start = Instant::now();
-        let result = match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(self.shared.gone_error()),
-        };
+        let result = crate::wall::answer(self.shared.clone(), id, rx).await;
         drop(entered);
-        self.shared.fetch_metrics().record(start, result.is_err());
+        self.shared
+            .fetch_metrics()
+            .record(start.elapsed(), result.is_err());
         match result? {
             Value::Response(r) => Ok(*r),
             _ => Err(RpcError::type_error(

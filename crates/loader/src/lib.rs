@@ -39,7 +39,7 @@ mod code;
 mod error;
 mod limits;
 mod loader;
-pub mod metrics;
+mod metrics;
 mod stub;
 
 pub use children::Children;
