@@ -7,6 +7,9 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readFileSync, writeFileSync } from "node:fs";
+import { newHttpBatchRpcSession } from "capnweb";
 import { bundle, startServer } from "./lib/serve.mjs";
 
 const opts = { timeout: 60_000 };
@@ -138,3 +141,187 @@ describe("what RPC reaches", () => {
 
 // ---------------------------------------------------------------------------------------------
 // capnweb sessions: budgets, caps and how a session says no.
+//
+// Thresholds come from the documented defaults of the session limits table (README "Limits and
+// their defaults"): 32 Mi UTF-16 code units per message, 64 MiB buffered per session, 256
+// sessions per client address.
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes; resolves to the last value. */
+async function poll(fn, { timeoutMs = 10_000, intervalMs = 50 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+describe("capnweb sessions", () => {
+  const MiB = 2 ** 20;
+  const MAX_MESSAGE_UNITS = 32 * MiB;
+  const SESSION_BUFFER_BYTES = 64 * MiB;
+  const SESSIONS_PER_ADDRESS = 256;
+  const slow = { timeout: 300_000 };
+
+  const ECHO_SRC = `
+    import { RpcTarget } from "cloudflare:workers";
+    class Api extends RpcTarget {
+      echo(v) { return v; }
+      square(i) { return i * i; }
+    }
+    export default { fetch() { return new Response("echo"); }, rpc: Api };
+  `;
+
+  before(async () => {
+    await server.deploy("big-echo", bundle(ECHO_SRC, { limits: { memoryMb: 1024, cpuMs: 60_000 } }));
+    await server.deploy("neighbour", bundle(ECHO_SRC));
+  });
+
+  /** kB fields of /proc/PID/status, as bytes. */
+  function procStatus(pid) {
+    const text = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)[1]) * 1024;
+    return { rss: field("VmRSS"), hwm: field("VmHWM") };
+  }
+
+  /** A raw WebSocket on /_rpc/<id> (from `localAddress` if given) that records what it gets. */
+  async function rawRpc(id, { localAddress } = {}) {
+    const ws = new WebSocket(`${server.wsBase}/_rpc/${id}`, { localAddress, maxPayload: 256 * MiB });
+    const got = { msgs: [], closed: null };
+    ws.on("message", (data) => got.msgs.push(JSON.parse(String(data))));
+    const closed = new Promise((resolve) =>
+      ws.on("close", (code, reason) => {
+        got.closed = { code, reason: String(reason) };
+        resolve(got.closed);
+      }),
+    );
+    ws.on("error", () => {});
+    await Promise.race([once(ws, "open"), closed]);
+    return { ws, got, closed };
+  }
+
+  function sendAndWait(ws, text) {
+    return new Promise((resolve) => ws.send(text, () => resolve()));
+  }
+
+  /** Calls square on `api` in a loop until `stop()`; resolves to the number of calls, all checked. */
+  async function keepCalling(api, stop) {
+    let n = 0;
+    while (!stop()) {
+      const i = n % 100;
+      assert.equal(await api.square(i), i * i, "the neighbour must keep answering");
+      n++;
+    }
+    return n;
+  }
+
+  test("echo of 20 MiB and 31 MiB strings round-trips through /_rpc over websocket", slow, async (t) => {
+    const { api } = await server.openRpc(t, "big-echo");
+    for (const units of [20 * MiB, 31 * MiB]) {
+      const s = "x".repeat(units);
+      const got = await api.echo(s);
+      assert.ok(got === s, `the ${units / MiB} MiB echo differs`);
+    }
+    assert.equal(await api.square(5), 25);
+  });
+
+  test("a 40 MiB message through /_rpc rejects the call with the size error; other sessions keep working", slow, async (t) => {
+    const { api: other } = await server.openRpc(t, "neighbour");
+    assert.equal(await other.square(3), 9);
+    const { api } = await server.openRpc(t, "big-echo");
+    await assert.rejects(Promise.resolve(api.echo("x".repeat(40 * MiB))), (e) => {
+      assert.equal(e.name, "TypeError", `${e.name}: ${e.message}`);
+      assert.match(e.message, new RegExp(`exceeds maximum size of ${MAX_MESSAGE_UNITS} UTF-16 code units`));
+      return true;
+    });
+    assert.equal(await other.square(4), 16);
+  });
+
+  test("over /_rpc http batch a 20 MiB echo round-trips and a 40 MiB message rejects with the size error", slow, async () => {
+    const s = "b".repeat(20 * MiB);
+    const ok = newHttpBatchRpcSession(`${server.base}/_rpc/big-echo`);
+    const [echoed, sq] = await Promise.all([ok.echo(s), ok.square(7)]);
+    assert.ok(echoed === s, "the 20 MiB echo differs");
+    assert.equal(sq, 49);
+    const bad = newHttpBatchRpcSession(`${server.base}/_rpc/big-echo`);
+    await assert.rejects(Promise.resolve(bad.echo("c".repeat(40 * MiB))), (e) => {
+      assert.match(e.message, new RegExp(`exceeds maximum size of ${MAX_MESSAGE_UNITS} UTF-16 code units`));
+      return true;
+    });
+  });
+
+  for (const [name, wrap] of [
+    ["an unread pipe", false],
+    ["a pipe wrapped in a blob", true],
+  ]) {
+    test(`800 MiB fed into ${name} aborts that session within the budget; a neighbour keeps answering`, slow, async (t) => {
+      const { api: neighbour } = await server.openRpc(t, "neighbour");
+      assert.equal(await neighbour.square(2), 4);
+      const { ws, got, closed } = await rawRpc("neighbour");
+      t.after(() => ws.terminate());
+      const before = procStatus(server.pid);
+      try {
+        writeFileSync(`/proc/${server.pid}/clear_refs`, "5"); // reset VmHWM to the current RSS
+      } catch {}
+      let stop = false;
+      const calling = keepCalling(neighbour, () => stop);
+      const chunk = JSON.stringify(["stream", ["pipeline", 1, ["write"], [["bytes", Buffer.alloc(8 * MiB, 7).toString("base64").replace(/=+$/, "")]]]]);
+      await sendAndWait(ws, '["pipe"]');
+      if (wrap) await sendAndWait(ws, '["push",["blob","application/octet-stream",["readable",1]]]');
+      let sent = 0;
+      while (sent < 800 * MiB && got.closed === null) {
+        await sendAndWait(ws, chunk);
+        sent += 8 * MiB;
+      }
+      const close = await Promise.race([closed, new Promise((r) => setTimeout(() => r(null), 30_000))]);
+      stop = true;
+      const calls = await calling;
+      const peak = procStatus(server.pid).hwm;
+      const growth = peak - before.rss;
+      assert.ok(close !== null, `the session was never closed (${sent / MiB} MiB sent)`);
+      assert.equal(close.code, 3000, `close ${JSON.stringify(close)}`);
+      const abort = got.msgs.find((m) => m[0] === "abort");
+      assert.ok(abort, `no abort message: ${JSON.stringify(got.msgs).slice(0, 300)}`);
+      assert.match(abort[1][2], /buffer/i, `the abort names the limit: ${abort[1][2]}`);
+      assert.ok(
+        growth <= SESSION_BUFFER_BYTES + 64 * MiB,
+        `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (budget ${SESSION_BUFFER_BYTES / MiB} MiB + 64 MiB)`,
+      );
+      assert.ok(calls > 0, "the neighbour made calls during the attack");
+      assert.equal(await neighbour.square(9), 81);
+    });
+  }
+
+  test("sessions from one address past the per-address cap are closed with 1013; another address still connects", slow, async (t) => {
+    const open = [];
+    t.after(() => open.forEach((s) => s.ws.terminate()));
+    for (let i = 0; i < SESSIONS_PER_ADDRESS; i++) {
+      const s = await rawRpc("neighbour");
+      assert.equal(s.got.closed, null, `session ${i + 1} of ${SESSIONS_PER_ADDRESS} was refused: ${JSON.stringify(s.got.closed)}`);
+      open.push(s);
+    }
+    const over = await rawRpc("neighbour");
+    open.push(over);
+    const close = await Promise.race([over.closed, new Promise((r) => setTimeout(() => r(null), 10_000))]);
+    assert.equal(close?.code, 1013, `the session past the cap: ${JSON.stringify(close)}`);
+    assert.match(close.reason, /address/i);
+    // Another client address (all of 127.0.0.0/8 is loopback) is not affected.
+    const other = await rawRpc("neighbour", { localAddress: "127.0.0.2" });
+    open.push(other);
+    const reply = once(other.ws, "message");
+    other.ws.send('["push",["pipeline",0,["square"],[12]]]');
+    other.ws.send('["pull",1]');
+    const [data] = await reply;
+    assert.deepStrictEqual(JSON.parse(String(data)), ["resolve", 1, 144]);
+    // Closing one session from the capped address makes room again.
+    open[0].ws.close();
+    await open[0].closed;
+    const again = await poll(async () => {
+      const s = await rawRpc("neighbour");
+      open.push(s);
+      const c = await Promise.race([s.closed, new Promise((r) => setTimeout(() => r(null), 300))]);
+      return c === null;
+    });
+    assert.ok(again, "a slot freed by a closed session is usable again");
+  });
+});

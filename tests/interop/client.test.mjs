@@ -1226,3 +1226,123 @@ describe("delay and fibonacci", () => {
     assert.ok(result[3].reason instanceof Error);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Message size: capnweb 0.12 accepts a message of up to DEFAULT_LIMITS.maxMessageSize UTF-16
+// code units (32 Mi) and aborts the session, with a TypeError naming the limit, past it. The
+// transport must never fire first: a message within the limit may hold up to three bytes of
+// UTF-8 per code unit.
+
+const MiB = 2 ** 20;
+const MAX_MESSAGE_UNITS = 32 * MiB;
+const big = { timeout: 180_000 };
+
+/** Sends `text` on a raw WebSocket; resolves to the frames received and the close, if any. */
+async function rawSend(messages, { waitFor = (msgs) => msgs.length > 0, timeoutMs = 60_000 } = {}) {
+  const ws = new WebSocket(wsUrl, { maxPayload: 256 * MiB });
+  await once(ws, "open");
+  const msgs = [];
+  let closed = null;
+  await new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    ws.on("message", (data) => {
+      msgs.push(String(data));
+      if (waitFor(msgs)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    ws.on("close", (code, reason) => {
+      closed = { code, reason: String(reason) };
+      clearTimeout(timer);
+      resolve();
+    });
+    for (const m of messages) ws.send(m);
+  });
+  ws.terminate();
+  return { msgs: msgs.map(tryParse), closed };
+}
+
+/** `["push", square(3)]` padded with `pad` repeated inside an ignored third element (topped up
+ * with "x") to exactly `units` UTF-16 code units. */
+function paddedPush(units, pad) {
+  const head = '["push",["pipeline",0,["square"],[3]],"';
+  const tail = '"]';
+  const room = units - head.length - tail.length;
+  const n = Math.floor(room / pad.length);
+  const text = head + pad.repeat(n) + "x".repeat(room - n * pad.length) + tail;
+  assert.equal(text.length, units);
+  return text;
+}
+
+function isSizeError(e) {
+  assert.equal(e.name, "TypeError", `expected a TypeError, got ${e.name}: ${e.message}`);
+  assert.match(e.message, new RegExp(`exceeds maximum size of ${MAX_MESSAGE_UNITS} UTF-16 code units`));
+  return true;
+}
+
+describe("message size", () => {
+  for (const [name, units, ch] of [
+    ["20 MiB ASCII", 20 * MiB, "x"],
+    ["31 MiB ASCII", 31 * MiB, "x"],
+    ["20 Mi code units of 'é' (40 MiB of UTF-8)", 20 * MiB, "é"],
+  ]) {
+    test(`echo of a ${name} string round-trips over websocket`, big, async (t) => {
+      const { api } = await openWs(t);
+      const s = ch.repeat(units);
+      const got = await api.echo(s);
+      assert.equal(got.length, s.length);
+      assert.ok(got === s, "the echoed string differs");
+      assert.equal(await api.square(6), 36, "the session goes on");
+    });
+  }
+
+  test("a 40 MiB message rejects the pending call with the size error and other sessions keep working over websocket", big, async (t) => {
+    const { api: other } = await openWs(t);
+    assert.equal(await other.square(3), 9);
+    const { api } = await openWs(t);
+    await rejects(api.echo("x".repeat(40 * MiB)), isSizeError);
+    await rejects(api.square(2), "the aborted session stays aborted");
+    assert.equal(await other.square(4), 16);
+    const { api: fresh } = await openWs(t);
+    assert.equal(await fresh.square(5), 25);
+  });
+
+  for (const [name, pad] of [
+    ["ASCII", "x"],
+    ["'é' (two bytes of UTF-8 per code unit)", "é"],
+    ["'€' (three bytes of UTF-8 per code unit)", "€"],
+    ["'😀' (two code units, four bytes)", "😀"],
+  ]) {
+    test(`a message of exactly the limit in ${name} is served; one code unit more aborts with the size error and close 3000`, big, async () => {
+      const fits = await rawSend([paddedPush(MAX_MESSAGE_UNITS, pad), '["pull",1]']);
+      assert.deepStrictEqual(fits.msgs[0], ["resolve", 1, 9], `got ${JSON.stringify(fits.msgs).slice(0, 300)}`);
+      const over = await rawSend([" " + paddedPush(MAX_MESSAGE_UNITS, pad)], {
+        waitFor: () => false,
+      });
+      assert.equal(over.msgs[0]?.[0], "abort", `expected an abort, got ${JSON.stringify(over.msgs).slice(0, 300)}`);
+      assert.deepStrictEqual(over.msgs[0][1].slice(0, 2), ["error", "TypeError"]);
+      assert.match(over.msgs[0][1][2], /exceeds maximum size of 33554432 UTF-16 code units/);
+      assert.equal(over.closed?.code, 3000, `close ${JSON.stringify(over.closed)}`);
+    });
+  }
+
+  test("echo of a 20 MiB string round-trips over http batch", big, async () => {
+    const s = "y".repeat(20 * MiB);
+    const { result } = await inBatch((api) => Promise.all([api.echo(s), api.square(7)]));
+    assert.ok(result[0] === s, "the echoed string differs");
+    assert.equal(result[1], 49);
+  });
+
+  test("a 40 MiB message over http batch rejects the call and the server keeps serving", big, async (t) => {
+    const { result } = await inBatch((api) => Promise.allSettled([api.echo("z".repeat(40 * MiB))]));
+    assert.equal(result[0].status, "rejected");
+    // The reference server answers 500 (its handler rejects), which the official client reports
+    // as "RPC request failed: 500 ..."; ours answers with the abort, so the call rejects with the
+    // size error itself (docs/capnweb-wire-notes.md).
+    const e = result[0].reason;
+    assert.ok(/RPC request failed: 500/.test(e.message) || isSizeError(e), `${e.name}: ${e.message}`);
+    const { api } = await openWs(t);
+    assert.equal(await api.square(8), 64);
+  });
+});
