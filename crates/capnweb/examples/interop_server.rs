@@ -165,37 +165,41 @@ impl RpcTarget for Counter {
     }
 }
 
-async fn ws_route(ws: WebSocketUpgrade) -> impl IntoResponse {
-    ws.read_buffer_size(websocket::READ_BUFFER_SIZE)
-        .on_upgrade(|socket| async move {
-            let api = Arc::new(Api {
-                session: OnceLock::new(),
-            });
-            let session = Session::new(
-                websocket::axum_transport(socket),
-                Some(Stub::from_arc(api.clone())),
-                Limits::default(),
-            );
-            let _ = api.session.set(session.clone());
-            session.closed().await;
-        })
+async fn ws_route(State(limits): State<Limits>, ws: WebSocketUpgrade) -> impl IntoResponse {
+    websocket::axum_upgrade(ws, &limits).on_upgrade(|socket| async move {
+        let api = Arc::new(Api {
+            session: OnceLock::new(),
+        });
+        let session = Session::new(
+            websocket::axum_transport(socket),
+            Some(Stub::from_arc(api.clone())),
+            limits,
+        );
+        let _ = api.session.set(session.clone());
+        session.closed().await;
+    })
 }
 
-async fn batch_route(State(()): State<()>, body: String) -> impl IntoResponse {
+async fn batch_route(State(limits): State<Limits>, body: String) -> impl IntoResponse {
     let api = Arc::new(Api {
         session: OnceLock::new(),
     });
     // Batch sessions are per request; sessionStats there reports "no session".
-    batch::serve_batch(&body, Stub::from_arc(api), Limits::default()).await
+    batch::serve_batch(&body, Stub::from_arc(api), limits).await
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    let limits = Limits::default();
     let app = axum::Router::new()
         .route("/", any(ws_route))
         .route("/batch", post(batch_route))
-        .with_state(());
+        // The body cap comes from the session limits, so it never fires before them.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits.max_batch_bytes(),
+        ))
+        .with_state(limits);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on {}", listener.local_addr()?.port());
     let shutdown = async {

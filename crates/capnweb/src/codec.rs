@@ -11,38 +11,13 @@ use serde_json::{json, Value as Json};
 
 use crate::hook::HookRef;
 use crate::json::number;
+use crate::limits::Limits;
 use crate::stream::ReadableStream;
 use crate::value::{
     is_forbidden_property, BlobValue, Body, ByteKind, Bytes, ErrorValue, Object, PathKey,
     RequestValue, ResponseValue, Value,
 };
 use crate::{RpcError, RpcPromise, Stub};
-
-/// Limits on what an incoming message may contain. The defaults are the JavaScript
-/// implementation's (`DEFAULT_LIMITS`).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Deepest nesting of arrays/objects accepted (default 256).
-    pub max_depth: usize,
-    /// Most digits in a bigint (default 16,384).
-    pub max_bigint_digits: usize,
-    /// Largest message, in bytes of JSON text (default 32 MiB).
-    pub max_message_size: usize,
-    /// Most entries the peer may create in our export table (default 100,000); a peer that
-    /// goes past it has its session aborted.
-    pub max_exports: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_depth: 256,
-            max_bigint_digits: 16_384,
-            max_message_size: 32 * 1024 * 1024,
-            max_exports: 100_000,
-        }
-    }
-}
 
 /// Where capabilities go when a value is sent.
 pub(crate) trait Exporter {

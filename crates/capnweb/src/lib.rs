@@ -41,10 +41,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod budget;
 mod codec;
 mod error;
 mod hook;
 mod json;
+pub mod limits;
 mod map;
 pub mod rt;
 mod session;
@@ -55,12 +57,14 @@ pub mod trace;
 pub mod transport;
 mod value;
 
-pub use codec::{deserialize, serialize, Limits};
+pub use budget::{Admission, AdmissionRefused, AdmissionTicket, Budget, Reservation};
+pub use codec::{deserialize, serialize};
 pub use error::{RpcError, TransportError};
 pub use json::to_js_string;
+pub use limits::{LimitExceeded, Limits, Refusal};
 pub use map::MapInput;
 pub use session::{Frame, Session, SessionStats, Transport};
-pub use stream::{ReadableStream, StreamSender, STREAM_BUFFER_CHUNKS};
+pub use stream::{ReadableStream, StreamSender, STREAM_BUFFER_BYTES, STREAM_BUFFER_CHUNKS};
 pub use stub::{RpcPromise, Stub};
 pub use target::{method_not_found, CallResult, RpcTarget};
 pub use value::{

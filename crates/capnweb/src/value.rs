@@ -132,6 +132,48 @@ impl Value {
         matches!(self, Value::Undefined)
     }
 
+    /// Roughly how many bytes this value holds (data only: a capability counts as a few
+    /// bytes). Used to charge buffered chunks to a session's budget.
+    pub fn approx_size(&self) -> usize {
+        const SMALL: usize = 16;
+        let pairs = |h: &[(String, String)]| {
+            h.iter()
+                .map(|(k, v)| k.len() + v.len() + SMALL)
+                .sum::<usize>()
+        };
+        let body = |b: &Option<Body>| match b {
+            Some(Body::Text(t)) => t.len(),
+            Some(Body::Bytes(b)) => b.len(),
+            _ => 0,
+        };
+        match self {
+            Value::String(s) | Value::BigInt(s) | Value::Url(s) => s.len() + SMALL,
+            Value::Bytes(b) => b.data.len() + SMALL,
+            Value::Array(a) => a.iter().map(Value::approx_size).sum::<usize>() + SMALL,
+            Value::Object(o) => {
+                o.iter()
+                    .map(|(k, v)| k.len() + v.approx_size())
+                    .sum::<usize>()
+                    + SMALL
+            }
+            Value::Error(e) => {
+                e.name.len()
+                    + e.message.len()
+                    + e.stack.as_ref().map_or(0, String::len)
+                    + e.props
+                        .iter()
+                        .map(|(k, v)| k.len() + v.approx_size())
+                        .sum::<usize>()
+                    + SMALL
+            }
+            Value::Headers(h) => pairs(h) + SMALL,
+            Value::Request(r) => r.url.len() + pairs(&r.headers) + body(&r.body) + SMALL,
+            Value::Response(r) => pairs(&r.headers) + body(&r.body) + SMALL,
+            Value::Blob(b) => b.data.len() + b.content_type.len() + SMALL,
+            _ => SMALL,
+        }
+    }
+
     /// Converts plain JSON into a value (objects, arrays, numbers, strings, booleans, null).
     pub fn from_json(json: &serde_json::Value) -> Self {
         match json {

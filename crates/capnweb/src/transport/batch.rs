@@ -9,13 +9,29 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::Limits;
+use crate::limits::{Limits, Refusal};
 use crate::session::{Frame, Session, Transport};
 use crate::{Stub, TransportError};
+
+/// What a batch session answered.
+#[derive(Debug)]
+pub struct BatchAnswer {
+    /// The response body: every message the session sent, newline-separated.
+    pub body: String,
+    /// How the session said no, if it did: [`Refusal::Overloaded`] should be answered with 503
+    /// and `Retry-After` instead of the body; [`Refusal::Aborted`] is in the body as an `abort`
+    /// line (status 200, as the JavaScript server would send it).
+    pub refusal: Option<Refusal>,
+}
 
 /// Answers one HTTP batch request body with `main` as the main object; returns the response
 /// body. (The HTTP side — method check, status — is the caller's.)
 pub async fn serve_batch(body: &str, main: Stub, limits: Limits) -> String {
+    answer_batch(body, main, limits).await.body
+}
+
+/// Like [`serve_batch`], and says how the session refused, if it did.
+pub async fn answer_batch(body: &str, main: Stub, limits: Limits) -> BatchAnswer {
     let lines: Vec<String> = if body.is_empty() {
         Vec::new()
     } else {
@@ -42,8 +58,12 @@ pub async fn serve_batch(body: &str, main: Stub, limits: Limits) -> String {
             out.push(t);
         }
     }
+    let refusal = session.refusal();
     session.abort(crate::RpcError::error("Batch RPC request ended."));
-    out.join("\n")
+    BatchAnswer {
+        body: out.join("\n"),
+        refusal,
+    }
 }
 
 /// An HTTP batch client session: calls made before [`HttpBatch::run`] polls go out in one POST.

@@ -7,4 +7,5 @@ mod harness;
 mod hostile;
 mod js_peer;
 mod semantics;
+mod session_limits;
 mod wire;

@@ -1,6 +1,7 @@
 //! The command line: `functions serve` and the client commands.
 
 mod client;
+mod rpc_limits;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -117,6 +118,8 @@ struct ServeArgs {
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
+    #[command(flatten)]
+    rpc: rpc_limits::RpcLimitArgs,
 }
 
 #[derive(Args)]
@@ -225,6 +228,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         data_dir: args.data.clone(),
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
+        rpc_limits: args.rpc.limits(),
+        trusted_proxies: args.rpc.trusted_proxies(),
         ..Config::default()
     };
     let server = Server::start(config, host()).await?;
