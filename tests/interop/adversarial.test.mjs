@@ -278,6 +278,7 @@ describe("capnweb sessions", () => {
       const calls = await calling;
       const peak = procStatus(server.pid).hwm;
       const growth = peak - before.rss;
+      t.diagnostic(`sent ${sent / MiB} MiB; RSS before ${(before.rss / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB; neighbour calls ${calls}`);
       assert.ok(close !== null, `the session was never closed (${sent / MiB} MiB sent)`);
       assert.equal(close.code, 3000, `close ${JSON.stringify(close)}`);
       const abort = got.msgs.find((m) => m[0] === "abort");
@@ -323,5 +324,87 @@ describe("capnweb sessions", () => {
       return c === null;
     });
     assert.ok(again, "a slot freed by a closed session is usable again");
+  });
+
+  describe("with small caps", () => {
+    // A second server whose caps are small enough to reach quickly; thresholds come from these.
+    const SESSIONS_PER_FUNCTION = 3;
+    const IDLE_SECS = 1;
+    const BUDGET_MB = 8;
+    let small;
+
+    before(async () => {
+      small = await startServer({
+        args: [
+          "--rpc-max-sessions-per-function", String(SESSIONS_PER_FUNCTION),
+          "--rpc-idle-timeout", String(IDLE_SECS),
+          "--rpc-buffer-budget-mb", String(BUDGET_MB),
+        ],
+      });
+      await small.deploy("capped", bundle(ECHO_SRC));
+      await small.deploy("other", bundle(ECHO_SRC));
+    });
+
+    after(async () => {
+      await small?.stop();
+    });
+
+    async function rawOn(srv, id) {
+      const ws = new WebSocket(`${srv.wsBase}/_rpc/${id}`);
+      const got = { msgs: [], closed: null };
+      ws.on("message", (data) => got.msgs.push(JSON.parse(String(data))));
+      const closed = new Promise((resolve) =>
+        ws.on("close", (code, reason) => resolve((got.closed = { code, reason: String(reason) }))),
+      );
+      ws.on("error", () => {});
+      await Promise.race([once(ws, "open"), closed]);
+      return { ws, got, closed };
+    }
+
+    test("sessions past the per-function cap get 1013 over websocket and 503 with Retry-After over batch; other functions are unaffected", slow, async (t) => {
+      const open = [];
+      t.after(() => open.forEach((s) => s.ws.terminate()));
+      for (let i = 0; i < SESSIONS_PER_FUNCTION; i++) open.push(await rawOn(small, "capped"));
+      // Keep them from going idle while the test runs.
+      const keepAlive = setInterval(() => open.forEach((s) => s.ws.readyState === 1 && s.ws.send('["pull",0]')), 300);
+      t.after(() => clearInterval(keepAlive));
+      const over = await rawOn(small, "capped");
+      open.push(over);
+      const close = await Promise.race([over.closed, new Promise((r) => setTimeout(() => r(null), 10_000))]);
+      assert.equal(close?.code, 1013, JSON.stringify(close));
+      assert.match(close.reason, /function capped/);
+      const res = await fetch(`${small.base}/_rpc/capped`, { method: "POST", body: '["push",["pipeline",0,["square"],[3]]]\n["pull",1]' });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get("retry-after"), "1");
+      const ok = await fetch(`${small.base}/_rpc/other`, { method: "POST", body: '["push",["pipeline",0,["square"],[3]]]\n["pull",1]' });
+      assert.equal(ok.status, 200);
+      assert.equal(await ok.text(), '["resolve",1,9]');
+    });
+
+    test("an idle websocket session is closed with 1001 and a reason", slow, async () => {
+      const s = await rawOn(small, "other");
+      const started = Date.now();
+      const close = await Promise.race([s.closed, new Promise((r) => setTimeout(() => r(null), 30_000))]);
+      assert.equal(close?.code, 1001, JSON.stringify(close));
+      assert.match(close.reason, /idle/);
+      assert.ok(Date.now() - started >= IDLE_SECS * 1000 - 100, "not before the idle timeout");
+    });
+
+    test("a session that would take the server past its shared budget is closed with 1013; others keep working", slow, async (t) => {
+      const neighbour = await rawOn(small, "other");
+      t.after(() => neighbour.ws.terminate());
+      const s = await rawOn(small, "other");
+      t.after(() => s.ws.terminate());
+      const chunk = JSON.stringify(["stream", ["pipeline", 1, ["write"], [["bytes", Buffer.alloc(MiB, 1).toString("base64")]]]]);
+      s.ws.send('["pipe"]');
+      for (let i = 0; i < 4 * BUDGET_MB && s.got.closed === null; i++) await new Promise((r) => s.ws.send(chunk, r));
+      const close = await Promise.race([s.closed, new Promise((r) => setTimeout(() => r(null), 10_000))]);
+      assert.equal(close?.code, 1013, JSON.stringify(close));
+      assert.match(close.reason, /budget/);
+      const reply = once(neighbour.ws, "message");
+      neighbour.ws.send('["push",["pipeline",0,["square"],[5]]]');
+      neighbour.ws.send('["pull",1]');
+      assert.deepStrictEqual(JSON.parse(String((await reply)[0])), ["resolve", 1, 25]);
+    });
   });
 });

@@ -1327,6 +1327,16 @@ describe("message size", () => {
     });
   }
 
+  test("a frame beyond the transport cap (101 MiB) closes the websocket with 1009; the server keeps serving", big, async (t) => {
+    // Both servers' caps are below it: ours is 3 bytes per code unit of the message limit
+    // (96 MiB), the reference's is the ws package's 100 MiB maxPayload.
+    const over = await rawSend(["x".repeat(101 * MiB)], { waitFor: () => false });
+    assert.equal(over.closed?.code, 1009, `close ${JSON.stringify(over.closed)}`);
+    assert.deepStrictEqual(over.msgs, [], "nothing but the close");
+    const { api } = await openWs(t);
+    assert.equal(await api.square(9), 81);
+  });
+
   test("echo of a 20 MiB string round-trips over http batch", big, async () => {
     const s = "y".repeat(20 * MiB);
     const { result } = await inBatch((api) => Promise.all([api.echo(s), api.square(7)]));

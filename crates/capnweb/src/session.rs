@@ -433,6 +433,12 @@ impl SessionInner {
                         false,
                         refusal,
                     );
+                    if refusal == Refusal::FrameTooLarge {
+                        // The rest of the frame is still arriving: closing the socket now
+                        // would reset it before the peer reads our close. Hold it a moment.
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        drop(incoming);
+                    }
                     return;
                 }
                 None => {

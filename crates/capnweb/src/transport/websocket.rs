@@ -143,6 +143,11 @@ where
                 Received::Text(t) => return Some((Ok(t), Some(stream))),
                 Received::Closed => return None,
                 Received::Ignore => {}
+                // A frame too large leaves the connection open (the session holds it for a
+                // moment so the peer can read the close); other failures end it here.
+                Received::Failed(e @ TransportError::FrameTooLarge { .. }) => {
+                    return Some((Err(e), Some(stream)))
+                }
                 Received::Failed(e) => return Some((Err(e), None)),
             }
         }
