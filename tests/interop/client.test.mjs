@@ -1356,3 +1356,64 @@ describe("message size", () => {
     assert.equal(await api.square(8), 64);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// add(a, b) is JavaScript's `a + b` for every value the protocol carries: numbers add, strings
+// concatenate, arrays and objects become strings, bigints add, and mixing a bigint with another
+// type is a TypeError. The expected value is computed here, by JavaScript itself.
+
+const ADD_CASES = [
+  [1, 2],
+  ["a", "b"],
+  [1, "b"],
+  ["a", 1],
+  [0.1, 0.2],
+  [1e21, ""],
+  [-0, "x"],
+  [NaN, "x"],
+  [Infinity, -Infinity],
+  [true, 1],
+  [true, "x"],
+  [null, 1],
+  [null, "x"],
+  [undefined, 1],
+  [undefined, "x"],
+  [false, null],
+  [[1, 2], 3],
+  [[null, [undefined, 2]], ""],
+  [[], []],
+  [{}, "x"],
+  [{ a: 1 }, 1],
+  [1n, 2n],
+  [-5n, 3n],
+  [123456789012345678901234567890n, 987654321098765432109876543210n],
+  [-1000000000000000000000n, 1n],
+  [10n, "x"],
+  ["é😀", "\u0000"],
+];
+
+function show(v) {
+  return typeof v === "bigint" ? `${v}n` : typeof v === "string" ? JSON.stringify(v) : Array.isArray(v) || (v && typeof v === "object") ? JSON.stringify(v) : String(v);
+}
+
+describe("add", () => {
+  for (const [a, b] of ADD_CASES) {
+    test(`add(${show(a)}, ${show(b)}) is ${show(a + b)}, as in JavaScript, over websocket`, opts, async (t) => {
+      const { api } = await openWs(t);
+      const got = await api.add(a, b);
+      assert.ok(Object.is(got, a + b) || got === a + b, `got ${show(got)}`);
+    });
+  }
+
+  for (const [a, b] of [[1n, 1], [1, 2n], [3n, true]]) {
+    test(`add(${show(a)}, ${show(b)}) rejects with TypeError (BigInt mixed with another type) over websocket`, opts, async (t) => {
+      const { api } = await openWs(t);
+      await rejects(api.add(a, b), (e) => e.name === "TypeError");
+    });
+  }
+
+  test("add over http batch: numbers, strings and bigints", opts, async () => {
+    const { result } = await inBatch((api) => Promise.all([api.add(40, 2), api.add("a", "b"), api.add(2n, 3n)]));
+    assert.deepStrictEqual(result, [42, "ab", 5n]);
+  });
+});
