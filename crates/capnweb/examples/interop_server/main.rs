@@ -16,6 +16,8 @@ use capnweb::transport::{batch, websocket};
 use capnweb::{CallResult, Limits, RpcError, RpcTarget, Session, Stub, Value};
 use clap::Parser;
 
+mod add;
+
 #[derive(Parser)]
 struct Args {
     /// Port to listen on (0 picks a free one).
@@ -47,7 +49,7 @@ impl RpcTarget for Api {
                     let i = num(&args, 0)?;
                     Ok(Value::Number(i * i))
                 }
-                "add" => Ok(Value::Number(num(&args, 0)? + num(&args, 1)?)),
+                "add" => add::js_add(&arg(&args, 0), &arg(&args, 1)),
                 "echo" => Ok(arg(&args, 0)),
                 "getUser" => {
                     let id = arg(&args, 0);
