@@ -168,6 +168,9 @@ describe("capnweb sessions", () => {
     class Api extends RpcTarget {
       echo(v) { return v; }
       square(i) { return i * i; }
+      codeUnits(s) { return Array.from({ length: s.length }, (_, i) => s.charCodeAt(i)); }
+      truncated() { return "caf\u00e9 \ud83d"; }
+      concat(a, b) { return a + b; }
     }
     export default { fetch() { return new Response("echo"); }, rpc: Api };
   `;
@@ -214,6 +217,21 @@ describe("capnweb sessions", () => {
     }
     return n;
   }
+
+  test("strings with lone surrogates cross /_rpc into QuickJS and back unchanged, and the session lives", slow, async (t) => {
+    const { api } = await server.openRpc(t, "neighbour");
+    for (const s of ["a\ud800b", "\udc00", "\udbff\ud800", "😀\ud83d"]) {
+      assert.ok((await api.echo(s)) === s, `echo of ${JSON.stringify(s)}`);
+      const units = Array.from({ length: s.length }, (_, i) => s.charCodeAt(i));
+      assert.deepStrictEqual(await api.codeUnits(s), units, "the function sees every code unit");
+    }
+    assert.equal(await api.truncated(), "caf\u00e9 \ud83d", "a JS string the function made");
+    assert.equal(await api.concat("\ud83d", "\ude00"), "😀", "halves join into a pair in JS");
+    assert.deepStrictEqual(await api.echo({ k: ["\udfff"] }), { k: ["\udfff"] });
+    assert.equal(await api.square(4), 16);
+    const batch = newHttpBatchRpcSession(`${server.base}/_rpc/neighbour`);
+    assert.equal(await batch.echo("x\ud800"), "x\ud800");
+  });
 
   test("echo of 20 MiB and 31 MiB strings round-trips through /_rpc over websocket", slow, async (t) => {
     const { api } = await server.openRpc(t, "big-echo");

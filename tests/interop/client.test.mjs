@@ -1417,3 +1417,53 @@ describe("add", () => {
     assert.deepStrictEqual(result, [42, "ab", 5n]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Strings are JavaScript strings: any sequence of UTF-16 code units, lone surrogates included
+// (JSON.stringify writes them as \udXXX escapes). They must round-trip and leave the session
+// working.
+
+const LONE_SURROGATE_CASES = [
+  ["a lone high surrogate inside text", "a\ud800b"],
+  ["a lone low surrogate", "\udc00"],
+  ["two high surrogates", "\ud800\ud800"],
+  ["a reversed pair", "\udc00\ud800"],
+  ["a high surrogate at the end", "truncated \udbff"],
+  ["a valid pair next to a lone one", "😀\ud83d"],
+  ["U+10FFFF next to a lone surrogate", "\u{10ffff}\udfff\u{10ffff}"],
+];
+
+describe("lone surrogates", () => {
+  for (const [name, s] of LONE_SURROGATE_CASES) {
+    test(`echo round-trips ${name} over websocket`, opts, async (t) => {
+      const { api } = await openWs(t);
+      const got = await api.echo(s);
+      assert.equal(got.length, s.length);
+      assert.deepStrictEqual([...got].map((c) => c.charCodeAt(0)), [...s].map((c) => c.charCodeAt(0)));
+      assert.ok(got === s);
+      assert.equal(await api.square(3), 9, "the session goes on");
+    });
+  }
+
+  test("lone surrogates nested in arrays, objects, error messages and props round-trip over websocket", opts, async (t) => {
+    const { api } = await openWs(t);
+    const v = { list: ["\ud800", ["x\udc00y"]], nested: { s: "\udbff" } };
+    assert.deepStrictEqual(await api.echo(v), v);
+    await rejects(api.throwError("RangeError", "bad \ud800 text", { detail: "\udc00" }), (e) => {
+      assert.equal(e.message, "bad \ud800 text");
+      assert.equal(e.detail, "\udc00");
+      return true;
+    });
+  });
+
+  test("lone surrogates round-trip over http batch", opts, async () => {
+    const { result } = await inBatch((api) => Promise.all(LONE_SURROGATE_CASES.map(([, s]) => api.echo(s))));
+    assert.deepStrictEqual(result, LONE_SURROGATE_CASES.map(([, s]) => s));
+  });
+
+  test("add concatenates strings with lone surrogates code unit by code unit over websocket", opts, async (t) => {
+    const { api } = await openWs(t);
+    // Two halves of a pair, sent apart, make a valid pair once joined.
+    assert.equal(await api.add("\ud83d", "\ude00"), "😀");
+  });
+});
