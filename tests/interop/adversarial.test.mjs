@@ -169,7 +169,7 @@ describe("capnweb sessions", () => {
       echo(v) { return v; }
       square(i) { return i * i; }
       codeUnits(s) { return Array.from({ length: s.length }, (_, i) => s.charCodeAt(i)); }
-      truncated() { return "caf\u00e9 \ud83d"; }
+      truncated() { return "caf\\u00e9 \\ud83d"; }
       concat(a, b) { return a + b; }
     }
     export default { fetch() { return new Response("echo"); }, rpc: Api };

@@ -56,6 +56,7 @@ mod target;
 pub mod trace;
 pub mod transport;
 mod value;
+mod wtf;
 
 pub use budget::{Admission, AdmissionRefused, AdmissionTicket, Budget, Reservation};
 pub use codec::{deserialize, serialize};
@@ -68,6 +69,6 @@ pub use stream::{ReadableStream, StreamSender, STREAM_BUFFER_BYTES, STREAM_BUFFE
 pub use stub::{RpcPromise, Stub};
 pub use target::{method_not_found, CallResult, RpcTarget};
 pub use value::{
-    BlobValue, Body, ByteKind, Bytes, ErrorValue, Object, PathKey, RequestValue, ResponseValue,
-    Value,
+    BlobValue, Body, ByteKind, Bytes, ErrorValue, JsString, Object, PathKey, RequestValue,
+    ResponseValue, Value,
 };

@@ -14,6 +14,8 @@ use capnweb::{RpcError, Value};
 /// A value after ToPrimitive.
 enum Prim {
     Str(String),
+    /// A string with a lone surrogate, as UTF-16 code units.
+    Units(Vec<u16>),
     Num(f64),
     /// `undefined`, `null`, `true`, `false`: a number to add, a word to concatenate.
     Lit(f64, &'static str),
@@ -23,6 +25,16 @@ enum Prim {
 /// JavaScript's `a + b`.
 pub fn js_add(a: &Value, b: &Value) -> Result<Value, RpcError> {
     Ok(match (to_primitive(a)?, to_primitive(b)?) {
+        // Concatenation is by code unit: two halves of a pair sent apart join into one.
+        (Prim::Units(mut x), y) => {
+            x.extend(prim_units(y));
+            Value::from_utf16(x)
+        }
+        (x, Prim::Units(y)) => {
+            let mut x = prim_units(x);
+            x.extend(y);
+            Value::from_utf16(x)
+        }
         (Prim::Str(x), y) => Value::String(x + &prim_string(y)),
         (x, Prim::Str(y)) => Value::String(prim_string(x) + &y),
         (Prim::Big(x), Prim::Big(y)) => Value::BigInt(big_add(&x, &y)),
@@ -44,6 +56,7 @@ fn to_primitive(v: &Value) -> Result<Prim, RpcError> {
         Value::Number(n) => Prim::Num(*n),
         Value::BigInt(d) => Prim::Big(d.clone()),
         Value::String(s) => Prim::Str(s.clone()),
+        Value::JsString(s) => Prim::Units(s.code_units().to_vec()),
         other => Prim::Str(object_string(other)?),
     })
 }
@@ -93,9 +106,17 @@ fn class_name(v: &Value) -> &'static str {
     }
 }
 
+fn prim_units(p: Prim) -> Vec<u16> {
+    match p {
+        Prim::Units(u) => u,
+        other => prim_string(other).encode_utf16().collect(),
+    }
+}
+
 fn prim_string(p: Prim) -> String {
     match p {
         Prim::Str(s) => s,
+        Prim::Units(u) => String::from_utf16_lossy(&u),
         Prim::Big(d) => d,
         Prim::Num(n) => number_string(n),
         Prim::Lit(_, word) => word.to_owned(),
@@ -106,7 +127,7 @@ fn prim_number(p: &Prim) -> f64 {
     match p {
         Prim::Num(n) | Prim::Lit(n, _) => *n,
         // Strings and bigints never get here.
-        Prim::Str(_) | Prim::Big(_) => f64::NAN,
+        Prim::Str(_) | Prim::Units(_) | Prim::Big(_) => f64::NAN,
     }
 }
 

@@ -89,7 +89,11 @@ impl RpcTarget for Api {
                 }
                 "throwError" => {
                     let name = arg(&args, 0).as_str().unwrap_or("Error").to_owned();
-                    let message = arg(&args, 1).as_str().unwrap_or_default().to_owned();
+                    // An error message is a Rust string: lone surrogates become U+FFFD.
+                    let message = arg(&args, 1)
+                        .to_string_lossy()
+                        .map(|m| m.into_owned())
+                        .unwrap_or_default();
                     let mut err = capnweb::ErrorValue::new(name, message);
                     if let Value::Object(props) = arg(&args, 2) {
                         err.props = props;

@@ -8,4 +8,5 @@ mod hostile;
 mod js_peer;
 mod semantics;
 mod session_limits;
+mod strings;
 mod wire;
