@@ -21,7 +21,7 @@ use crate::codec::{devaluate, evaluate, Exporter, Importer, NoSession};
 use crate::hook::{error_hook, value_hook, Hook, HookRef, PayloadHook};
 use crate::json::to_js_string;
 use crate::limits::{utf16_len, LimitExceeded, Limits, Refusal};
-use crate::stream::{ReadableStream, StreamSender, WriteError};
+use crate::stream::{ReadableStream, StreamEnd, StreamSender, WriteError};
 use crate::value::{PathKey, Value};
 use crate::{rt, RpcError, Stub, TransportError};
 
@@ -122,6 +122,8 @@ struct State {
     /// Entries with positive ids: what the peer pushed (calls, pipes, stream writes) and has
     /// not released.
     peer_entries: usize,
+    /// The pipes the peer opened, ended when the session ends.
+    peer_pipes: Vec<StreamEnd>,
 }
 
 pub(crate) struct SessionInner {
@@ -193,6 +195,7 @@ impl Session {
                 on_broken: Vec::new(),
                 resolving: 0,
                 peer_entries: 0,
+                peer_pipes: Vec::new(),
             }),
             account: Account::new(limits.max_buffered_bytes, limits.budget.clone()),
             limits,
@@ -509,6 +512,11 @@ impl SessionInner {
             }
             "pipe" => {
                 let (sender, readable) = ReadableStream::channel();
+                {
+                    let mut st = self.lock();
+                    st.peer_pipes.retain(|p| p.is_open());
+                    st.peer_pipes.push(sender.end_handle());
+                }
                 let hook: HookRef = Arc::new(PipeWriterHook {
                     sender: Mutex::new(Some(sender)),
                     session: self.me.clone(),
@@ -741,7 +749,7 @@ impl SessionInner {
     /// Aborts the session, telling the peer `reason` (with an `abort` message when `send`) and
     /// closing the connection with `refusal`'s close code.
     fn abort_as(&self, reason: RpcError, send: bool, refusal: Refusal) {
-        let (exports, imports, callbacks) = {
+        let (exports, imports, callbacks, pipes) = {
             let mut st = self.lock();
             if st.broken.is_some() {
                 return;
@@ -757,16 +765,21 @@ impl SessionInner {
                 st.refusal = Some(refusal);
             }
             st.peer_entries = 0;
+            let pipes = std::mem::take(&mut st.peer_pipes);
             (
                 std::mem::take(&mut st.exports),
                 std::mem::take(&mut st.imports),
                 std::mem::take(&mut st.on_broken),
+                pipes,
             )
         };
         for entry in imports.values().filter_map(Weak::upgrade) {
             entry.abort(&reason);
         }
         drop(exports);
+        for pipe in pipes {
+            pipe.terminate(reason.clone());
+        }
         for cb in callbacks {
             cb(reason.clone());
         }

@@ -37,6 +37,8 @@ struct State {
     popped: u64,
     senders: usize,
     reader_alive: bool,
+    /// Ended from outside (its session went away): nothing more is queued.
+    terminated: bool,
 }
 
 struct Shared {
@@ -59,6 +61,7 @@ impl Shared {
                 popped: 0,
                 senders,
                 reader_alive: true,
+                terminated: false,
             }),
             readable: Notify::new(),
             room: Notify::new(),
@@ -69,7 +72,7 @@ impl Shared {
     fn push(&self, value: Result<Value, RpcError>, bytes: usize, charge: Charge) -> Option<u64> {
         let seq = {
             let mut st = self.lock();
-            if !st.reader_alive {
+            if !st.reader_alive || st.terminated {
                 return None;
             }
             st.pushed += 1;
@@ -216,6 +219,51 @@ impl StreamSender {
     pub fn backlog(&self) -> usize {
         self.shared.lock().items.len()
     }
+
+    /// A handle that can end the stream but does not keep it open.
+    pub(crate) fn end_handle(&self) -> StreamEnd {
+        StreamEnd(Arc::downgrade(&self.shared))
+    }
+}
+
+/// A handle that can end a stream without keeping it open (it is not a sender).
+#[derive(Clone)]
+pub(crate) struct StreamEnd(std::sync::Weak<Shared>);
+
+impl StreamEnd {
+    /// Whether the stream is still there to end.
+    pub(crate) fn is_open(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// Ends the stream now: what is queued (and its charges) is dropped, the reader sees
+    /// `reason` next, and later writes fail. Breaks waits that could otherwise last forever,
+    /// such as a blob read of a pipe whose writer is held by a call waiting on that blob.
+    pub(crate) fn terminate(&self, reason: RpcError) {
+        let Some(shared) = self.0.upgrade() else {
+            return;
+        };
+        let dropped = {
+            let mut st = shared.lock();
+            if st.terminated {
+                return;
+            }
+            st.terminated = true;
+            let dropped = std::mem::take(&mut st.items);
+            st.popped += dropped.len() as u64;
+            st.bytes = 0;
+            st.pushed += 1;
+            st.items.push_back(Chunk {
+                value: Err(reason),
+                bytes: 0,
+                charge: Charge::none(),
+            });
+            dropped
+        };
+        drop(dropped);
+        shared.readable.notify_waiters();
+        shared.room.notify_waiters();
+    }
 }
 
 /// Why a peer's write into a pipe was not queued.
@@ -289,7 +337,7 @@ impl ReadableStream {
                     self.shared.room.notify_waiters();
                     return Some((chunk.value, chunk.charge));
                 }
-                if st.senders == 0 {
+                if st.senders == 0 || st.terminated {
                     return None;
                 }
             }

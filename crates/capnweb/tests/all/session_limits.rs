@@ -225,3 +225,31 @@ async fn a_write_completes_only_when_the_reader_has_room() {
     assert!(rs.next().await.is_some());
     assert!(rs.next().await.is_none());
 }
+
+#[tokio::test]
+async fn a_blob_read_waiting_on_a_pipe_whose_writer_it_holds_is_ended_by_the_disconnect() {
+    // Found by the session fuzzer: a call pipelined on the blob promise holds the pipe's
+    // writer, the blob read waits for that writer to close: a cycle that held the chunks (and
+    // their charge) after the peer had gone.
+    let raw = raw_server(small_buffer());
+    raw.send("[\"pipe\"]");
+    raw.send("[\"push\",[\"blob\",\"\",[\"readable\",1]]]");
+    raw.send(write_chunk(1, 10 * KIB));
+    raw.send("[\"push\",[\"pipeline\",2,[\"x\"],[[\"import\",1]]]]");
+    let session = raw.session.clone();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while session.buffered_bytes() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the chunk is charged while the blob is read");
+    drop(raw);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while session.buffered_bytes() > 0 || session.broken().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the disconnect releases every charged byte");
+}
