@@ -253,7 +253,7 @@ pub(crate) fn write_fragment<W: ?Sized + std::io::Write>(
             Some(Escaped::Surrogate(u)) => Some(u),
             Some(Escaped::Neither) | None => continue,
         };
-        w.write_all(fragment[copied..i].as_bytes())?;
+        w.write_all(&fragment.as_bytes()[copied..i])?;
         if let Some((j, n)) = chars.next() {
             copied = j + n.len_utf8();
         }
@@ -262,7 +262,7 @@ pub(crate) fn write_fragment<W: ?Sized + std::io::Write>(
             Some(u) => write!(w, "\\u{u:04x}")?,
         }
     }
-    w.write_all(fragment[copied..].as_bytes())
+    w.write_all(&fragment.as_bytes()[copied..])
 }
 
 #[cfg(test)]
