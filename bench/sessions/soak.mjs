@@ -76,6 +76,7 @@ try {
         errors++;
       }
       done++;
+      if (done === Math.floor(CALLS / 10)) sample(); // the reference point, exactly at 10 %
     }
   }
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));

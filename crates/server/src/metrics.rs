@@ -34,6 +34,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 static METHODS: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the Prometheus recorder as the process's global recorder (once; later calls
 /// are no-ops). Returns false if another recorder was installed first.
 pub fn install() -> bool {
@@ -44,7 +47,21 @@ pub fn install() -> bool {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+            metrics::set_global_recorder(recorder).ok()?;
+            // Histogram samples pile up until upkeep folds them into their buckets, which
+            // `render` does; a server nobody scrapes would otherwise grow by every call's
+            // sample forever (the capnweb session soak, bench/sessions, found ~38 bytes a call).
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("cannot start the metrics upkeep thread: {e}");
+            }
+            Some(handle)
         })
         .is_some()
 }
