@@ -50,6 +50,9 @@ enum Outgoing {
     /// A channel whose consumer releases each frame's charge once written (WebSocket), and a
     /// signal that makes it stop writing and close the connection.
     Charged(mpsc::UnboundedSender<Outbound>, Arc<Notify>),
+    /// A channel whose consumer holds every frame (and its charge) until the session ends
+    /// (HTTP batch): charged, but reading never waits for it to drain.
+    Collected(mpsc::UnboundedSender<Outbound>),
 }
 
 /// The two directions of a connection, as a session sees them.
@@ -87,6 +90,18 @@ impl Transport {
         Transport {
             incoming,
             outgoing: Outgoing::Charged(outgoing, kill),
+        }
+    }
+
+    /// A transport whose consumer collects every frame until the session ends (HTTP batch):
+    /// the frames stay charged to the session's buffer budget while they are held.
+    pub(crate) fn collected(
+        incoming: BoxStream<'static, Result<String, TransportError>>,
+        outgoing: mpsc::UnboundedSender<Outbound>,
+    ) -> Self {
+        Transport {
+            incoming,
+            outgoing: Outgoing::Collected(outgoing),
         }
     }
 }
@@ -137,6 +152,9 @@ pub(crate) struct SessionInner {
     /// When the session started, and the last message either way (ms since then).
     started: tokio::time::Instant,
     last_activity: std::sync::atomic::AtomicU64,
+    /// A limit the outgoing side went past: the session is refused as soon as it can be (the
+    /// read loop checks before each message), and nothing more is queued meanwhile.
+    over: Mutex<Option<LimitExceeded>>,
 }
 
 /// Message counters, for tests and metrics: how many frames went each way.
@@ -203,6 +221,7 @@ impl Session {
             counters: Counters::default(),
             started: tokio::time::Instant::now(),
             last_activity: std::sync::atomic::AtomicU64::new(0),
+            over: Mutex::new(None),
         });
         let main = ImportEntry::new(&inner, 0, false, 0, false);
         inner.lock().imports.insert(0, Arc::downgrade(&main));
@@ -288,6 +307,11 @@ impl SessionInner {
     }
 
     fn send_locked(&self, st: &State, msg: &Json) {
+        self.send_text_locked(st, msg, false);
+    }
+
+    /// Sends a message; `last_word` (the `abort`) goes out even past a limit, uncharged.
+    fn send_text_locked(&self, st: &State, msg: &Json, last_word: bool) {
         if st.broken.is_none() {
             self.counters
                 .sent
@@ -298,18 +322,30 @@ impl SessionInner {
                 Outgoing::Plain(tx) => {
                     let _ = tx.send(Frame::Text(text));
                 }
-                Outgoing::Charged(tx, _) => {
-                    let (charge, over) = self.account.charge_outgoing(text.len());
-                    let _ = tx.send(Outbound(Frame::Text(text), charge));
-                    if let Some(e) = over {
-                        // The state lock is held here: abort from a task.
+                Outgoing::Charged(tx, _) | Outgoing::Collected(tx) if last_word => {
+                    let _ = tx.send(Outbound(Frame::Text(text), Charge::none()));
+                }
+                Outgoing::Charged(tx, _) | Outgoing::Collected(tx) => {
+                    let mut over = self.over.lock().unwrap_or_else(|e| e.into_inner());
+                    if over.is_some() {
+                        // Past a limit already: the session is about to be refused.
+                        return;
+                    }
+                    let (charge, exceeded) = self.account.charge_outgoing(text.len());
+                    if let Some(e) = exceeded {
+                        drop(charge);
+                        *over = Some(e);
+                        // The state lock is held here: refuse from a task (the read loop also
+                        // checks before its next message).
                         let me = self.me.clone();
                         rt::spawn(async move {
                             if let Some(inner) = me.upgrade() {
-                                inner.refuse(e);
+                                inner.refuse_if_over();
                             }
                         });
+                        return;
                     }
+                    let _ = tx.send(Outbound(Frame::Text(text), charge));
                 }
             }
         }
@@ -320,6 +356,9 @@ impl SessionInner {
         match &self.tx {
             Outgoing::Plain(tx) => {
                 let _ = tx.send(frame);
+            }
+            Outgoing::Collected(tx) => {
+                let _ = tx.send(Outbound(frame, Charge::none()));
             }
             Outgoing::Charged(tx, kill) => {
                 let _ = tx.send(Outbound(frame, Charge::none()));
@@ -351,6 +390,14 @@ impl SessionInner {
             .saturating_sub(std::time::Duration::from_millis(last))
     }
 
+    /// Refuses the session if its outgoing side went past a limit.
+    fn refuse_if_over(&self) {
+        let over = self.over.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(e) = over {
+            self.refuse(e);
+        }
+    }
+
     /// Ends the session because the peer went past a limit of the table.
     fn refuse(&self, e: LimitExceeded) {
         tracing::debug!("capnweb: refusing session: {e}");
@@ -367,13 +414,14 @@ impl SessionInner {
         mut incoming: BoxStream<'static, Result<String, TransportError>>,
     ) {
         loop {
+            self.refuse_if_over();
             if self.lock().broken.is_some() {
                 return;
             }
             // Backpressure: while half the buffer budget is queued for a peer that is not
             // reading, read nothing more from it.
             let high = self.account.limit() / 2;
-            if self.account.outgoing() > high {
+            if matches!(self.tx, Outgoing::Charged(..)) && self.account.outgoing() > high {
                 let idle = self.limits.idle_timeout;
                 let drained = self.account.outgoing_below(high);
                 match idle {
@@ -757,7 +805,7 @@ impl SessionInner {
             if send {
                 let body = devaluate(reason.value(), &NoSession(self.limits.clone()))
                     .unwrap_or_else(|_| json!(["error", "Error", reason.message()]));
-                self.send_locked(&st, &json!(["abort", body]));
+                self.send_text_locked(&st, &json!(["abort", body]), true);
             }
             self.send_close(refusal.close_code(), reason.message());
             st.broken = Some(reason.clone());

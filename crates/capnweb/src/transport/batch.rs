@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::limits::{Limits, Refusal};
-use crate::session::{Frame, Session, Transport};
+use crate::session::{Frame, Outbound, Session, Transport};
 use crate::{Stub, TransportError};
 
 /// What a batch session answered.
@@ -48,15 +48,20 @@ pub async fn answer_batch(body: &str, main: Stub, limits: Limits) -> BatchAnswer
     let incoming = futures::stream::iter(lines.into_iter().map(Ok))
         .chain(tail)
         .boxed();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let session = Session::new(Transport::new(incoming, tx), Some(main), limits);
+    // The answers are held until the response is built, charged to the session's buffer
+    // budget: a batch that makes more than that (pipelined echoes of one large value, say) is
+    // aborted instead of growing the response without bound.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let session = Session::new(Transport::collected(incoming, tx), Some(main), limits);
     let _ = all_received_rx.await;
     session.drain().await;
     let mut out: Vec<String> = Vec::new();
-    while let Ok(frame) = rx.try_recv() {
+    let mut held = Vec::new();
+    while let Ok(Outbound(frame, charge)) = rx.try_recv() {
         if let Frame::Text(t) = frame {
             out.push(t);
         }
+        held.push(charge);
     }
     let refusal = session.refusal();
     session.abort(crate::RpcError::error("Batch RPC request ended."));

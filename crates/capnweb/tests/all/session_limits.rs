@@ -253,3 +253,52 @@ async fn a_blob_read_waiting_on_a_pipe_whose_writer_it_holds_is_ended_by_the_dis
     .await
     .expect("the disconnect releases every charged byte");
 }
+
+#[tokio::test]
+async fn a_batch_whose_answers_outgrow_the_session_buffer_is_aborted() {
+    // One 100 KiB string pushed once, then echoed twenty times by pipelining: 2 MiB of answers
+    // from a 100 KiB request. The answers are charged while the batch holds them.
+    let mut body = vec![format!("[\"push\",\"{}\"]", "y".repeat(100 * KIB))];
+    for id in 2..22 {
+        body.push("[\"push\",[\"pipeline\",0,[\"echo\"],[[\"pipeline\",1]]]]".to_owned());
+        body.push(format!("[\"pull\",{id}]"));
+    }
+    let (main, _) = Api::stub();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(10),
+        capnweb::transport::batch::answer_batch(&body.join("\n"), main, small_buffer()),
+    )
+    .await
+    .expect("the batch finishes");
+    assert!(
+        answer.body.len() < 512 * KIB,
+        "{} bytes answered",
+        answer.body.len()
+    );
+    let last = answer.body.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("[\"abort\""),
+        "{}",
+        &last[..last.len().min(200)]
+    );
+    assert!(
+        last.contains("max_buffered_bytes"),
+        "{}",
+        &last[..last.len().min(300)]
+    );
+    assert_eq!(answer.refusal, Some(Refusal::Aborted));
+}
+
+#[tokio::test]
+async fn a_batch_within_the_budget_answers_every_call() {
+    let mut body = vec![format!("[\"push\",\"{}\"]", "y".repeat(10 * KIB))];
+    for id in 2..7 {
+        body.push("[\"push\",[\"pipeline\",0,[\"echo\"],[[\"pipeline\",1]]]]".to_owned());
+        body.push(format!("[\"pull\",{id}]"));
+    }
+    let (main, _) = Api::stub();
+    let answer =
+        capnweb::transport::batch::answer_batch(&body.join("\n"), main, small_buffer()).await;
+    assert_eq!(answer.body.lines().count(), 5, "one resolve per pull");
+    assert!(answer.refusal.is_none());
+}
