@@ -199,7 +199,7 @@ pub(crate) fn prepare_text(text: &str) -> Cow<'_, str> {
 fn needs_preparing(text: &str) -> bool {
     let b = text.as_bytes();
     let mut from = 0;
-    while let Some(at) = memchr2(b'\\', 0xF4, &b[from..]) {
+    while let Some(at) = b.get(from..).and_then(|rest| memchr2(b'\\', 0xF4, rest)) {
         let i = from + at;
         if b[i] == 0xF4 {
             if text[i..].starts_with(ESC) {
@@ -320,8 +320,19 @@ mod tests {
 
     #[test]
     fn ordinary_text_is_not_copied() {
-        for t in ["[\"push\",1]", "\"a\\\\ud800\"", "\"\\n\\\"\""] {
+        for t in [
+            "[\"push\",1]",
+            "\"a\\\\ud800\"",
+            "\"\\n\\\"\"",
+            "\"\\",
+            "\\",
+            "\"\\u",
+        ] {
             assert!(matches!(prepare_text(t), Cow::Borrowed(_)), "{t}");
+        }
+        // Truncated escapes at the very end are left for the parser to refuse.
+        for t in ["\"\\ud8", "\"\\ud800\\u", "\"\\ud800\\", "\"\u{10FFFF}\\"] {
+            let _ = prepare_text(t);
         }
     }
 
