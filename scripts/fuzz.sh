@@ -7,11 +7,13 @@
 # no AddressSanitizer (the crate is `forbid(unsafe_code)`, so ASan would find little more).
 # With nightly and cargo-fuzz installed, `cargo fuzz run decode_message fuzz/seeds` works too.
 #
-# Usage: scripts/fuzz.sh [SECONDS]   (default 30). Exits non-zero on a crash, leaving the
-# input in target/fuzz/crash-*.
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET]   (default 30 s, decode_message; the other target
+# is session_machine, the session state-machine fuzzer). Exits non-zero on a crash, leaving
+# the input in target/fuzz/crash-*.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-30}"
+target="${2:-decode_message}"
 host="$(rustc -vV | sed -n 's/^host: //p')"
 flags=(
   --cfg fuzzing
@@ -24,12 +26,12 @@ flags=(
   -Coverflow-checks
 )
 # --target keeps the flags off build scripts and proc macros, as cargo-fuzz does.
-RUSTFLAGS="${flags[*]}" cargo build -p capnweb-fuzz --bin decode_message \
+RUSTFLAGS="${flags[*]}" cargo build -p capnweb-fuzz --bin "$target" \
   --target "$host" --target-dir target/fuzz
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
-cp fuzz/seeds/* "$corpus"/
-"target/fuzz/$host/debug/decode_message" "$corpus" \
+if [ "$target" = decode_message ]; then cp fuzz/seeds/* "$corpus"/; fi
+"target/fuzz/$host/debug/$target" "$corpus" \
   -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix=target/fuzz/ -print_final_stats=1 2>&1 |
   grep -Ev '^#[0-9]|NEW_FUNC' || true

@@ -88,7 +88,7 @@ async fn session_survives(text: &str) {
             Frame::Text(t) if t.starts_with(r#"["abort""#) => break,
             Frame::Text(t) if t == r#"["resolve",1,9]"# || t == r#"["resolve",2,9]"# => break,
             Frame::Text(_) => {}
-            Frame::Close(_) => break,
+            Frame::Close { .. } => break,
             _ => {}
         }
     }
@@ -126,15 +126,18 @@ impl RpcTarget for Probe {
     }
 }
 
+mod session_machine;
+pub use session_machine::session_machine;
+
 thread_local! {
-    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+    pub(crate) static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a current-thread runtime");
 }
 
-fn abort_on_panic() {
+pub(crate) fn abort_on_panic() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();

@@ -7,6 +7,9 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readFileSync, writeFileSync } from "node:fs";
+import { newHttpBatchRpcSession } from "capnweb";
 import { bundle, startServer } from "./lib/serve.mjs";
 
 const opts = { timeout: 60_000 };
@@ -14,7 +17,8 @@ const opts = { timeout: 60_000 };
 let server;
 
 before(async () => {
-  server = await startServer({ args: [] });
+  // The big-message fixtures need more than the default maxima (an operator may raise them).
+  server = await startServer({ args: ["--max-cpu-ms", "60000", "--max-memory-mb", "1024"] });
 });
 
 after(async () => {
@@ -438,3 +442,288 @@ describe("bounded background work", () => {
 
 // ---------------------------------------------------------------------------------------------
 // capnweb sessions: budgets, caps and how a session says no.
+//
+// Thresholds come from the documented defaults of the session limits table (README "Limits and
+// their defaults"): 32 Mi UTF-16 code units per message, 64 MiB buffered per session, 256
+// sessions per client address.
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes; resolves to the last value. */
+async function poll(fn, { timeoutMs = 10_000, intervalMs = 50 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+describe("capnweb sessions", () => {
+  const MiB = 2 ** 20;
+  const MAX_MESSAGE_UNITS = 32 * MiB;
+  const SESSION_BUFFER_BYTES = 64 * MiB;
+  const SESSIONS_PER_ADDRESS = 256;
+  const slow = { timeout: 300_000 };
+
+  const ECHO_SRC = `
+    import { RpcTarget } from "cloudflare:workers";
+    class Api extends RpcTarget {
+      echo(v) { return v; }
+      square(i) { return i * i; }
+      codeUnits(s) { return Array.from({ length: s.length }, (_, i) => s.charCodeAt(i)); }
+      truncated() { return "caf\\u00e9 \\ud83d"; }
+      concat(a, b) { return a + b; }
+    }
+    export default { fetch() { return new Response("echo"); }, rpc: Api };
+  `;
+
+  before(async () => {
+    await server.deploy("big-echo", bundle(ECHO_SRC, { limits: { memoryMb: 1024, cpuMs: 60_000 } }));
+    await server.deploy("neighbour", bundle(ECHO_SRC));
+  });
+
+  /** kB fields of /proc/PID/status, as bytes. */
+  function procStatus(pid) {
+    const text = readFileSync(`/proc/${pid}/status`, "utf8");
+    const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)[1]) * 1024;
+    return { rss: field("VmRSS"), hwm: field("VmHWM") };
+  }
+
+  /** A raw WebSocket on /_rpc/<id> (from `localAddress` if given) that records what it gets. */
+  async function rawRpc(id, { localAddress } = {}) {
+    const ws = new WebSocket(`${server.wsBase}/_rpc/${id}`, { localAddress, maxPayload: 256 * MiB });
+    const got = { msgs: [], closed: null };
+    ws.on("message", (data) => got.msgs.push(JSON.parse(String(data))));
+    const closed = new Promise((resolve) =>
+      ws.on("close", (code, reason) => {
+        got.closed = { code, reason: String(reason) };
+        resolve(got.closed);
+      }),
+    );
+    ws.on("error", () => {});
+    await Promise.race([once(ws, "open"), closed]);
+    return { ws, got, closed };
+  }
+
+  function sendAndWait(ws, text) {
+    return new Promise((resolve) => ws.send(text, () => resolve()));
+  }
+
+  /** Calls square on `api` in a loop until `stop()`; resolves to the number of calls, all checked. */
+  async function keepCalling(api, stop) {
+    let n = 0;
+    while (!stop()) {
+      const i = n % 100;
+      assert.equal(await api.square(i), i * i, "the neighbour must keep answering");
+      n++;
+    }
+    return n;
+  }
+
+  test("strings with lone surrogates cross /_rpc into QuickJS and back unchanged, and the session lives", slow, async (t) => {
+    const { api } = await server.openRpc(t, "neighbour");
+    for (const s of ["a\ud800b", "\udc00", "\udbff\ud800", "😀\ud83d"]) {
+      assert.ok((await api.echo(s)) === s, `echo of ${JSON.stringify(s)}`);
+      const units = Array.from({ length: s.length }, (_, i) => s.charCodeAt(i));
+      assert.deepStrictEqual(await api.codeUnits(s), units, "the function sees every code unit");
+    }
+    assert.equal(await api.truncated(), "caf\u00e9 \ud83d", "a JS string the function made");
+    assert.equal(await api.concat("\ud83d", "\ude00"), "😀", "halves join into a pair in JS");
+    assert.deepStrictEqual(await api.echo({ k: ["\udfff"] }), { k: ["\udfff"] });
+    assert.equal(await api.square(4), 16);
+    const batch = newHttpBatchRpcSession(`${server.base}/_rpc/neighbour`);
+    assert.equal(await batch.echo("x\ud800"), "x\ud800");
+  });
+
+  test("echo of 20 MiB and 31 MiB strings round-trips through /_rpc over websocket", slow, async (t) => {
+    const { api } = await server.openRpc(t, "big-echo");
+    for (const units of [20 * MiB, 31 * MiB]) {
+      const s = "x".repeat(units);
+      const got = await api.echo(s);
+      assert.ok(got === s, `the ${units / MiB} MiB echo differs`);
+    }
+    assert.equal(await api.square(5), 25);
+  });
+
+  test("a 40 MiB message through /_rpc rejects the call with the size error; other sessions keep working", slow, async (t) => {
+    const { api: other } = await server.openRpc(t, "neighbour");
+    assert.equal(await other.square(3), 9);
+    const { api } = await server.openRpc(t, "big-echo");
+    await assert.rejects(Promise.resolve(api.echo("x".repeat(40 * MiB))), (e) => {
+      assert.equal(e.name, "TypeError", `${e.name}: ${e.message}`);
+      assert.match(e.message, new RegExp(`exceeds maximum size of ${MAX_MESSAGE_UNITS} UTF-16 code units`));
+      return true;
+    });
+    assert.equal(await other.square(4), 16);
+  });
+
+  test("over /_rpc http batch a 20 MiB echo round-trips and a 40 MiB message rejects with the size error", slow, async () => {
+    const s = "b".repeat(20 * MiB);
+    const ok = newHttpBatchRpcSession(`${server.base}/_rpc/big-echo`);
+    const [echoed, sq] = await Promise.all([ok.echo(s), ok.square(7)]);
+    assert.ok(echoed === s, "the 20 MiB echo differs");
+    assert.equal(sq, 49);
+    const bad = newHttpBatchRpcSession(`${server.base}/_rpc/big-echo`);
+    await assert.rejects(Promise.resolve(bad.echo("c".repeat(40 * MiB))), (e) => {
+      assert.match(e.message, new RegExp(`exceeds maximum size of ${MAX_MESSAGE_UNITS} UTF-16 code units`));
+      return true;
+    });
+  });
+
+  for (const [name, wrap] of [
+    ["an unread pipe", false],
+    ["a pipe wrapped in a blob", true],
+  ]) {
+    test(`800 MiB fed into ${name} aborts that session within the budget; a neighbour keeps answering`, slow, async (t) => {
+      const { api: neighbour } = await server.openRpc(t, "neighbour");
+      assert.equal(await neighbour.square(2), 4);
+      const { ws, got, closed } = await rawRpc("neighbour");
+      t.after(() => ws.terminate());
+      const before = procStatus(server.pid);
+      try {
+        writeFileSync(`/proc/${server.pid}/clear_refs`, "5"); // reset VmHWM to the current RSS
+      } catch {}
+      let stop = false;
+      const calling = keepCalling(neighbour, () => stop);
+      const chunk = JSON.stringify(["stream", ["pipeline", 1, ["write"], [["bytes", Buffer.alloc(8 * MiB, 7).toString("base64").replace(/=+$/, "")]]]]);
+      await sendAndWait(ws, '["pipe"]');
+      if (wrap) await sendAndWait(ws, '["push",["blob","application/octet-stream",["readable",1]]]');
+      let sent = 0;
+      while (sent < 800 * MiB && got.closed === null) {
+        await sendAndWait(ws, chunk);
+        sent += 8 * MiB;
+      }
+      const close = await Promise.race([closed, new Promise((r) => setTimeout(() => r(null), 30_000))]);
+      stop = true;
+      const calls = await calling;
+      const peak = procStatus(server.pid).hwm;
+      const growth = peak - before.rss;
+      t.diagnostic(`sent ${sent / MiB} MiB; RSS before ${(before.rss / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB; neighbour calls ${calls}`);
+      assert.ok(close !== null, `the session was never closed (${sent / MiB} MiB sent)`);
+      assert.equal(close.code, 3000, `close ${JSON.stringify(close)}`);
+      const abort = got.msgs.find((m) => m[0] === "abort");
+      assert.ok(abort, `no abort message: ${JSON.stringify(got.msgs).slice(0, 300)}`);
+      assert.match(abort[1][2], /buffer/i, `the abort names the limit: ${abort[1][2]}`);
+      assert.ok(
+        growth <= SESSION_BUFFER_BYTES + 64 * MiB,
+        `peak RSS grew by ${(growth / MiB).toFixed(1)} MiB (budget ${SESSION_BUFFER_BYTES / MiB} MiB + 64 MiB)`,
+      );
+      assert.ok(calls > 0, "the neighbour made calls during the attack");
+      assert.equal(await neighbour.square(9), 81);
+    });
+  }
+
+  test("sessions from one address past the per-address cap are closed with 1013; another address still connects", slow, async (t) => {
+    const open = [];
+    t.after(() => open.forEach((s) => s.ws.terminate()));
+    for (let i = 0; i < SESSIONS_PER_ADDRESS; i++) {
+      const s = await rawRpc("neighbour");
+      assert.equal(s.got.closed, null, `session ${i + 1} of ${SESSIONS_PER_ADDRESS} was refused: ${JSON.stringify(s.got.closed)}`);
+      open.push(s);
+    }
+    const over = await rawRpc("neighbour");
+    open.push(over);
+    const close = await Promise.race([over.closed, new Promise((r) => setTimeout(() => r(null), 10_000))]);
+    assert.equal(close?.code, 1013, `the session past the cap: ${JSON.stringify(close)}`);
+    assert.match(close.reason, /address/i);
+    // Another client address (all of 127.0.0.0/8 is loopback) is not affected.
+    const other = await rawRpc("neighbour", { localAddress: "127.0.0.2" });
+    open.push(other);
+    const reply = once(other.ws, "message");
+    other.ws.send('["push",["pipeline",0,["square"],[12]]]');
+    other.ws.send('["pull",1]');
+    const [data] = await reply;
+    assert.deepStrictEqual(JSON.parse(String(data)), ["resolve", 1, 144]);
+    // Closing one session from the capped address makes room again.
+    open[0].ws.close();
+    await open[0].closed;
+    const again = await poll(async () => {
+      const s = await rawRpc("neighbour");
+      open.push(s);
+      const c = await Promise.race([s.closed, new Promise((r) => setTimeout(() => r(null), 300))]);
+      return c === null;
+    });
+    assert.ok(again, "a slot freed by a closed session is usable again");
+  });
+
+  describe("with small caps", () => {
+    // A second server whose caps are small enough to reach quickly; thresholds come from these.
+    const SESSIONS_PER_FUNCTION = 3;
+    const IDLE_SECS = 1;
+    const BUDGET_MB = 8;
+    let small;
+
+    before(async () => {
+      small = await startServer({
+        args: [
+          "--rpc-max-sessions-per-function", String(SESSIONS_PER_FUNCTION),
+          "--rpc-idle-timeout", String(IDLE_SECS),
+          "--rpc-buffer-budget-mb", String(BUDGET_MB),
+        ],
+      });
+      await small.deploy("capped", bundle(ECHO_SRC));
+      await small.deploy("other", bundle(ECHO_SRC));
+    });
+
+    after(async () => {
+      await small?.stop();
+    });
+
+    async function rawOn(srv, id) {
+      const ws = new WebSocket(`${srv.wsBase}/_rpc/${id}`);
+      const got = { msgs: [], closed: null };
+      ws.on("message", (data) => got.msgs.push(JSON.parse(String(data))));
+      const closed = new Promise((resolve) =>
+        ws.on("close", (code, reason) => resolve((got.closed = { code, reason: String(reason) }))),
+      );
+      ws.on("error", () => {});
+      await Promise.race([once(ws, "open"), closed]);
+      return { ws, got, closed };
+    }
+
+    test("sessions past the per-function cap get 1013 over websocket and 503 with Retry-After over batch; other functions are unaffected", slow, async (t) => {
+      const open = [];
+      t.after(() => open.forEach((s) => s.ws.terminate()));
+      for (let i = 0; i < SESSIONS_PER_FUNCTION; i++) open.push(await rawOn(small, "capped"));
+      // Keep them from going idle while the test runs.
+      const keepAlive = setInterval(() => open.forEach((s) => s.ws.readyState === 1 && s.ws.send('["pull",0]')), 300);
+      t.after(() => clearInterval(keepAlive));
+      const over = await rawOn(small, "capped");
+      open.push(over);
+      const close = await Promise.race([over.closed, new Promise((r) => setTimeout(() => r(null), 10_000))]);
+      assert.equal(close?.code, 1013, JSON.stringify(close));
+      assert.match(close.reason, /function capped/);
+      const res = await fetch(`${small.base}/_rpc/capped`, { method: "POST", body: '["push",["pipeline",0,["square"],[3]]]\n["pull",1]' });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get("retry-after"), "1");
+      const ok = await fetch(`${small.base}/_rpc/other`, { method: "POST", body: '["push",["pipeline",0,["square"],[3]]]\n["pull",1]' });
+      assert.equal(ok.status, 200);
+      assert.equal(await ok.text(), '["resolve",1,9]');
+    });
+
+    test("an idle websocket session is closed with 1001 and a reason", slow, async () => {
+      const s = await rawOn(small, "other");
+      const started = Date.now();
+      const close = await Promise.race([s.closed, new Promise((r) => setTimeout(() => r(null), 30_000))]);
+      assert.equal(close?.code, 1001, JSON.stringify(close));
+      assert.match(close.reason, /idle/);
+      assert.ok(Date.now() - started >= IDLE_SECS * 1000 - 100, "not before the idle timeout");
+    });
+
+    test("a session that would take the server past its shared budget is closed with 1013; others keep working", slow, async (t) => {
+      const neighbour = await rawOn(small, "other");
+      t.after(() => neighbour.ws.terminate());
+      const s = await rawOn(small, "other");
+      t.after(() => s.ws.terminate());
+      const chunk = JSON.stringify(["stream", ["pipeline", 1, ["write"], [["bytes", Buffer.alloc(MiB, 1).toString("base64")]]]]);
+      s.ws.send('["pipe"]');
+      for (let i = 0; i < 4 * BUDGET_MB && s.got.closed === null; i++) await new Promise((r) => s.ws.send(chunk, r));
+      const close = await Promise.race([s.closed, new Promise((r) => setTimeout(() => r(null), 10_000))]);
+      assert.equal(close?.code, 1013, JSON.stringify(close));
+      assert.match(close.reason, /budget/);
+      const reply = once(neighbour.ws, "message");
+      neighbour.ws.send('["push",["pipeline",0,["square"],[5]]]');
+      neighbour.ws.send('["pull",1]');
+      assert.deepStrictEqual(JSON.parse(String((await reply)[0])), ["resolve", 1, 25]);
+    });
+  });
+});

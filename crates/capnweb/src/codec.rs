@@ -11,38 +11,14 @@ use serde_json::{json, Value as Json};
 
 use crate::hook::HookRef;
 use crate::json::number;
+use crate::limits::Limits;
 use crate::stream::ReadableStream;
 use crate::value::{
     is_forbidden_property, BlobValue, Body, ByteKind, Bytes, ErrorValue, Object, PathKey,
     RequestValue, ResponseValue, Value,
 };
+use crate::wtf::{decode, decode_lossy, encode_str, encode_units, Decoded};
 use crate::{RpcError, RpcPromise, Stub};
-
-/// Limits on what an incoming message may contain. The defaults are the JavaScript
-/// implementation's (`DEFAULT_LIMITS`).
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Deepest nesting of arrays/objects accepted (default 256).
-    pub max_depth: usize,
-    /// Most digits in a bigint (default 16,384).
-    pub max_bigint_digits: usize,
-    /// Largest message, in bytes of JSON text (default 32 MiB).
-    pub max_message_size: usize,
-    /// Most entries the peer may create in our export table (default 100,000); a peer that
-    /// goes past it has its session aborted.
-    pub max_exports: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_depth: 256,
-            max_bigint_digits: 16_384,
-            max_message_size: 32 * 1024 * 1024,
-            max_exports: 100_000,
-        }
-    }
-}
 
 /// Where capabilities go when a value is sent.
 pub(crate) trait Exporter {
@@ -86,6 +62,16 @@ fn b64() -> GeneralPurpose {
     )
 }
 
+/// A string for a tree (see `crate::wtf`).
+fn enc(s: &str) -> Json {
+    Json::String(encode_str(s).into_owned())
+}
+
+/// A string from a tree, lone surrogates replaced by U+FFFD (see `crate::wtf`).
+fn dec(s: &str) -> String {
+    decode_lossy(s)
+}
+
 /// Serializes `value` for the wire.
 pub(crate) fn devaluate(value: &Value, exporter: &dyn Exporter) -> Result<Json, RpcError> {
     devaluate_at(value, exporter, 0)
@@ -112,7 +98,8 @@ fn devaluate_at(value: &Value, ex: &dyn Exporter, depth: usize) -> Result<Json, 
         }
         Value::Number(n) => number(*n),
         Value::BigInt(s) => json!(["bigint", s]),
-        Value::String(s) => Json::String(s.clone()),
+        Value::String(s) => enc(s),
+        Value::JsString(s) => Json::String(encode_units(s.code_units())),
         Value::Array(a) => {
             let items = a
                 .iter()
@@ -123,7 +110,7 @@ fn devaluate_at(value: &Value, ex: &dyn Exporter, depth: usize) -> Result<Json, 
         Value::Object(o) => {
             let mut m = serde_json::Map::with_capacity(o.len());
             for (k, v) in o {
-                m.insert(k.clone(), devaluate_at(v, ex, d)?);
+                m.insert(encode_str(k).into_owned(), devaluate_at(v, ex, d)?);
             }
             Json::Object(m)
         }
@@ -139,14 +126,14 @@ fn devaluate_at(value: &Value, ex: &dyn Exporter, depth: usize) -> Result<Json, 
             }
         }
         Value::Error(e) => devaluate_error(e, ex, d),
-        Value::Url(u) => json!(["url", u]),
+        Value::Url(u) => json!(["url", enc(u)]),
         Value::Headers(h) => json!(["headers", pairs(h)]),
         Value::Request(r) => devaluate_request(r, ex, d)?,
         Value::Response(r) => devaluate_response(r, ex, d)?,
         Value::Readable(s) => json!(["readable", ex.create_pipe(s.clone())?]),
         Value::Blob(b) => {
             let pipe = ex.create_pipe(ReadableStream::from_bytes(b.data.clone()))?;
-            json!(["blob", b.content_type, ["readable", pipe]])
+            json!(["blob", enc(&b.content_type), ["readable", pipe]])
         }
         Value::Stub(s) => match ex.import_id_of(&s.hook) {
             Some(id) => json!(["import", id]),
@@ -160,7 +147,7 @@ fn devaluate_at(value: &Value, ex: &dyn Exporter, depth: usize) -> Result<Json, 
 }
 
 fn pairs(h: &[(String, String)]) -> Json {
-    Json::Array(h.iter().map(|(k, v)| json!([k, v])).collect())
+    Json::Array(h.iter().map(|(k, v)| json!([enc(k), enc(v)])).collect())
 }
 
 fn devaluate_error(e: &ErrorValue, ex: &dyn Exporter, d: usize) -> Json {
@@ -172,22 +159,22 @@ fn devaluate_error(e: &ErrorValue, ex: &dyn Exporter, d: usize) -> Json {
         // Like the JavaScript implementation, a property that cannot be serialized is dropped
         // rather than failing the whole error.
         if let Ok(j) = devaluate_at(v, ex, d) {
-            props.insert(k.clone(), j);
+            props.insert(encode_str(k).into_owned(), j);
         }
     }
-    let mut out = vec![json!("error"), json!(e.name), json!(e.message)];
+    let mut out = vec![json!("error"), enc(&e.name), enc(&e.message)];
     if !props.is_empty() {
-        out.push(e.stack.as_ref().map_or(Json::Null, |s| json!(s)));
+        out.push(e.stack.as_deref().map_or(Json::Null, enc));
         out.push(Json::Object(props));
     } else if let Some(stack) = &e.stack {
-        out.push(json!(stack));
+        out.push(enc(stack));
     }
     Json::Array(out)
 }
 
 fn devaluate_body(b: &Body, ex: &dyn Exporter, d: usize) -> Result<Json, RpcError> {
     Ok(match b {
-        Body::Text(t) => Json::String(t.clone()),
+        Body::Text(t) => enc(t),
         Body::Bytes(bytes) => devaluate_at(&Value::Bytes(Bytes::new(bytes.clone())), ex, d)?,
         Body::Stream(s) => json!(["readable", ex.create_pipe(s.clone())?]),
     })
@@ -196,7 +183,7 @@ fn devaluate_body(b: &Body, ex: &dyn Exporter, d: usize) -> Result<Json, RpcErro
 fn devaluate_request(r: &RequestValue, ex: &dyn Exporter, d: usize) -> Result<Json, RpcError> {
     let mut init = serde_json::Map::new();
     if r.method != "GET" {
-        init.insert("method".into(), json!(r.method));
+        init.insert("method".into(), enc(&r.method));
     }
     if !r.headers.is_empty() {
         init.insert("headers".into(), pairs(&r.headers));
@@ -210,7 +197,7 @@ fn devaluate_request(r: &RequestValue, ex: &dyn Exporter, d: usize) -> Result<Js
             init.insert(k.clone(), v.to_json());
         }
     }
-    Ok(json!(["request", r.url, Json::Object(init)]))
+    Ok(json!(["request", enc(&r.url), Json::Object(init)]))
 }
 
 fn devaluate_response(r: &ResponseValue, ex: &dyn Exporter, d: usize) -> Result<Json, RpcError> {
@@ -223,7 +210,7 @@ fn devaluate_response(r: &ResponseValue, ex: &dyn Exporter, d: usize) -> Result<
         init.insert("status".into(), json!(r.status));
     }
     if !r.status_text.is_empty() {
-        init.insert("statusText".into(), json!(r.status_text));
+        init.insert("statusText".into(), enc(&r.status_text));
     }
     if !r.headers.is_empty() {
         init.insert("headers".into(), pairs(&r.headers));
@@ -258,7 +245,7 @@ fn parse_path(json: &Json) -> Option<Vec<PathKey>> {
     json.as_array()?
         .iter()
         .map(|p| match p {
-            Json::String(s) => Some(PathKey::Name(s.clone())),
+            Json::String(s) => Some(PathKey::Name(dec(s))),
             Json::Number(n) => n.as_u64().map(PathKey::Index).or_else(|| {
                 n.as_f64()
                     .filter(|f| f.fract() == 0.0 && *f >= 0.0)
@@ -286,13 +273,17 @@ fn evaluate_at(json: &Json, im: &dyn Importer, depth: usize) -> Result<Value, Rp
         Json::Null => Ok(Value::Null),
         Json::Bool(b) => Ok(Value::Bool(*b)),
         Json::Number(n) => Ok(Value::Number(n.as_f64().unwrap_or(f64::NAN))),
-        Json::String(s) => Ok(Value::String(s.clone())),
+        Json::String(s) => Ok(match decode(s) {
+            Decoded::Str(s) => Value::String(s.into_owned()),
+            Decoded::Units(u) => Value::from_utf16(u),
+        }),
         Json::Object(o) => {
             let mut out = Object::with_capacity(o.len());
             for (k, v) in o {
                 let v = evaluate_at(v, im, d)?;
-                if !is_forbidden_property(k) {
-                    out.insert(k.clone(), v);
+                let k = dec(k);
+                if !is_forbidden_property(&k) {
+                    out.insert(k, v);
                 }
             }
             Ok(Value::Object(out))
@@ -395,9 +386,9 @@ fn evaluate_special(
             } else {
                 "Error"
             };
-            let mut e = ErrorValue::new(name, message.clone());
+            let mut e = ErrorValue::new(name, dec(message));
             if let Some(Json::String(stack)) = a.get(3) {
-                e.stack = Some(stack.clone());
+                e.stack = Some(dec(stack));
             }
             if n >= 5 {
                 let Some(Json::Object(props)) = a.get(4) else {
@@ -408,15 +399,16 @@ fn evaluate_special(
                         continue;
                     }
                     let v = evaluate_at(v, im, d)?;
-                    if !is_forbidden_property(k) {
-                        e.props.insert(k.clone(), v);
+                    let k = dec(k);
+                    if !is_forbidden_property(&k) {
+                        e.props.insert(k, v);
                     }
                 }
             }
             Ok(Value::Error(Box::new(e)))
         }
         ("url", 2) => match a.get(1) {
-            Some(Json::String(u)) => Ok(Value::Url(u.clone())),
+            Some(Json::String(u)) => Ok(Value::Url(dec(u))),
             _ => Err(unknown(json)),
         },
         ("headers", 2) => match a.get(1) {
@@ -435,7 +427,7 @@ fn evaluate_special(
                     "Blob content must be serialized as a ReadableStream.",
                 ));
             };
-            let content_type = content_type.clone();
+            let content_type = dec(content_type);
             Ok(Value::Promise(RpcPromise::from_future(async move {
                 let data = stream.read_all().await?;
                 Ok(Value::Blob(Box::new(BlobValue { content_type, data })))
@@ -562,7 +554,7 @@ fn normalize_bigint(digits: &str) -> String {
 fn parse_pairs(list: &[Json]) -> Option<Vec<(String, String)>> {
     list.iter()
         .map(|p| match p.as_array().map(Vec::as_slice) {
-            Some([Json::String(k), Json::String(v)]) => Some((k.clone(), v.clone())),
+            Some([Json::String(k), Json::String(v)]) => Some((dec(k), dec(v))),
             _ => None,
         })
         .collect()
@@ -577,6 +569,7 @@ fn evaluate_body(
     Ok(match evaluate_at(json, im, d)? {
         Value::Null | Value::Undefined => None,
         Value::String(s) => Some(Body::Text(s)),
+        Value::JsString(s) => Some(Body::Text(s.to_string_lossy())),
         Value::Bytes(b) => Some(Body::Bytes(b.data)),
         Value::Readable(r) => Some(Body::Stream(r)),
         _ => {
@@ -597,7 +590,7 @@ fn evaluate_request(
         return Err(unknown(json));
     };
     let mut req = RequestValue {
-        url: url.clone(),
+        url: dec(url),
         method: "GET".into(),
         headers: Vec::new(),
         body: None,
@@ -605,7 +598,7 @@ fn evaluate_request(
     };
     for (k, v) in init {
         match k.as_str() {
-            "method" => req.method = v.as_str().unwrap_or("GET").to_ascii_uppercase(),
+            "method" => req.method = dec(v.as_str().unwrap_or("GET")).to_ascii_uppercase(),
             "headers" => {
                 let Json::Array(list) = v else {
                     return Err(RpcError::type_error(
@@ -653,7 +646,7 @@ fn evaluate_response(
                     .filter(|s| (200..=599).contains(s))
                     .ok_or_else(|| RpcError::range_error("Response status must be in 200..=599"))?
             }
-            "statusText" => resp.status_text = v.as_str().unwrap_or_default().to_owned(),
+            "statusText" => resp.status_text = dec(v.as_str().unwrap_or_default()),
             "headers" => {
                 let Json::Array(list) = v else {
                     return Err(RpcError::type_error(
@@ -757,7 +750,8 @@ pub(crate) fn parse_json(text: &str, limits: &Limits) -> Result<Json, RpcError> 
             limits.max_depth
         )));
     }
-    let mut de = serde_json::Deserializer::from_str(text);
+    let text = crate::wtf::prepare_text(text);
+    let mut de = serde_json::Deserializer::from_str(&text);
     de.disable_recursion_limit();
     let json = <Json as serde::Deserialize>::deserialize(&mut de)
         .and_then(|j| de.end().map(|()| j))

@@ -117,4 +117,12 @@ pub enum TransportError {
     /// An I/O error.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A frame was larger than the transport accepts (close 1009).
+    #[error("a message of {size} bytes is larger than the transport accepts ({max} bytes)")]
+    FrameTooLarge {
+        /// The frame's size, as far as it is known.
+        size: usize,
+        /// The transport's cap.
+        max: usize,
+    },
 }

@@ -15,6 +15,15 @@ impl Formatter for JsFormatter {
     fn write_f32<W: ?Sized + std::io::Write>(&mut self, w: &mut W, v: f32) -> std::io::Result<()> {
         self.write_f64(w, f64::from(v))
     }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        // Lone surrogates are kept escaped inside codec trees (crate::wtf).
+        crate::wtf::write_fragment(w, fragment)
+    }
 }
 
 /// Writes `value` as compact JSON text the way `JSON.stringify` does.

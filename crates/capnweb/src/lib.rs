@@ -41,10 +41,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod budget;
 mod codec;
 mod error;
 mod hook;
 mod json;
+pub mod limits;
 mod map;
 pub mod rt;
 mod session;
@@ -54,16 +56,19 @@ mod target;
 pub mod trace;
 pub mod transport;
 mod value;
+mod wtf;
 
-pub use codec::{deserialize, serialize, Limits};
+pub use budget::{Admission, AdmissionRefused, AdmissionTicket, Budget, Reservation};
+pub use codec::{deserialize, serialize};
 pub use error::{RpcError, TransportError};
 pub use json::to_js_string;
+pub use limits::{LimitExceeded, Limits, Refusal};
 pub use map::MapInput;
 pub use session::{Frame, Session, SessionStats, Transport};
-pub use stream::{ReadableStream, StreamSender, STREAM_BUFFER_CHUNKS};
+pub use stream::{ReadableStream, StreamSender, STREAM_BUFFER_BYTES, STREAM_BUFFER_CHUNKS};
 pub use stub::{RpcPromise, Stub};
 pub use target::{method_not_found, CallResult, RpcTarget};
 pub use value::{
-    BlobValue, Body, ByteKind, Bytes, ErrorValue, Object, PathKey, RequestValue, ResponseValue,
-    Value,
+    BlobValue, Body, ByteKind, Bytes, ErrorValue, JsString, Object, PathKey, RequestValue,
+    ResponseValue, Value,
 };

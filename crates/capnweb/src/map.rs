@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use crate::codec::{devaluate, evaluate, Exporter, Importer, Limits};
+use crate::codec::{devaluate, evaluate, Exporter, Importer};
 use crate::hook::{error_hook, value_hook, Hook, HookRef, PayloadHook};
+use crate::limits::Limits;
 use crate::stream::ReadableStream;
 use crate::value::{PathKey, Value};
 use crate::{RpcError, Stub};

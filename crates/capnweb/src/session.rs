@@ -16,10 +16,12 @@ use futures::StreamExt;
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::codec::{devaluate, evaluate, Exporter, Importer, Limits, NoSession};
+use crate::budget::{Account, Charge};
+use crate::codec::{devaluate, evaluate, Exporter, Importer, NoSession};
 use crate::hook::{error_hook, value_hook, Hook, HookRef, PayloadHook};
 use crate::json::to_js_string;
-use crate::stream::{ReadableStream, StreamSender};
+use crate::limits::{utf16_len, LimitExceeded, Limits, Refusal};
+use crate::stream::{ReadableStream, StreamEnd, StreamSender, WriteError};
 use crate::value::{PathKey, Value};
 use crate::{rt, RpcError, Stub, TransportError};
 
@@ -29,14 +31,34 @@ use crate::{rt, RpcError, Stub, TransportError};
 pub enum Frame {
     /// A message (one JSON text).
     Text(String),
-    /// Close the connection, with a reason for the peer.
-    Close(String),
+    /// Close the connection with a code (see [`Refusal`]) and a reason for the peer.
+    Close {
+        /// The WebSocket close code.
+        code: u16,
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// A frame and the bytes it holds in its session's budget until the transport has written it.
+pub(crate) struct Outbound(pub(crate) Frame, pub(crate) Charge);
+
+/// Where a session's frames go.
+enum Outgoing {
+    /// A channel of plain frames (in-memory pair, HTTP batch, custom transports).
+    Plain(mpsc::UnboundedSender<Frame>),
+    /// A channel whose consumer releases each frame's charge once written (WebSocket), and a
+    /// signal that makes it stop writing and close the connection.
+    Charged(mpsc::UnboundedSender<Outbound>, Arc<Notify>),
+    /// A channel whose consumer holds every frame (and its charge) until the session ends
+    /// (HTTP batch): charged, but reading never waits for it to drain.
+    Collected(mpsc::UnboundedSender<Outbound>),
 }
 
 /// The two directions of a connection, as a session sees them.
 pub struct Transport {
     incoming: BoxStream<'static, Result<String, TransportError>>,
-    outgoing: mpsc::UnboundedSender<Frame>,
+    outgoing: Outgoing,
 }
 
 impl std::fmt::Debug for Transport {
@@ -52,7 +74,35 @@ impl Transport {
         incoming: BoxStream<'static, Result<String, TransportError>>,
         outgoing: mpsc::UnboundedSender<Frame>,
     ) -> Self {
-        Transport { incoming, outgoing }
+        Transport {
+            incoming,
+            outgoing: Outgoing::Plain(outgoing),
+        }
+    }
+
+    /// A transport whose writer releases each frame's charge once it is written, and stops
+    /// (dropping what it has not written) when `kill` is notified.
+    pub(crate) fn charged(
+        incoming: BoxStream<'static, Result<String, TransportError>>,
+        outgoing: mpsc::UnboundedSender<Outbound>,
+        kill: Arc<Notify>,
+    ) -> Self {
+        Transport {
+            incoming,
+            outgoing: Outgoing::Charged(outgoing, kill),
+        }
+    }
+
+    /// A transport whose consumer collects every frame until the session ends (HTTP batch):
+    /// the frames stay charged to the session's buffer budget while they are held.
+    pub(crate) fn collected(
+        incoming: BoxStream<'static, Result<String, TransportError>>,
+        outgoing: mpsc::UnboundedSender<Outbound>,
+    ) -> Self {
+        Transport {
+            incoming,
+            outgoing: Outgoing::Collected(outgoing),
+        }
     }
 }
 
@@ -81,17 +131,30 @@ struct State {
     next_peer_export: i64,
     next_import: i64,
     broken: Option<RpcError>,
+    refusal: Option<Refusal>,
     on_broken: Vec<Box<dyn FnOnce(RpcError) + Send>>,
     resolving: usize,
+    /// Entries with positive ids: what the peer pushed (calls, pipes, stream writes) and has
+    /// not released.
+    peer_entries: usize,
+    /// The pipes the peer opened, ended when the session ends.
+    peer_pipes: Vec<StreamEnd>,
 }
 
 pub(crate) struct SessionInner {
     me: Weak<SessionInner>,
-    tx: mpsc::UnboundedSender<Frame>,
+    tx: Outgoing,
     state: Mutex<State>,
     limits: Limits,
     settled: Notify,
     counters: Counters,
+    account: Arc<Account>,
+    /// When the session started, and the last message either way (ms since then).
+    started: tokio::time::Instant,
+    last_activity: std::sync::atomic::AtomicU64,
+    /// A limit the outgoing side went past: the session is refused as soon as it can be (the
+    /// read loop checks before each message), and nothing more is queued meanwhile.
+    over: Mutex<Option<LimitExceeded>>,
 }
 
 /// Message counters, for tests and metrics: how many frames went each way.
@@ -146,12 +209,19 @@ impl Session {
                 next_peer_export: 1,
                 next_import: 1,
                 broken: None,
+                refusal: None,
                 on_broken: Vec::new(),
                 resolving: 0,
+                peer_entries: 0,
+                peer_pipes: Vec::new(),
             }),
+            account: Account::new(limits.max_buffered_bytes, limits.budget.clone()),
             limits,
             settled: Notify::new(),
             counters: Counters::default(),
+            started: tokio::time::Instant::now(),
+            last_activity: std::sync::atomic::AtomicU64::new(0),
+            over: Mutex::new(None),
         });
         let main = ImportEntry::new(&inner, 0, false, 0, false);
         inner.lock().imports.insert(0, Arc::downgrade(&main));
@@ -207,6 +277,18 @@ impl Session {
         self.inner.lock().broken.clone()
     }
 
+    /// How the session said no, if it ended by refusing something (a limit, the shared
+    /// budget, idleness, a frame too large); `None` while it is open or when the peer left.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.inner.lock().refusal
+    }
+
+    /// Bytes this session holds in its buffer budget now (unread pipe chunks, blob bodies being
+    /// read, frames queued for the peer).
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.account.used()
+    }
+
     /// Waits until the session ends and returns why.
     pub async fn closed(&self) -> RpcError {
         loop {
@@ -225,12 +307,101 @@ impl SessionInner {
     }
 
     fn send_locked(&self, st: &State, msg: &Json) {
+        self.send_text_locked(st, msg, false);
+    }
+
+    /// Sends a message; `last_word` (the `abort`) goes out even past a limit, uncharged.
+    fn send_text_locked(&self, st: &State, msg: &Json, last_word: bool) {
         if st.broken.is_none() {
             self.counters
                 .sent
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let _ = self.tx.send(Frame::Text(to_js_string(msg)));
+            self.touch();
+            let text = to_js_string(msg);
+            match &self.tx {
+                Outgoing::Plain(tx) => {
+                    let _ = tx.send(Frame::Text(text));
+                }
+                Outgoing::Charged(tx, _) | Outgoing::Collected(tx) if last_word => {
+                    let _ = tx.send(Outbound(Frame::Text(text), Charge::none()));
+                }
+                Outgoing::Charged(tx, _) | Outgoing::Collected(tx) => {
+                    let mut over = self.over.lock().unwrap_or_else(|e| e.into_inner());
+                    if over.is_some() {
+                        // Past a limit already: the session is about to be refused.
+                        return;
+                    }
+                    let (charge, exceeded) = self.account.charge_outgoing(text.len());
+                    if let Some(e) = exceeded {
+                        drop(charge);
+                        *over = Some(e);
+                        // The state lock is held here: refuse from a task (the read loop also
+                        // checks before its next message).
+                        let me = self.me.clone();
+                        rt::spawn(async move {
+                            if let Some(inner) = me.upgrade() {
+                                inner.refuse_if_over();
+                            }
+                        });
+                        return;
+                    }
+                    let _ = tx.send(Outbound(Frame::Text(text), charge));
+                }
+            }
         }
+    }
+
+    fn send_close(&self, code: u16, reason: String) {
+        let frame = Frame::Close { code, reason };
+        match &self.tx {
+            Outgoing::Plain(tx) => {
+                let _ = tx.send(frame);
+            }
+            Outgoing::Collected(tx) => {
+                let _ = tx.send(Outbound(frame, Charge::none()));
+            }
+            Outgoing::Charged(tx, kill) => {
+                let _ = tx.send(Outbound(frame, Charge::none()));
+                // A peer that does not read would keep the close (and everything queued before
+                // it) from ever being written: give the writer a moment, then stop it.
+                let kill = kill.clone();
+                rt::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    kill.notify_one();
+                });
+            }
+        }
+    }
+
+    /// Notes a message sent or received now (for the idle timeout).
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_activity
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since the last message either way.
+    fn idle_for(&self) -> std::time::Duration {
+        let last = self
+            .last_activity
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.started
+            .elapsed()
+            .saturating_sub(std::time::Duration::from_millis(last))
+    }
+
+    /// Refuses the session if its outgoing side went past a limit.
+    fn refuse_if_over(&self) {
+        let over = self.over.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(e) = over {
+            self.refuse(e);
+        }
+    }
+
+    /// Ends the session because the peer went past a limit of the table.
+    fn refuse(&self, e: LimitExceeded) {
+        tracing::debug!("capnweb: refusing session: {e}");
+        self.abort_as(e.to_rpc_error(), true, e.refusal());
     }
 
     fn send(&self, msg: &Json) {
@@ -243,17 +414,58 @@ impl SessionInner {
         mut incoming: BoxStream<'static, Result<String, TransportError>>,
     ) {
         loop {
+            self.refuse_if_over();
             if self.lock().broken.is_some() {
                 return;
             }
-            match incoming.next().await {
+            // Backpressure: while half the buffer budget is queued for a peer that is not
+            // reading, read nothing more from it.
+            let high = self.account.limit() / 2;
+            if matches!(self.tx, Outgoing::Charged(..)) && self.account.outgoing() > high {
+                let idle = self.limits.idle_timeout;
+                let drained = self.account.outgoing_below(high);
+                match idle {
+                    Some(d) => {
+                        if tokio::time::timeout(d, drained).await.is_err() {
+                            self.go_idle(d);
+                            return;
+                        }
+                    }
+                    None => drained.await,
+                }
+                continue;
+            }
+            let next = match self.limits.idle_timeout {
+                None => incoming.next().await,
+                Some(d) => {
+                    match tokio::time::timeout(d.saturating_sub(self.idle_for()), incoming.next())
+                        .await
+                    {
+                        Ok(next) => next,
+                        Err(_) => {
+                            if self.idle_for() >= d {
+                                self.go_idle(d);
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            match next {
                 Some(Ok(text)) => {
                     self.counters
                         .received
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.touch();
                     if let Err(e) = self.handle_message(&text) {
-                        tracing::debug!("capnweb: aborting session: {e}");
-                        self.abort(e, true);
+                        match e {
+                            Fail::Limit(l) => self.refuse(l),
+                            Fail::Error(e) => {
+                                tracing::debug!("capnweb: aborting session: {e}");
+                                self.abort(e, true)
+                            }
+                        }
                         // Let the peer's close reply arrive so the connection closes cleanly.
                         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
                             while incoming.next().await.is_some() {}
@@ -263,7 +475,21 @@ impl SessionInner {
                     }
                 }
                 Some(Err(e)) => {
-                    self.abort(RpcError::error(format!("RPC transport failed: {e}")), false);
+                    let refusal = match e {
+                        TransportError::FrameTooLarge { .. } => Refusal::FrameTooLarge,
+                        _ => Refusal::Aborted,
+                    };
+                    self.abort_as(
+                        RpcError::error(format!("RPC transport failed: {e}")),
+                        false,
+                        refusal,
+                    );
+                    if refusal == Refusal::FrameTooLarge {
+                        // The rest of the frame is still arriving: closing the socket now
+                        // would reset it before the peer reads our close. Hold it a moment.
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        drop(incoming);
+                    }
                     return;
                 }
                 None => {
@@ -277,13 +503,29 @@ impl SessionInner {
         }
     }
 
-    fn handle_message(&self, text: &str) -> Result<(), RpcError> {
-        if text.len() > self.limits.max_message_size {
-            return Err(RpcError::type_error(format!(
-                "Incoming message exceeds maximum size of {} bytes.",
-                self.limits.max_message_size
-            )));
+    /// Closes the session for idleness (close 1001).
+    fn go_idle(&self, d: std::time::Duration) {
+        self.abort_as(
+            RpcError::error(format!(
+                "RPC session was idle for {} s (idle_timeout)",
+                d.as_secs()
+            )),
+            false,
+            Refusal::Idle,
+        );
+    }
+
+    fn handle_message(&self, text: &str) -> Result<(), Fail> {
+        let max = self.limits.max_message_size;
+        // Every code unit takes at least one byte: only a longer text needs counting.
+        if text.len() > max && utf16_len(text) > max {
+            return Err(Fail::Limit(LimitExceeded::MessageSize { max }));
         }
+        self.handle_parsed(text)?;
+        Ok(())
+    }
+
+    fn handle_parsed(&self, text: &str) -> Result<(), RpcError> {
         let msg = crate::codec::parse_json(text, &self.limits)?;
         let bad = || {
             let mut t = text.to_owned();
@@ -318,8 +560,14 @@ impl SessionInner {
             }
             "pipe" => {
                 let (sender, readable) = ReadableStream::channel();
+                {
+                    let mut st = self.lock();
+                    st.peer_pipes.retain(|p| p.is_open());
+                    st.peer_pipes.push(sender.end_handle());
+                }
                 let hook: HookRef = Arc::new(PipeWriterHook {
                     sender: Mutex::new(Some(sender)),
+                    session: self.me.clone(),
                 });
                 self.add_peer_export(hook, false, Some(readable))?;
                 Ok(())
@@ -365,13 +613,22 @@ impl SessionInner {
         pipe: Option<ReadableStream>,
     ) -> Result<i64, RpcError> {
         let mut st = self.lock();
-        if st.exports.len() >= self.limits.max_exports {
+        let over = if st.exports.len() >= self.limits.max_exports {
+            Some(LimitExceeded::Exports {
+                max: self.limits.max_exports,
+            })
+        } else if st.peer_entries >= self.limits.max_calls_in_flight {
+            Some(LimitExceeded::CallsInFlight {
+                max: self.limits.max_calls_in_flight,
+            })
+        } else {
+            None
+        };
+        if let Some(e) = over {
             drop(st);
-            return Err(RpcError::range_error(format!(
-                "peer exceeded the limit of {} exports per session",
-                self.limits.max_exports
-            )));
+            return Err(e.to_rpc_error());
         }
+        st.peer_entries += 1;
         let id = st.next_peer_export;
         st.next_peer_export += 1;
         st.exports.insert(
@@ -401,6 +658,9 @@ impl SessionInner {
             }
             exp.refcount -= count;
             if exp.refcount == 0 {
+                if id > 0 {
+                    st.peer_entries -= 1;
+                }
                 st.exports.remove(&id)
             } else {
                 None
@@ -531,7 +791,13 @@ impl SessionInner {
 
     /// Aborts the session. Pending imports fail with `reason`; exports are dropped.
     fn abort(&self, reason: RpcError, send: bool) {
-        let (exports, imports, callbacks) = {
+        self.abort_as(reason, send, Refusal::Aborted);
+    }
+
+    /// Aborts the session, telling the peer `reason` (with an `abort` message when `send`) and
+    /// closing the connection with `refusal`'s close code.
+    fn abort_as(&self, reason: RpcError, send: bool, refusal: Refusal) {
+        let (exports, imports, callbacks, pipes) = {
             let mut st = self.lock();
             if st.broken.is_some() {
                 return;
@@ -539,20 +805,29 @@ impl SessionInner {
             if send {
                 let body = devaluate(reason.value(), &NoSession(self.limits.clone()))
                     .unwrap_or_else(|_| json!(["error", "Error", reason.message()]));
-                self.send_locked(&st, &json!(["abort", body]));
+                self.send_text_locked(&st, &json!(["abort", body]), true);
             }
-            let _ = self.tx.send(Frame::Close(reason.message()));
+            self.send_close(refusal.close_code(), reason.message());
             st.broken = Some(reason.clone());
+            if send || refusal != Refusal::Aborted {
+                st.refusal = Some(refusal);
+            }
+            st.peer_entries = 0;
+            let pipes = std::mem::take(&mut st.peer_pipes);
             (
                 std::mem::take(&mut st.exports),
                 std::mem::take(&mut st.imports),
                 std::mem::take(&mut st.on_broken),
+                pipes,
             )
         };
         for entry in imports.values().filter_map(Weak::upgrade) {
             entry.abort(&reason);
         }
         drop(exports);
+        for pipe in pipes {
+            pipe.terminate(reason.clone());
+        }
         for cb in callbacks {
             cb(reason.clone());
         }
@@ -1027,9 +1302,11 @@ impl Hook for ImportEntry {
 }
 
 /// The writable end of a pipe the peer opened with `["pipe"]`: its `write`, `close` and
-/// `abort` calls feed the pipe's [`ReadableStream`].
+/// `abort` calls feed the pipe's [`ReadableStream`]. Written chunks are charged to the
+/// session's buffer budget until they are read; a write completes when the reader has room.
 struct PipeWriterHook {
     sender: Mutex<Option<StreamSender>>,
+    session: Weak<SessionInner>,
 }
 
 impl Hook for PipeWriterHook {
@@ -1054,12 +1331,25 @@ impl Hook for PipeWriterHook {
                 } else {
                     args.swap_remove(0)
                 };
-                crate::hook::PromiseHook::from_future(async move {
-                    match sender.write(chunk).await {
-                        Ok(()) => value_hook(Value::Undefined),
-                        Err(e) => error_hook(e),
+                let Some(session) = self.session.upgrade() else {
+                    return error_hook(closed_error());
+                };
+                match sender.write_charged(chunk, &session.account) {
+                    Ok(room) => crate::hook::PromiseHook::from_future(async move {
+                        match room.await {
+                            Ok(()) => value_hook(Value::Undefined),
+                            Err(e) => error_hook(e),
+                        }
+                    }),
+                    Err(WriteError::Canceled) => {
+                        error_hook(RpcError::error("ReadableStream was canceled by its reader"))
                     }
-                })
+                    Err(WriteError::Limit(e)) => {
+                        let err = e.to_rpc_error();
+                        session.refuse(e);
+                        error_hook(err)
+                    }
+                }
             }
             "close" => {
                 guard.take();
@@ -1091,5 +1381,17 @@ impl Hook for PipeWriterHook {
     }
     fn pull(self: Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
         Box::pin(async { Err(RpcError::error("Cannot pull a WritableStream stub")) })
+    }
+}
+
+/// Why handling a message failed: a limit of the table, or any other error.
+enum Fail {
+    Limit(LimitExceeded),
+    Error(RpcError),
+}
+
+impl From<RpcError> for Fail {
+    fn from(e: RpcError) -> Self {
+        Fail::Error(e)
     }
 }

@@ -27,8 +27,13 @@ pub enum Value {
     Number(f64),
     /// A BigInt, as its decimal digits (with a leading `-` when negative).
     BigInt(String),
-    /// A string.
+    /// A string (well-formed Unicode; a JavaScript string holding a lone surrogate is
+    /// [`Value::JsString`]).
     String(String),
+    /// A JavaScript string that holds a lone surrogate (legal in JavaScript, common in
+    /// truncated text), as its UTF-16 code units. It round-trips unchanged; convert it with
+    /// [`JsString::to_string_lossy`] where a Rust string is needed.
+    JsString(JsString),
     /// An array.
     Array(Vec<Value>),
     /// A plain object.
@@ -57,7 +62,60 @@ pub enum Value {
     Promise(RpcPromise),
 }
 
+/// A JavaScript string that is not well-formed Unicode: it holds at least one lone surrogate,
+/// so it cannot be a Rust `String`. Build it with [`Value::from_utf16`], which gives a
+/// [`Value::String`] whenever the code units are well-formed.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct JsString {
+    units: Vec<u16>,
+}
+
+impl JsString {
+    /// The UTF-16 code units, as JavaScript's `charCodeAt` sees them.
+    pub fn code_units(&self) -> &[u16] {
+        &self.units
+    }
+
+    /// The string with every lone surrogate replaced by U+FFFD.
+    pub fn to_string_lossy(&self) -> String {
+        String::from_utf16_lossy(&self.units)
+    }
+}
+
+impl std::fmt::Debug for JsString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsString({:?})", self.to_string_lossy())
+    }
+}
+
 impl Value {
+    /// A string from UTF-16 code units: [`Value::String`] when they are well-formed,
+    /// [`Value::JsString`] when they hold a lone surrogate.
+    pub fn from_utf16(units: Vec<u16>) -> Value {
+        match String::from_utf16(&units) {
+            Ok(s) => Value::String(s),
+            Err(_) => Value::JsString(JsString { units }),
+        }
+    }
+
+    /// Either kind of string as a Rust string, lone surrogates replaced by U+FFFD.
+    pub fn to_string_lossy(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+            Value::JsString(s) => Some(std::borrow::Cow::Owned(s.to_string_lossy())),
+            _ => None,
+        }
+    }
+
+    /// Either kind of string as UTF-16 code units.
+    pub fn to_utf16(&self) -> Option<Vec<u16>> {
+        match self {
+            Value::String(s) => Some(s.encode_utf16().collect()),
+            Value::JsString(s) => Some(s.units.clone()),
+            _ => None,
+        }
+    }
+
     /// Shorthand for [`Value::String`].
     pub fn string(s: impl Into<String>) -> Self {
         Value::String(s.into())
@@ -132,6 +190,49 @@ impl Value {
         matches!(self, Value::Undefined)
     }
 
+    /// Roughly how many bytes this value holds (data only: a capability counts as a few
+    /// bytes). Used to charge buffered chunks to a session's budget.
+    pub fn approx_size(&self) -> usize {
+        const SMALL: usize = 16;
+        let pairs = |h: &[(String, String)]| {
+            h.iter()
+                .map(|(k, v)| k.len() + v.len() + SMALL)
+                .sum::<usize>()
+        };
+        let body = |b: &Option<Body>| match b {
+            Some(Body::Text(t)) => t.len(),
+            Some(Body::Bytes(b)) => b.len(),
+            _ => 0,
+        };
+        match self {
+            Value::String(s) | Value::BigInt(s) | Value::Url(s) => s.len() + SMALL,
+            Value::JsString(s) => s.units.len() * 2 + SMALL,
+            Value::Bytes(b) => b.data.len() + SMALL,
+            Value::Array(a) => a.iter().map(Value::approx_size).sum::<usize>() + SMALL,
+            Value::Object(o) => {
+                o.iter()
+                    .map(|(k, v)| k.len() + v.approx_size())
+                    .sum::<usize>()
+                    + SMALL
+            }
+            Value::Error(e) => {
+                e.name.len()
+                    + e.message.len()
+                    + e.stack.as_ref().map_or(0, String::len)
+                    + e.props
+                        .iter()
+                        .map(|(k, v)| k.len() + v.approx_size())
+                        .sum::<usize>()
+                    + SMALL
+            }
+            Value::Headers(h) => pairs(h) + SMALL,
+            Value::Request(r) => r.url.len() + pairs(&r.headers) + body(&r.body) + SMALL,
+            Value::Response(r) => pairs(&r.headers) + body(&r.body) + SMALL,
+            Value::Blob(b) => b.data.len() + b.content_type.len() + SMALL,
+            _ => SMALL,
+        }
+    }
+
     /// Converts plain JSON into a value (objects, arrays, numbers, strings, booleans, null).
     pub fn from_json(json: &serde_json::Value) -> Self {
         match json {
@@ -162,6 +263,7 @@ impl Value {
             Value::Number(_) => J::Null,
             Value::BigInt(s) => J::String(s.clone()),
             Value::String(s) => J::String(s.clone()),
+            Value::JsString(s) => J::String(s.to_string_lossy()),
             Value::Array(a) => J::Array(a.iter().map(Value::to_json).collect()),
             Value::Object(o) => J::Object(
                 o.iter()

@@ -165,7 +165,7 @@ fn convert_in<'js>(
         Type::Bool => Value::Bool(v.as_bool().unwrap_or(false)),
         Type::Int => Value::Number(f64::from(v.as_int().unwrap_or(0))),
         Type::Float => Value::Number(v.as_float().unwrap_or(f64::NAN)),
-        Type::String => Value::String(v.get::<String>()?),
+        Type::String => string_in(ctx, &v)?,
         Type::BigInt => Value::BigInt(v.get::<rquickjs::convert::Coerced<String>>()?.0),
         Type::Symbol => return Err(type_error(ctx, "a Symbol cannot be sent over RPC")),
         Type::Array => {
@@ -186,6 +186,30 @@ fn convert_in<'js>(
         | Type::Proxy => convert_object(host, ctx, v, depth)?,
         _ => return Err(type_error(ctx, "this value cannot be sent over RPC")),
     })
+}
+
+/// `(s) => its UTF-16 code units`, for strings a Rust `String` cannot hold.
+const CODE_UNITS: &str = "(s) => { const a = new Array(s.length); \
+     for (let i = 0; i < s.length; i++) a[i] = s.charCodeAt(i); return a; }";
+
+/// `(code units) => the string`.
+const FROM_CODE_UNITS: &str = "(a) => { let s = ''; \
+     for (let i = 0; i < a.length; i += 4096) s += String.fromCharCode.apply(null, a.slice(i, i + 4096)); \
+     return s; }";
+
+/// A JavaScript string as a capnweb string: a Rust string, or (when it holds a lone surrogate,
+/// which is legal in JavaScript) its UTF-16 code units, so it crosses unchanged.
+fn string_in<'js>(ctx: &Ctx<'js>, v: &JsValue<'js>) -> rquickjs::Result<Value> {
+    match v.get::<String>() {
+        Ok(s) => Ok(Value::String(s)),
+        // QuickJS hands out lone surrogates as three-byte sequences, which are not UTF-8.
+        Err(rquickjs::Error::Utf8(_)) => {
+            let code_units: rquickjs::Function<'js> = ctx.eval(CODE_UNITS)?;
+            let units: Vec<u16> = code_units.call((v.clone(),))?;
+            Ok(Value::from_utf16(units))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn convert_object<'js>(
@@ -354,6 +378,10 @@ pub(crate) fn to_js<'js>(host: &Host, ctx: &Ctx<'js>, v: &Value) -> rquickjs::Re
         Value::Bool(b) => JsValue::new_bool(c, *b),
         Value::Number(n) => JsValue::new_number(c, *n),
         Value::String(s) => rquickjs::String::from_str(c, s)?.into_value(),
+        Value::JsString(s) => {
+            let from_units: rquickjs::Function<'js> = ctx.eval(FROM_CODE_UNITS)?;
+            from_units.call((s.code_units().to_vec(),))?
+        }
         Value::BigInt(s) => {
             let big: rquickjs::Function<'js> = ctx.globals().get("BigInt")?;
             big.call((s.as_str(),))?

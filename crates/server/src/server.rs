@@ -36,10 +36,13 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Largest request body, in bytes.
     pub body_limit: usize,
-    /// capnweb limits for `/_rpc` sessions.
+    /// capnweb limits for `/_rpc` sessions: the session limits table, budgets and caps
+    /// included.
     pub rpc_limits: capnweb::Limits,
     /// The most one KV namespace or bucket may hold (a binding may ask for less).
     pub storage_quota: store::Quota,
+    /// Proxies whose `X-Forwarded-For` is believed when counting sessions per client address.
+    pub trusted_proxies: Vec<crate::http::client_addr::Network>,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             body_limit: http::DEFAULT_BODY_LIMIT,
             rpc_limits: capnweb::Limits::default(),
             storage_quota: store::Quota::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -116,6 +120,10 @@ impl Server {
             registry: registry.clone(),
             admin_token: Arc::new(token.clone()),
             rpc_limits: config.rpc_limits.clone(),
+            rpc_admission: capnweb::Admission::new(),
+            trusted_proxies: Arc::new(crate::http::client_addr::TrustedProxies(
+                config.trusted_proxies.clone(),
+            )),
             shutdown,
         };
         let app = http::router(state, config.body_limit);
@@ -137,11 +145,14 @@ impl Server {
             }
         });
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
         });
         tracing::info!(%addr, "listening");
         Ok(Server {

@@ -9,13 +9,29 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::codec::Limits;
-use crate::session::{Frame, Session, Transport};
+use crate::limits::{Limits, Refusal};
+use crate::session::{Frame, Outbound, Session, Transport};
 use crate::{Stub, TransportError};
+
+/// What a batch session answered.
+#[derive(Debug)]
+pub struct BatchAnswer {
+    /// The response body: every message the session sent, newline-separated.
+    pub body: String,
+    /// How the session said no, if it did: [`Refusal::Overloaded`] should be answered with 503
+    /// and `Retry-After` instead of the body; [`Refusal::Aborted`] is in the body as an `abort`
+    /// line (status 200, as the JavaScript server would send it).
+    pub refusal: Option<Refusal>,
+}
 
 /// Answers one HTTP batch request body with `main` as the main object; returns the response
 /// body. (The HTTP side — method check, status — is the caller's.)
 pub async fn serve_batch(body: &str, main: Stub, limits: Limits) -> String {
+    answer_batch(body, main, limits).await.body
+}
+
+/// Like [`serve_batch`], and says how the session refused, if it did.
+pub async fn answer_batch(body: &str, main: Stub, limits: Limits) -> BatchAnswer {
     let lines: Vec<String> = if body.is_empty() {
         Vec::new()
     } else {
@@ -32,18 +48,27 @@ pub async fn serve_batch(body: &str, main: Stub, limits: Limits) -> String {
     let incoming = futures::stream::iter(lines.into_iter().map(Ok))
         .chain(tail)
         .boxed();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let session = Session::new(Transport::new(incoming, tx), Some(main), limits);
+    // The answers are held until the response is built, charged to the session's buffer
+    // budget: a batch that makes more than that (pipelined echoes of one large value, say) is
+    // aborted instead of growing the response without bound.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
+    let session = Session::new(Transport::collected(incoming, tx), Some(main), limits);
     let _ = all_received_rx.await;
     session.drain().await;
     let mut out: Vec<String> = Vec::new();
-    while let Ok(frame) = rx.try_recv() {
+    let mut held = Vec::new();
+    while let Ok(Outbound(frame, charge)) = rx.try_recv() {
         if let Frame::Text(t) = frame {
             out.push(t);
         }
+        held.push(charge);
     }
+    let refusal = session.refusal();
     session.abort(crate::RpcError::error("Batch RPC request ended."));
-    out.join("\n")
+    BatchAnswer {
+        body: out.join("\n"),
+        refusal,
+    }
 }
 
 /// An HTTP batch client session: calls made before [`HttpBatch::run`] polls go out in one POST.

@@ -28,7 +28,7 @@ fn frames_to_incoming(
         let mut rx = rx?;
         match rx.recv().await {
             Some(Frame::Text(t)) => Some((Ok(t), Some(rx))),
-            Some(Frame::Close(_)) | None => None,
+            Some(Frame::Close { .. }) | None => None,
         }
     })
     .boxed()

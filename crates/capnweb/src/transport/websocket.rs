@@ -1,17 +1,24 @@
 //! capnweb over WebSocket: one text message per capnweb message, as the JavaScript
 //! `newWebSocketRpcSession` does. Client ([`connect`]) and server ([`serve_socket`] for a
 //! tokio-tungstenite stream, [`serve_axum`] for an axum upgrade).
+//!
+//! The message and frame caps come from the session's [`Limits`]
+//! ([`Limits::max_frame_bytes`]), so the WebSocket never refuses a message the session would
+//! accept; a larger frame closes the connection with 1009 and a reason. Frames queued for the
+//! peer are charged to the session's buffer budget until they are written.
+
+use std::sync::Arc;
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::codec::Limits;
-use crate::session::{Frame, Session, Transport};
+use crate::limits::Limits;
+use crate::session::{Frame, Outbound, Session, Transport};
 use crate::{rt, Stub, TransportError};
 
 /// The read buffer size our WebSockets use. tungstenite zero-fills its whole read buffer
@@ -20,13 +27,36 @@ use crate::{rt, Stub, TransportError};
 /// reads. Servers built on axum pass it to `WebSocketUpgrade::read_buffer_size`.
 pub const READ_BUFFER_SIZE: usize = 16 * 1024;
 
-/// The tungstenite configuration [`connect`] uses: the defaults with [`READ_BUFFER_SIZE`].
-pub fn config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(READ_BUFFER_SIZE)
+/// The tungstenite configuration for a session with `limits`: [`READ_BUFFER_SIZE`], and
+/// message and frame caps of [`Limits::max_frame_bytes`].
+pub fn config(limits: &Limits) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_SIZE)
+        .max_message_size(Some(limits.max_frame_bytes()))
+        .max_frame_size(Some(limits.max_frame_bytes()))
 }
 
-/// The close code the JavaScript implementation uses when a session aborts.
-const ABORT_CLOSE_CODE: u16 = 3000;
+/// Prepares an axum upgrade for a session with `limits`: the read buffer size and the
+/// message and frame caps that [`config`] sets.
+pub fn axum_upgrade(
+    ws: axum::extract::ws::WebSocketUpgrade,
+    limits: &Limits,
+) -> axum::extract::ws::WebSocketUpgrade {
+    ws.read_buffer_size(READ_BUFFER_SIZE)
+        .max_message_size(limits.max_frame_bytes())
+        .max_frame_size(limits.max_frame_bytes())
+}
+
+/// Whether a tungstenite error is a frame or message over the cap, and its sizes.
+fn too_large(e: &tokio_tungstenite::tungstenite::Error) -> Option<(usize, usize)> {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    match e {
+        Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            Some((*size, *max_size))
+        }
+        _ => None,
+    }
+}
 
 /// A WebSocket close reason may hold at most 123 bytes.
 fn close_reason(reason: &str) -> String {
@@ -45,10 +75,45 @@ enum Received {
     Failed(TransportError),
 }
 
+/// Writes `frames` to `sink` until a close frame or the channel's end; each frame's charge is
+/// released once the frame is handed to the socket.
+async fn write_frames<M, Si>(
+    mut sink: Si,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    text: fn(String) -> M,
+    close: fn(u16, String) -> M,
+) where
+    Si: Sink<M> + Unpin,
+{
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Feed everything already queued, then flush once.
+        while let Some(Outbound(f, charge)) = next.take() {
+            match f {
+                Frame::Text(t) => {
+                    if sink.feed(text(t)).await.is_err() {
+                        return;
+                    }
+                    drop(charge);
+                }
+                Frame::Close { code, reason } => {
+                    let _ = sink.send(close(code, close_reason(&reason))).await;
+                    return;
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
 /// Builds a transport from any WebSocket's two halves: `text` and `close` make outgoing
 /// messages, `classify` reads incoming ones.
 fn websocket_transport<M, E, Si, St>(
-    mut sink: Si,
+    sink: Si,
     stream: St,
     text: fn(String) -> M,
     close: fn(u16, String) -> M,
@@ -60,32 +125,16 @@ where
     Si: Sink<M> + Unpin + Send + 'static,
     St: Stream<Item = Result<M, E>> + Unpin + Send + 'static,
 {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+    let (tx, rx) = mpsc::unbounded_channel::<Outbound>();
+    let kill = Arc::new(Notify::new());
+    let killed = kill.clone();
     rt::spawn(async move {
-        while let Some(frame) = rx.recv().await {
-            let mut next = Some(frame);
-            // Feed everything already queued, then flush once.
-            while let Some(f) = next.take() {
-                match f {
-                    Frame::Text(t) => {
-                        if sink.feed(text(t)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Frame::Close(reason) => {
-                        let _ = sink
-                            .send(close(ABORT_CLOSE_CODE, close_reason(&reason)))
-                            .await;
-                        return;
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            if sink.flush().await.is_err() {
-                return;
-            }
+        // Stopped by `kill` (a peer that never reads would hold the writer forever): what is
+        // still queued is dropped, and with it its charges.
+        tokio::select! {
+            () = write_frames(sink, rx, text, close) => {}
+            () = killed.notified() => {}
         }
-        let _ = sink.close().await;
     });
     let incoming = futures::stream::unfold(Some(stream), move |stream| async move {
         let mut stream = stream?;
@@ -94,13 +143,18 @@ where
                 Received::Text(t) => return Some((Ok(t), Some(stream))),
                 Received::Closed => return None,
                 Received::Ignore => {}
+                // A frame too large leaves the connection open (the session holds it for a
+                // moment so the peer can read the close); other failures end it here.
+                Received::Failed(e @ TransportError::FrameTooLarge { .. }) => {
+                    return Some((Err(e), Some(stream)))
+                }
                 Received::Failed(e) => return Some((Err(e), None)),
             }
         }
         None
     })
     .boxed();
-    Transport::new(incoming, tx)
+    Transport::charged(incoming, tx, kill)
 }
 
 fn binary_text(bytes: &[u8]) -> Received {
@@ -133,7 +187,10 @@ where
             Ok(Message::Binary(b)) => binary_text(&b),
             Ok(Message::Close(_)) => Received::Closed,
             Ok(_) => Received::Ignore,
-            Err(e) => Received::Failed(TransportError::WebSocket(e)),
+            Err(e) => match too_large(&e) {
+                Some((size, max)) => Received::Failed(TransportError::FrameTooLarge { size, max }),
+                None => Received::Failed(TransportError::WebSocket(e)),
+            },
         },
     )
 }
@@ -157,7 +214,18 @@ pub fn axum_transport(ws: axum::extract::ws::WebSocket) -> Transport {
             Ok(AxMessage::Binary(b)) => binary_text(&b),
             Ok(AxMessage::Close(_)) => Received::Closed,
             Ok(_) => Received::Ignore,
-            Err(e) => Received::Failed(TransportError::Http(e.to_string())),
+            Err(e) => {
+                let inner = e.into_inner();
+                match inner
+                    .downcast_ref::<tokio_tungstenite::tungstenite::Error>()
+                    .and_then(too_large)
+                {
+                    Some((size, max)) => {
+                        Received::Failed(TransportError::FrameTooLarge { size, max })
+                    }
+                    None => Received::Failed(TransportError::Http(inner.to_string())),
+                }
+            }
         },
     )
 }
@@ -171,7 +239,8 @@ pub async fn connect(
 ) -> Result<Session, TransportError> {
     // TCP_NODELAY, as browsers and Node's `ws` do: with Nagle on, a call that follows a
     // `release` (which the peer never answers) waits for a delayed ACK, ~40 ms.
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config()), true).await?;
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(config(&limits)), true).await?;
     Ok(Session::new(transport(ws), local_main, limits))
 }
 

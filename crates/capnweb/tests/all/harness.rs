@@ -34,7 +34,7 @@ pub async fn connect(link: Link, main: Stub, limits: Limits) -> Connected {
                 let (tcp, _) = listener.accept().await.expect("accept");
                 let ws = tokio_tungstenite::accept_async_with_config(
                     tcp,
-                    Some(capnweb::transport::websocket::config()),
+                    Some(capnweb::transport::websocket::config(&server_limits)),
                 )
                 .await
                 .expect("handshake");

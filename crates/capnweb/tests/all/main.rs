@@ -7,4 +7,6 @@ mod harness;
 mod hostile;
 mod js_peer;
 mod semantics;
+mod session_limits;
+mod strings;
 mod wire;

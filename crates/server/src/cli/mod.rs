@@ -1,6 +1,7 @@
 //! The command line: `functions serve` and the client commands.
 
 mod client;
+mod rpc_limits;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,8 @@ struct ServeArgs {
     /// more is refused at once with a TooManyCallsError.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
     max_child_calls: u64,
+    #[command(flatten)]
+    rpc: rpc_limits::RpcLimitArgs,
 }
 
 impl ServeArgs {
@@ -308,6 +311,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_bytes: args.storage_quota_bytes,
             max_keys: args.storage_quota_keys,
         },
+        rpc_limits: args.rpc.limits(),
+        trusted_proxies: args.rpc.trusted_proxies(),
         ..Config::default()
     };
     let server = Server::start(config, host).await?;

@@ -12,6 +12,7 @@
 //! `{"error": {"name", "message", …}}`; the status mapping is documented in [`status`].
 
 pub mod admin;
+pub mod client_addr;
 pub mod convert;
 pub mod fetch;
 pub mod logs;
@@ -39,8 +40,12 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The admin bearer token.
     pub admin_token: Arc<String>,
-    /// capnweb limits for `/_rpc` sessions.
+    /// capnweb limits for `/_rpc` sessions (clones share its buffer budget).
     pub rpc_limits: capnweb::Limits,
+    /// Open `/_rpc` sessions per function and per client address.
+    pub rpc_admission: capnweb::Admission,
+    /// Proxies whose `X-Forwarded-For` names the client of a `/_rpc` session.
+    pub trusted_proxies: Arc<client_addr::TrustedProxies>,
     /// Turns `true` when the server shuts down (ends the long-lived log streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -16,6 +16,8 @@ use capnweb::transport::{batch, websocket};
 use capnweb::{CallResult, Limits, RpcError, RpcTarget, Session, Stub, Value};
 use clap::Parser;
 
+mod add;
+
 #[derive(Parser)]
 struct Args {
     /// Port to listen on (0 picks a free one).
@@ -47,7 +49,7 @@ impl RpcTarget for Api {
                     let i = num(&args, 0)?;
                     Ok(Value::Number(i * i))
                 }
-                "add" => Ok(Value::Number(num(&args, 0)? + num(&args, 1)?)),
+                "add" => add::js_add(&arg(&args, 0), &arg(&args, 1)),
                 "echo" => Ok(arg(&args, 0)),
                 "getUser" => {
                     let id = arg(&args, 0);
@@ -87,7 +89,11 @@ impl RpcTarget for Api {
                 }
                 "throwError" => {
                     let name = arg(&args, 0).as_str().unwrap_or("Error").to_owned();
-                    let message = arg(&args, 1).as_str().unwrap_or_default().to_owned();
+                    // An error message is a Rust string: lone surrogates become U+FFFD.
+                    let message = arg(&args, 1)
+                        .to_string_lossy()
+                        .map(|m| m.into_owned())
+                        .unwrap_or_default();
                     let mut err = capnweb::ErrorValue::new(name, message);
                     if let Value::Object(props) = arg(&args, 2) {
                         err.props = props;
@@ -165,37 +171,41 @@ impl RpcTarget for Counter {
     }
 }
 
-async fn ws_route(ws: WebSocketUpgrade) -> impl IntoResponse {
-    ws.read_buffer_size(websocket::READ_BUFFER_SIZE)
-        .on_upgrade(|socket| async move {
-            let api = Arc::new(Api {
-                session: OnceLock::new(),
-            });
-            let session = Session::new(
-                websocket::axum_transport(socket),
-                Some(Stub::from_arc(api.clone())),
-                Limits::default(),
-            );
-            let _ = api.session.set(session.clone());
-            session.closed().await;
-        })
+async fn ws_route(State(limits): State<Limits>, ws: WebSocketUpgrade) -> impl IntoResponse {
+    websocket::axum_upgrade(ws, &limits).on_upgrade(|socket| async move {
+        let api = Arc::new(Api {
+            session: OnceLock::new(),
+        });
+        let session = Session::new(
+            websocket::axum_transport(socket),
+            Some(Stub::from_arc(api.clone())),
+            limits,
+        );
+        let _ = api.session.set(session.clone());
+        session.closed().await;
+    })
 }
 
-async fn batch_route(State(()): State<()>, body: String) -> impl IntoResponse {
+async fn batch_route(State(limits): State<Limits>, body: String) -> impl IntoResponse {
     let api = Arc::new(Api {
         session: OnceLock::new(),
     });
     // Batch sessions are per request; sessionStats there reports "no session".
-    batch::serve_batch(&body, Stub::from_arc(api), Limits::default()).await
+    batch::serve_batch(&body, Stub::from_arc(api), limits).await
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    let limits = Limits::default();
     let app = axum::Router::new()
         .route("/", any(ws_route))
         .route("/batch", post(batch_route))
-        .with_state(());
+        // The body cap comes from the session limits, so it never fires before them.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits.max_batch_bytes(),
+        ))
+        .with_state(limits);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     println!("listening on {}", listener.local_addr()?.port());
     let shutdown = async {
