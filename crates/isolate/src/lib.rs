@@ -47,6 +47,8 @@ mod natives;
 mod pool;
 mod state;
 mod target;
+#[cfg(feature = "test-panic")]
+mod test_panic;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};
 pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};

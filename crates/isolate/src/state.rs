@@ -264,6 +264,11 @@ fn blank() -> Result<IsolateState, LoadError> {
     host.begin_slice();
     let prepared = ctx.with(|ctx| {
         let r = host.prepare(&ctx);
+        #[cfg(feature = "test-panic")]
+        let r = r.and_then(|()| {
+            crate::test_panic::install(&ctx, Rc::downgrade(&host))
+                .map_err(|e| LoadError::Runtime(host.describe_error(&ctx, e)))
+        });
         if r.is_err() {
             host.clear(&ctx);
         }
