@@ -26,7 +26,7 @@ type Saved = Persistent<JsValue<'static>>;
 
 /// A JavaScript promise waiting for a capnweb result: resolve, reject, and the invocation that
 /// is waiting on it.
-type Pull = (Saved, Saved, Option<u64>);
+pub(crate) type Pull = (Saved, Saved, Option<u64>);
 
 /// What a call into a JavaScript object does.
 pub(crate) enum Op {
@@ -49,10 +49,12 @@ pub(crate) struct Host {
     /// Set by the interrupt handler when a deadline passed, or when an invocation used up its
     /// CPU budget.
     interrupted: Rc<Cell<bool>>,
-    /// When the running slice of JavaScript must stop (read by the interrupt handler).
-    deadline: Rc<Cell<Option<Instant>>>,
-    /// The running slice: when it started and which invocation it runs for.
-    slice: Cell<Option<(Instant, Option<u64>)>>,
+    /// When the running slice of JavaScript must stop (read by the interrupt handler), on `cpu`.
+    deadline: Rc<Cell<Option<Duration>>>,
+    /// The running slice: when it started (on `cpu`) and which invocation it runs for.
+    slice: Cell<Option<(Duration, Option<u64>)>>,
+    /// The clock CPU time is measured with (thread CPU time, see `cpu.rs`).
+    cpu: Rc<crate::cpu::CpuClock>,
     /// CPU time used so far by each invocation still waiting to settle, by call id.
     budgets: RefCell<HashMap<u64, Duration>>,
     /// The trace of each invocation still waiting to settle that has one, by call id: it is
@@ -77,6 +79,9 @@ pub(crate) struct Host {
     /// `WebAssembly` global or of a `.wasm` module).
     wasm: Rc<wasm::Wasm>,
     wasm_api: RefCell<Option<Saved>>,
+    /// Set when a native function panicked and JavaScript saw the panic as QuickJS's
+    /// exception marker (see `Unit::run`, which then resumes the panic).
+    panicked: Cell<bool>,
     /// Capnweb streams fed from JavaScript streams, by id.
     /// Each holds the isolate alive until its stream ends.
     senders: RefCell<HashMap<u64, (capnweb::StreamSender, Arc<Shared>)>>,
@@ -88,6 +93,7 @@ impl Host {
     pub(crate) fn new(stop: &crate::limits::Stop, wasm: Rc<wasm::Wasm>) -> Self {
         let interrupted = stop.interrupted.clone();
         let deadline = stop.deadline.clone();
+        let cpu = stop.cpu.clone();
         let oom = stop.oom.clone();
         Host {
             id: RefCell::new(String::new()),
@@ -97,6 +103,7 @@ impl Host {
             interrupted,
             deadline,
             slice: Cell::new(None),
+            cpu,
             budgets: RefCell::default(),
             traces: RefCell::default(),
             oom,
@@ -110,6 +117,7 @@ impl Host {
             pulls: RefCell::default(),
             wasm,
             wasm_api: RefCell::default(),
+            panicked: Cell::new(false),
             senders: RefCell::default(),
         }
     }
@@ -138,7 +146,7 @@ impl Host {
     /// Starts a slice of JavaScript (one job and the microtasks it queues): it may run for at
     /// most the CPU limit.
     pub(crate) fn begin_slice(&self) {
-        let now = Instant::now();
+        let now = self.cpu.now();
         self.slice.set(Some((now, None)));
         self.deadline.set(Some(now + self.limits().cpu_time));
         capnweb::trace::set(None);
@@ -175,7 +183,7 @@ impl Host {
         let Some((start, Some(id))) = self.slice.take() else {
             return;
         };
-        let elapsed = start.elapsed();
+        let elapsed = self.cpu.now().saturating_sub(start);
         if let Some(used) = self.budgets.borrow_mut().get_mut(&id) {
             *used += elapsed;
             if *used >= self.limits().cpu_time {
@@ -205,6 +213,23 @@ impl Host {
 
     pub(crate) fn elapsed_ms(&self) -> f64 {
         self.started.get().elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Notes that a native function panicked: the isolate is marked broken at once (so no
+    /// caller reaches it again) and the panic is resumed when the job ends. Returns the error
+    /// the call sees.
+    fn note_panic(&self) -> RpcError {
+        self.panicked.set(true);
+        let reason = format!("internal error; isolate '{}' was discarded", self.id());
+        if let Some(shared) = self.shared() {
+            shared.set_internal(reason.clone());
+        }
+        crate::error::internal_error(reason)
+    }
+
+    /// Whether a native panicked during this job (and clears the note).
+    pub(crate) fn take_panicked(&self) -> bool {
+        self.panicked.replace(false)
     }
 
     /// Marks that the heap limit was hit.
@@ -351,6 +376,10 @@ impl Host {
 
     /// Turns a thrown JavaScript value into the error a caller sees.
     pub(crate) fn error_from_js<'js>(&self, ctx: &Ctx<'js>, thrown: JsValue<'js>) -> RpcError {
+        if thrown.is_exception() {
+            // Not a JavaScript value: the marker rquickjs throws when a native panicked.
+            return self.note_panic();
+        }
         if let Some(reason) = self.limit_broken() {
             return resource_limit_error(reason);
         }
@@ -385,11 +414,12 @@ impl Host {
     }
 
     /// The WebAssembly JavaScript API (`{ WebAssembly, newModule }`), built on first use.
-    pub(crate) fn wasm_api<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    pub(crate) fn wasm_api<'js>(self: &Rc<Self>, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
         if self.wasm_api.borrow().is_some() {
             return restore_obj(ctx, &self.wasm_api);
         }
         let natives = wasm::natives(ctx, &self.wasm)?;
+        crate::wasm_compile::install(ctx, &natives, Rc::downgrade(self))?;
         let api: Object<'js> = crate::bytecode::webassembly(ctx)?.call((natives,))?;
         *self.wasm_api.borrow_mut() = Some(Persistent::save(ctx, api.clone().into_value()));
         Ok(api)
@@ -644,6 +674,29 @@ impl Host {
         }
     }
 
+    /// Takes JavaScript promise `id` (resolve, reject, the invocation that asked) to settle it
+    /// with something other than a capnweb value.
+    pub(crate) fn take_pull(&self, id: u64) -> Option<Pull> {
+        self.pulls.borrow_mut().remove(&id)
+    }
+
+    /// Charges `spent`, time spent off the JavaScript thread for invocation `owner` (compiling
+    /// WebAssembly), to its CPU budget; the CPU limit breaks if that uses the budget up.
+    pub(crate) fn charge(&self, owner: Option<u64>, spent: Duration) {
+        let Some(id) = owner else { return };
+        if let Some(used) = self.budgets.borrow_mut().get_mut(&id) {
+            *used += spent;
+            if *used >= self.limits().cpu_time {
+                self.interrupted.set(true);
+            }
+        }
+    }
+
+    /// The isolate's WebAssembly.
+    pub(crate) fn wasm(&self) -> &Rc<wasm::Wasm> {
+        &self.wasm
+    }
+
     /// Fires timer `id`, set while `owner` was running.
     pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, id: u64, owner: Option<u64>) {
         self.enter(owner);
@@ -651,6 +704,14 @@ impl Host {
             if f.call::<_, ()>((id,)).is_err() {
                 let _ = ctx.catch();
             }
+        }
+    }
+
+    /// Rejects every waiting call with `err`.
+    pub(crate) fn fail_pending_with(&self, err: &RpcError) {
+        let replies: Vec<Reply> = self.replies.borrow_mut().drain().map(|(_, r)| r).collect();
+        for reply in replies {
+            let _ = reply.send(Err(err.clone()));
         }
     }
 

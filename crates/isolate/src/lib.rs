@@ -4,8 +4,14 @@
 //! `WebAssembly.Module`s), memory and CPU limits that cover JavaScript and wasm alike, and the
 //! bridge between JavaScript values and capnweb values.
 //!
-//! An [`Isolate`] is one QuickJS runtime with its own heap, pinned to one of a few dedicated
-//! JavaScript threads (JavaScript never runs on tokio's I/O threads). Everything that crosses
+//! An [`Isolate`] is one QuickJS runtime with its own heap. Its jobs run one at a time, in
+//! order, on whichever JavaScript thread is free (JavaScript never runs on tokio's I/O
+//! threads); a spinning isolate holds one thread until its CPU limit, and more threads start
+//! when every one is busy, up to a cap ([`set_max_js_threads`]; see `pool.rs`, and `state.rs`
+//! for why a whole isolate can move between threads). A panic in a job discards only that
+//! isolate (its calls fail with an internal error) and the thread is replaced. WebAssembly
+//! compiles on the `wasm` crate's compile threads, off the JavaScript threads, and its time is
+//! charged to the invocation that asked. Everything that crosses
 //! into or out of it goes through capnweb: entrypoints and RPC targets are [`capnweb::Stub`]s,
 //! JavaScript `RpcTarget`s and functions passed out become capabilities, and stubs passed in
 //! become JavaScript stubs whose calls pipeline.
@@ -37,6 +43,7 @@ mod bridge;
 mod bytecode;
 mod cjs;
 mod config;
+mod cpu;
 mod error;
 mod host;
 mod isolate;
@@ -45,12 +52,16 @@ pub mod metrics;
 mod modules;
 mod natives;
 mod pool;
+mod slot;
 mod state;
 mod target;
 #[cfg(feature = "test-panic")]
 mod test_panic;
+mod wasm_compile;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};
-pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
+pub use error::{internal_error, resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
 pub use isolate::Isolate;
-pub use pool::{js_threads, set_js_threads};
+pub use pool::{
+    js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,
+};

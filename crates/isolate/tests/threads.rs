@@ -38,7 +38,7 @@ async fn four_spinning_isolates_do_not_delay_a_neighbours_call() {
     let (tx, mut started) = mpsc::unbounded_channel();
     let mut spins = Vec::new();
     for i in 0..4 {
-        let iso = spinner(&format!("spinner-{i}"), Duration::from_secs(3)).await;
+        let iso = spinner(&format!("spinner-{i}"), Duration::from_millis(1500)).await;
         let call = iso.rpc_target().call("spin", vec![signal(&tx)]);
         spins.push((
             iso,
