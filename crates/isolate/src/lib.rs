@@ -65,3 +65,8 @@ pub use isolate::Isolate;
 pub use pool::{
     js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,
 };
+pub use wasm::{
+    set_compile_threads as set_wasm_compile_threads,
+    set_max_module_bytes as set_max_wasm_module_bytes,
+    DEFAULT_MAX_MODULE_BYTES as DEFAULT_MAX_WASM_MODULE_BYTES,
+};
