@@ -60,8 +60,8 @@ describe("what RPC reaches", () => {
   test("own properties of a plain default export are not RPC methods", opts, async (t) => {
     await server.deploy("role3", bundle(ROLE_SRC, { env: { ROLE: "user" } }));
     const { api } = await server.openRpc(t, "role3");
-    await assert.rejects(api.secret(), (e) => e instanceof TypeError || e.name === "TypeError");
-    await assert.rejects(api.scheduled(), (e) => e.name === "TypeError");
+    await assert.rejects(async () => await api.secret(), (e) => e.name === "TypeError");
+    await assert.rejects(async () => await api.scheduled(), (e) => e.name === "TypeError");
   });
 
   test("event handlers of a WorkerEntrypoint are not RPC methods", opts, async (t) => {
@@ -80,7 +80,7 @@ describe("what RPC reaches", () => {
     const { api } = await server.openRpc(t, "entry");
     assert.equal(await api.hello("ann"), "hello ann");
     for (const m of ["scheduled", "queue", "alarm", "webSocketMessage"]) {
-      await assert.rejects(api[m](), (e) => e.name === "TypeError", m);
+      await assert.rejects(async () => await api[m](), (e) => e.name === "TypeError", m);
     }
     const res = await api.fetch("http://x/", { ROLE: "admin" });
     assert.equal(await res.text(), "env=user");
@@ -132,6 +132,104 @@ describe("what RPC reaches", () => {
 
 // ---------------------------------------------------------------------------------------------
 // Bounded background work: timers and waitUntil end with the invocation.
+
+describe("bounded background work", () => {
+  // waitUntil work may run this long after the response (the default is 30 s).
+  const WAIT_UNTIL_MS = 2000;
+  let bg;
+
+  before(async () => {
+    bg = await startServer({ args: ["--wait-until-ms", String(WAIT_UNTIL_MS)] });
+    await bg.deploy("bg-neighbour", bundle(`export default { fetch() { return new Response("ok"); } };`));
+  });
+
+  after(async () => {
+    await bg?.stop();
+  });
+
+  // 20 intervals of 900 ms busy work each: before the fix every run got a fresh 1 s of CPU
+  // and a core stayed at 100 % for as long as the server ran.
+  const ARM = `
+    function busy(ms) { const t = Date.now(); while (Date.now() - t < ms) {} }
+    let runs = 0;
+    export function arm() {
+      for (let i = 0; i < 20; i++) setInterval(() => { runs++; busy(900); }, 1);
+    }
+    export function runsSoFar() { return runs; }
+  `;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  /** Waits until a one-second window shows the server idle (under 150 ms of CPU), at most `withinMs`. */
+  async function untilIdle(withinMs) {
+    const end = Date.now() + withinMs;
+    let used;
+    do {
+      const before = bg.cpuMs();
+      await sleep(1000);
+      used = bg.cpuMs() - before;
+      if (used < 150) return used;
+    } while (Date.now() < end);
+    assert.fail(`the server is still busy: ${used} ms of CPU in the last second`);
+  }
+
+  async function neighbourAnswers() {
+    const res = await fetch(`${bg.base}/bg-neighbour/`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "ok");
+  }
+
+  test("timers a fetch armed stop when it answers", opts, async () => {
+    const src = `${ARM}
+      export default { fetch() { arm(); return new Response("armed"); } };`;
+    await bg.deploy("bg-timers", bundle(src, { limits: { cpuMs: 30000 } }));
+    const res = await fetch(`${bg.base}/bg-timers/`);
+    assert.equal(await res.text(), "armed");
+    await neighbourAnswers();
+    await untilIdle(WAIT_UNTIL_MS + 10_000);
+    await neighbourAnswers();
+  });
+
+  test("ctx.waitUntil keeps background work alive only until the bound", opts, async () => {
+    const src = `${ARM}
+      export default {
+        fetch(req, env, ctx) {
+          if (new URL(req.url).pathname === "/runs") return new Response(String(runsSoFar()));
+          arm();
+          ctx.waitUntil(new Promise(() => {}));
+          return new Response("armed");
+        },
+      };`;
+    await bg.deploy("bg-wait", bundle(src, { limits: { cpuMs: 30000 } }));
+    const res = await fetch(`${bg.base}/bg-wait/`);
+    assert.equal(await res.text(), "armed");
+    await neighbourAnswers();
+    await untilIdle(WAIT_UNTIL_MS + 10_000);
+    // The intervals did run after the response, while waitUntil kept them.
+    const runs = Number(await (await fetch(`${bg.base}/bg-wait/runs`)).text());
+    assert.ok(runs > 0, `the intervals never ran: ${runs}`);
+    await neighbourAnswers();
+  });
+
+  test("timers a /_rpc call armed stop when the session ends", opts, async (t) => {
+    const src = `${ARM}
+      import { RpcTarget } from "cloudflare:workers";
+      class Api extends RpcTarget { arm() { arm(); return "armed"; } runs() { return runsSoFar(); } }
+      export default { fetch() { return new Response("rpc only"); }, rpc: Api };`;
+    await bg.deploy("bg-session", bundle(src, { limits: { cpuMs: 30000 } }));
+    const { api, ws } = await bg.openRpc(t, "bg-session");
+    assert.equal(await api.arm(), "armed");
+    // While the session lives, so does the work its call started.
+    const end = Date.now() + 10_000;
+    while ((await api.runs()) < 1) {
+      assert.ok(Date.now() < end, "the intervals never ran while the session was open");
+      await sleep(50);
+    }
+    api[Symbol.dispose]();
+    ws.close();
+    await untilIdle(10_000);
+    await neighbourAnswers();
+  });
+});
 
 // ---------------------------------------------------------------------------------------------
 // Fair threads: a spinning tenant does not hold up its neighbours.

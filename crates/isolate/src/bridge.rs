@@ -225,9 +225,6 @@ fn convert_object<'js>(
             let d: Array<'js> = Array::from_value(detail)?;
             let name: String = d.get(0)?;
             let message: String = d.get(1)?;
-            if message.contains("out of memory") {
-                host.note_out_of_memory();
-            }
             let stack: Option<String> = d.get(2)?;
             let props = match convert_in(host, ctx, d.get(3)?, depth + 1)? {
                 Value::Object(o) => o,

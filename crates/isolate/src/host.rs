@@ -1,7 +1,8 @@
 //! The per-isolate host on its JavaScript thread: the registries that keep JavaScript objects
 //! alive while Rust holds capabilities to them, the calls waiting for JavaScript to settle,
 //! and the entry points the rest of the crate uses to run JavaScript (invoke a method, read a
-//! property, call the fetch handler, fire a timer).
+//! property, call the fetch handler, fire a timer). What each invocation owns and how long
+//! its background work may go on is `background.rs`'s job.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -10,9 +11,10 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use capnweb::{RpcError, Value};
-use rquickjs::{Array, Ctx, Function, Object, Persistent, Value as JsValue};
+use rquickjs::{Array, Ctx, Exception, Function, Object, Persistent, Promise, Value as JsValue};
 use tokio::sync::oneshot;
 
+use crate::background::{Background, Ended, TimerError, Verdict};
 use crate::bridge;
 use crate::config::{IsolateConfig, Limits};
 use crate::error::{resource_limit_error, LoadError};
@@ -24,9 +26,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Value, RpcError>>;
 
 type Saved = Persistent<JsValue<'static>>;
 
-/// A JavaScript promise waiting for a capnweb result: resolve, reject, and the invocation that
-/// is waiting on it.
-pub(crate) type Pull = (Saved, Saved, Option<u64>);
+/// What JavaScript is told when it waits on the host outside any invocation.
+const GLOBAL_SCOPE_IO: &str = "Disallowed operation called within global scope: waiting on an RPC result or a stream works only while handling a request (inside a handler)";
 
 /// What a call into a JavaScript object does.
 pub(crate) enum Op {
@@ -35,6 +36,10 @@ pub(crate) enum Op {
     /// Reads a property (a getter).
     Get(String),
 }
+
+/// A capnweb stream fed from JavaScript: its writing end, the isolate it keeps alive, and the
+/// invocation that feeds it.
+type Sender = (capnweb::StreamSender, Arc<Shared>, Option<u64>);
 
 /// One isolate's host state. Lives on the isolate's thread only.
 ///
@@ -55,11 +60,9 @@ pub(crate) struct Host {
     slice: Cell<Option<(Duration, Option<u64>)>>,
     /// The clock CPU time is measured with (thread CPU time, see `cpu.rs`).
     cpu: Rc<crate::cpu::CpuClock>,
-    /// CPU time used so far by each invocation still waiting to settle, by call id.
-    budgets: RefCell<HashMap<u64, Duration>>,
-    /// The trace of each invocation still waiting to settle that has one, by call id: it is
-    /// current (`capnweb::trace`) while JavaScript runs for the invocation.
-    traces: RefCell<HashMap<u64, capnweb::trace::TraceId>>,
+    /// Every invocation still going: the CPU it used, its trace (current while JavaScript
+    /// runs for it) and the background work it owns (timers, promises waiting on capnweb).
+    background: Background,
     /// Set when an allocation was refused because the heap limit was reached (shared with the
     /// runtime's allocator, see `state::LimitedAllocator`).
     oom: Rc<Cell<bool>>,
@@ -72,9 +75,6 @@ pub(crate) struct Host {
     objects: RefCell<HashMap<u64, Saved>>,
     /// Calls waiting for JavaScript to settle them, by call id.
     replies: RefCell<HashMap<u64, Reply>>,
-    /// JavaScript promises waiting for a capnweb result: (resolve, reject, the invocation
-    /// that asked), by id.
-    pulls: RefCell<HashMap<u64, Pull>>,
     /// The isolate's WebAssembly, and its JavaScript API once built (on first use of the
     /// `WebAssembly` global or of a `.wasm` module).
     wasm: Rc<wasm::Wasm>,
@@ -82,9 +82,9 @@ pub(crate) struct Host {
     /// Set when a native function panicked and JavaScript saw the panic as QuickJS's
     /// exception marker (see `Unit::run`, which then resumes the panic).
     panicked: Cell<bool>,
-    /// Capnweb streams fed from JavaScript streams, by id.
-    /// Each holds the isolate alive until its stream ends.
-    senders: RefCell<HashMap<u64, (capnweb::StreamSender, Arc<Shared>)>>,
+    /// Capnweb streams fed from JavaScript streams, by id, with the invocation that feeds
+    /// each. Each holds the isolate alive until its stream ends.
+    senders: RefCell<HashMap<u64, Sender>>,
 }
 
 impl Host {
@@ -104,8 +104,7 @@ impl Host {
             deadline,
             slice: Cell::new(None),
             cpu,
-            budgets: RefCell::default(),
-            traces: RefCell::default(),
+            background: Background::default(),
             oom,
             helpers: RefCell::default(),
             web: RefCell::default(),
@@ -114,7 +113,6 @@ impl Host {
             ctx_obj: RefCell::default(),
             objects: RefCell::default(),
             replies: RefCell::default(),
-            pulls: RefCell::default(),
             wasm,
             wasm_api: RefCell::default(),
             panicked: Cell::new(false),
@@ -158,8 +156,8 @@ impl Host {
         let (Some((start, _)), Some(id)) = (self.slice.get(), invocation) else {
             return;
         };
-        capnweb::trace::set(self.traces.borrow().get(&id).copied());
-        let Some(used) = self.budgets.borrow().get(&id).copied() else {
+        capnweb::trace::set(self.background.trace(id));
+        let Some(used) = self.background.used(id) else {
             return;
         };
         self.slice.set(Some((start, Some(id))));
@@ -184,27 +182,28 @@ impl Host {
             return;
         };
         let elapsed = self.cpu.now().saturating_sub(start);
-        if let Some(used) = self.budgets.borrow_mut().get_mut(&id) {
-            *used += elapsed;
-            if *used >= self.limits().cpu_time {
+        if let Some(used) = self.background.charge(id, elapsed) {
+            if used >= self.limits().cpu_time {
                 self.interrupted.set(true);
             }
         }
     }
 
-    /// Starts an invocation (a call from outside): it gets a reply id and a CPU budget, and
-    /// the running slice works for it.
-    fn begin_invocation(&self, reply: Reply, trace: Option<capnweb::trace::TraceId>) -> u64 {
-        let id = self.add_reply(reply);
-        self.budgets.borrow_mut().insert(id, Duration::ZERO);
-        if let Some(t) = trace {
-            self.traces.borrow_mut().insert(id, t);
-        }
+    /// Starts invocation `id` (a call from outside, made on the capability in slot `scope`
+    /// if any): it gets a reply and a CPU budget, and the running slice works for it.
+    fn begin_invocation(
+        &self,
+        id: u64,
+        reply: Reply,
+        trace: Option<capnweb::trace::TraceId>,
+        scope: Option<u64>,
+    ) {
+        self.replies.borrow_mut().insert(id, reply);
+        self.background.begin(id, trace, scope);
         capnweb::trace::set(trace);
         if let Some((start, _)) = self.slice.get() {
             self.slice.set(Some((start, Some(id))));
         }
-        id
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -232,9 +231,14 @@ impl Host {
         self.panicked.replace(false)
     }
 
-    /// Marks that the heap limit was hit.
-    pub(crate) fn note_out_of_memory(&self) {
-        self.oom.set(true);
+    /// Charges `spent`, time spent off the JavaScript thread for invocation `owner` (compiling
+    /// WebAssembly), to its CPU budget; the CPU limit breaks if that uses the budget up.
+    pub(crate) fn charge(&self, owner: u64, spent: Duration) {
+        if let Some(used) = self.background.charge(owner, spent) {
+            if used >= self.limits().cpu_time {
+                self.interrupted.set(true);
+            }
+        }
     }
 
     /// The reason the isolate must be discarded, if a limit broke.
@@ -413,6 +417,11 @@ impl Host {
         restore_obj(ctx, &self.web)?.get(name)
     }
 
+    /// The isolate's WebAssembly.
+    pub(crate) fn wasm(&self) -> &Rc<wasm::Wasm> {
+        &self.wasm
+    }
+
     /// The WebAssembly JavaScript API (`{ WebAssembly, newModule }`), built on first use.
     pub(crate) fn wasm_api<'js>(self: &Rc<Self>, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
         if self.wasm_api.borrow().is_some() {
@@ -450,6 +459,10 @@ impl Host {
 
     /// Forgets slot `slot`, calling `[Symbol.dispose]` on the object if it has one.
     pub(crate) fn release<'js>(&self, ctx: &Ctx<'js>, slot: u64) {
+        self.background.scope_released(slot);
+        if let Some(shared) = self.shared() {
+            shared.forget_released(slot);
+        }
         let Some(saved) = self.objects.borrow_mut().remove(&slot) else {
             return;
         };
@@ -501,16 +514,17 @@ impl Host {
         id
     }
 
-    /// Calls into a JavaScript object; `reply` gets the settled result.
+    /// Calls into a JavaScript object as invocation `id`; `reply` gets the settled result.
     pub(crate) fn invoke<'js>(
         &self,
         ctx: &Ctx<'js>,
+        id: u64,
         tref: &TargetRef,
         op: Op,
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
     ) {
-        let id = self.begin_invocation(reply, trace);
+        self.begin_invocation(id, reply, trace, Some(tref.slot()));
         let run = || -> rquickjs::Result<()> {
             let obj = self.target_object(ctx, tref)?;
             match op {
@@ -530,15 +544,16 @@ impl Host {
         }
     }
 
-    /// Calls the main module's fetch handler with `request`.
+    /// Calls the main module's fetch handler with `request`, as invocation `id`.
     pub(crate) fn fetch<'js>(
         &self,
         ctx: &Ctx<'js>,
+        id: u64,
         request: Value,
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
     ) {
-        let id = self.begin_invocation(reply, trace);
+        self.begin_invocation(id, reply, trace, None);
         let run = || -> rquickjs::Result<()> {
             let ns = self.saved(ctx, &self.namespace)?;
             let env = self.saved(ctx, &self.env)?;
@@ -584,8 +599,7 @@ impl Host {
 
     /// Answers call `id` (no-op if it was already answered).
     pub(crate) fn settle(&self, id: u64, result: Result<Value, RpcError>) {
-        self.budgets.borrow_mut().remove(&id);
-        self.traces.borrow_mut().remove(&id);
+        self.background.answered(id);
         let reply = self.replies.borrow_mut().remove(&id);
         if let Some(reply) = reply {
             let result = match self.limit_broken() {
@@ -600,19 +614,27 @@ impl Host {
     pub(crate) fn add_sender(&self, tx: capnweb::StreamSender) -> u64 {
         let id = self.next_id();
         if let Some(shared) = self.shared() {
-            self.senders.borrow_mut().insert(id, (tx, shared));
+            let owner = self.current().filter(|o| self.background.is_live(*o));
+            if let Some(owner) = owner {
+                self.background.add_stream(owner, id);
+            }
+            self.senders.borrow_mut().insert(id, (tx, shared, owner));
         }
         id
     }
 
     /// The writing end of stream `id`.
     pub(crate) fn sender(&self, id: u64) -> Option<capnweb::StreamSender> {
-        self.senders.borrow().get(&id).map(|(tx, _)| tx.clone())
+        self.senders.borrow().get(&id).map(|(tx, _, _)| tx.clone())
     }
 
     /// Forgets stream `id` (its reader sees the end once the chunks in flight are read).
     pub(crate) fn take_sender(&self, id: u64) -> Option<capnweb::StreamSender> {
-        self.senders.borrow_mut().remove(&id).map(|(tx, _)| tx)
+        let (tx, _, owner) = self.senders.borrow_mut().remove(&id)?;
+        if let Some(owner) = owner {
+            self.background.end_stream(owner, id);
+        }
+        Some(tx)
     }
 
     /// Registers a reply channel for a JavaScript promise being tracked (see `bridge`).
@@ -620,22 +642,118 @@ impl Host {
         self.add_reply(reply)
     }
 
-    pub(crate) fn add_pull<'js>(
+    /// A JavaScript promise settled with what `fut` gives, for the running invocation: the
+    /// wait is its background work, dropped (the promise never settles) when it ends.
+    /// Refused outside any invocation.
+    pub(crate) fn settle_later<'js, F>(
         &self,
         ctx: &Ctx<'js>,
-        resolve: Function<'js>,
-        reject: Function<'js>,
-    ) -> u64 {
+        fut: F,
+    ) -> rquickjs::Result<Promise<'js>>
+    where
+        F: std::future::Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        let owner = self
+            .current()
+            .filter(|o| self.background.is_live(*o))
+            .ok_or_else(|| Exception::throw_message(ctx, GLOBAL_SCOPE_IO))?;
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let (promise, resolve, reject) = ctx.promise()?;
         let id = self.next_id();
-        self.pulls.borrow_mut().insert(
+        self.background.add_pull(
             id,
-            (
-                Persistent::save(ctx, resolve.into_value()),
-                Persistent::save(ctx, reject.into_value()),
-                self.current(),
-            ),
+            owner,
+            Persistent::save(ctx, resolve.into_value()),
+            Persistent::save(ctx, reject.into_value()),
         );
-        id
+        let task = capnweb::rt::handle().spawn(async move {
+            let result = fut.await;
+            shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
+        });
+        self.background.set_pull_task(id, task.abort_handle());
+        Ok(promise)
+    }
+
+    /// Like [`Host::settle_later`], for results that are not capnweb values: once `fut` gives
+    /// its output, `finish` turns it into the JavaScript value the promise resolves to, on this
+    /// thread, inside the invocation (`Ok(None)`: leave the promise unsettled, as when `finish`
+    /// broke the invocation's CPU limit; an exception rejects it). `None` outside any
+    /// invocation.
+    pub(crate) fn settle_later_with<'js, T, F, G>(
+        &self,
+        ctx: &Ctx<'js>,
+        fut: F,
+        finish: G,
+    ) -> rquickjs::Result<Option<Promise<'js>>>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+        G: for<'a> FnOnce(&Ctx<'a>, &Host, u64, T) -> rquickjs::Result<Option<JsValue<'a>>>
+            + Send
+            + 'static,
+    {
+        let Some(owner) = self.current().filter(|o| self.background.is_live(*o)) else {
+            return Ok(None);
+        };
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let (promise, resolve, reject) = ctx.promise()?;
+        let id = self.next_id();
+        self.background.add_pull(
+            id,
+            owner,
+            Persistent::save(ctx, resolve.into_value()),
+            Persistent::save(ctx, reject.into_value()),
+        );
+        let task = capnweb::rt::handle().spawn(async move {
+            let result = fut.await;
+            shared.post(move |ctx, host| {
+                host.finish_pull_with(ctx, id, move |ctx, host, owner| {
+                    finish(ctx, host, owner, result)
+                })
+            });
+        });
+        self.background.set_pull_task(id, task.abort_handle());
+        Ok(Some(promise))
+    }
+
+    /// Settles the JavaScript promise `id` with what `make` gives (see `settle_later_with`).
+    fn finish_pull_with<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        id: u64,
+        make: impl FnOnce(&Ctx<'js>, &Host, u64) -> rquickjs::Result<Option<JsValue<'js>>>,
+    ) {
+        let Some(pull) = self.background.take_pull(id) else {
+            return;
+        };
+        if !self.may_run(ctx, pull.owner) {
+            return;
+        }
+        let (resolve, reject) = (pull.resolve, pull.reject);
+        self.enter(Some(pull.owner));
+        let run = || -> rquickjs::Result<()> {
+            let Some(v) = make(ctx, self, pull.owner)? else {
+                return Ok(());
+            };
+            match resolve.restore(ctx)?.into_function() {
+                Some(f) => f.call::<_, ()>((v,)),
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = run() {
+            let thrown = if e.is_exception() {
+                ctx.catch()
+            } else {
+                JsValue::new_undefined(ctx.clone())
+            };
+            if let Ok(Some(f)) = reject.restore(ctx).map(|v| v.into_function()) {
+                let _ = f.call::<_, ()>((thrown,));
+            }
+        }
     }
 
     /// Settles the JavaScript promise `id` with a capnweb result.
@@ -645,10 +763,14 @@ impl Host {
         id: u64,
         result: Result<Value, RpcError>,
     ) {
-        let Some((resolve, reject, owner)) = self.pulls.borrow_mut().remove(&id) else {
+        let Some(pull) = self.background.take_pull(id) else {
             return;
         };
-        self.enter(owner);
+        if !self.may_run(ctx, pull.owner) {
+            return;
+        }
+        let (resolve, reject) = (pull.resolve, pull.reject);
+        self.enter(Some(pull.owner));
         let run = || -> rquickjs::Result<()> {
             let (f, v) = match &result {
                 Ok(v) => (resolve.restore(ctx)?, bridge::to_js(self, ctx, v)?),
@@ -674,35 +796,153 @@ impl Host {
         }
     }
 
-    /// Takes JavaScript promise `id` (resolve, reject, the invocation that asked) to settle it
-    /// with something other than a capnweb value.
-    pub(crate) fn take_pull(&self, id: u64) -> Option<Pull> {
-        self.pulls.borrow_mut().remove(&id)
+    /// Arms timer `timer` (a JavaScript timer id) for the running invocation.
+    pub(crate) fn add_timer(&self, timer: u64, delay: Duration) -> Result<(), TimerError> {
+        let Some(shared) = self.shared() else {
+            return Err(TimerError::GlobalScope);
+        };
+        self.background.add_timer(
+            &shared,
+            self.current(),
+            timer,
+            delay,
+            self.limits().max_timers,
+        )
     }
 
-    /// Charges `spent`, time spent off the JavaScript thread for invocation `owner` (compiling
-    /// WebAssembly), to its CPU budget; the CPU limit breaks if that uses the budget up.
-    pub(crate) fn charge(&self, owner: Option<u64>, spent: Duration) {
-        let Some(id) = owner else { return };
-        if let Some(used) = self.budgets.borrow_mut().get_mut(&id) {
-            *used += spent;
-            if *used >= self.limits().cpu_time {
-                self.interrupted.set(true);
+    /// Clears timer `timer`: its host task stops at once.
+    pub(crate) fn clear_timer(&self, timer: u64) {
+        self.background.clear_timer(timer);
+    }
+
+    /// Fires timer `timer` (arming `seq`), for the invocation that armed it.
+    pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, timer: u64, seq: u64) {
+        let Some(owner) = self.background.take_fired(timer, seq) else {
+            return;
+        };
+        if !self.may_run(ctx, owner) {
+            self.undo(ctx, Ended::timer(timer));
+            return;
+        }
+        self.enter(Some(owner));
+        if let Ok(f) = self.web_fn(ctx, "fireTimer") {
+            if f.call::<_, ()>((timer,)).is_err() {
+                let _ = ctx.catch();
             }
         }
     }
 
-    /// The isolate's WebAssembly.
-    pub(crate) fn wasm(&self) -> &Rc<wasm::Wasm> {
-        &self.wasm
+    /// `ctx.waitUntil`: keeps the running invocation going (within `Limits::wait_until` of
+    /// its answer) until the promise settles. Returns the token to hand back once it has.
+    pub(crate) fn keep_alive(&self) -> Option<u64> {
+        self.current().filter(|id| self.background.wait(*id))
     }
 
-    /// Fires timer `id`, set while `owner` was running.
-    pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, id: u64, owner: Option<u64>) {
-        self.enter(owner);
-        if let Ok(f) = self.web_fn(ctx, "fireTimer") {
-            if f.call::<_, ()>((id,)).is_err() {
+    /// A `ctx.waitUntil` promise of invocation `token` settled.
+    pub(crate) fn let_go(&self, token: u64) {
+        self.background.waited(token);
+    }
+
+    /// `ctx.waitUntil`'s time after invocation `id` answered is over.
+    pub(crate) fn wait_over(&self, id: u64) {
+        self.background.wait_over(id);
+    }
+
+    /// The caller of invocation `id` went away: no answer is sent, and its work goes on only
+    /// as long as something other than the answer keeps it.
+    pub(crate) fn abandon(&self, id: u64) {
+        if self.replies.borrow_mut().remove(&id).is_some() {
+            self.background.answered(id);
+        }
+    }
+
+    /// Invocation `id` did not answer within the wall-clock limit: its caller has the error,
+    /// and everything it left running ends now.
+    pub(crate) fn expire<'js>(&self, ctx: &Ctx<'js>, id: u64) {
+        let Some(reply) = self.replies.borrow_mut().remove(&id) else {
+            return;
+        };
+        let _ = reply.send(Err(crate::wall::wall_clock_error(self.limits().wall_time)));
+        let ended = self.background.end_now(id);
+        self.undo(ctx, ended);
+    }
+
+    /// Whether a timer or an awaited result of invocation `id` may run now; if not, the
+    /// invocation ends here (failed first if it never answered).
+    fn may_run<'js>(&self, ctx: &Ctx<'js>, id: u64) -> bool {
+        let limits = self.limits();
+        let verdict = self
+            .background
+            .verdict(id, limits.wait_until, limits.wall_time, |slot| {
+                self.scope_held(slot)
+            });
+        match verdict {
+            Verdict::Run => true,
+            Verdict::WallClock => {
+                self.expire(ctx, id);
+                false
+            }
+            Verdict::Over => {
+                let ended = self.background.end_now(id);
+                self.undo(ctx, ended);
+                false
+            }
+        }
+    }
+
+    /// Whether the capability in slot `slot` is still held (released capabilities are noted
+    /// at once by the thread that released them, before the release job runs here).
+    fn scope_held(&self, slot: u64) -> bool {
+        self.objects.borrow().contains_key(&slot)
+            && self.shared().is_some_and(|s| !s.is_released(slot))
+    }
+
+    /// Ends the invocations that no longer have a reason to go on (after each job, see
+    /// `Unit::run`), and starts `ctx.waitUntil`'s time for those that answered with
+    /// waitUntil work pending.
+    pub(crate) fn reap<'js>(&self, ctx: &Ctx<'js>) {
+        let ended = self
+            .background
+            .reap(|slot| self.scope_held(slot), |id| self.start_wait_bound(id));
+        self.undo(ctx, ended);
+    }
+
+    /// A task that ends invocation `id`'s `ctx.waitUntil` time after `Limits::wait_until`.
+    fn start_wait_bound(&self, id: u64) -> Option<tokio::task::AbortHandle> {
+        let weak = Arc::downgrade(&self.shared()?);
+        let bound = self.limits().wait_until;
+        let task = capnweb::rt::handle().spawn(async move {
+            tokio::time::sleep(bound).await;
+            if let Some(shared) = weak.upgrade() {
+                shared.post(move |_, host| host.wait_over(id));
+            }
+        });
+        Some(task.abort_handle())
+    }
+
+    /// Undoes in JavaScript what ended invocations left: their timers' entries, and the
+    /// streams they fed (cut off with an error).
+    fn undo<'js>(&self, ctx: &Ctx<'js>, ended: Ended) {
+        if !ended.timers.is_empty() {
+            let drop_timers = || -> rquickjs::Result<()> {
+                let ids = js_array(
+                    ctx,
+                    ended
+                        .timers
+                        .iter()
+                        .map(|t| JsValue::new_float(ctx.clone(), *t as f64))
+                        .collect(),
+                )?;
+                self.web_fn(ctx, "dropTimers")?.call::<_, ()>((ids,))
+            };
+            if drop_timers().is_err() {
                 let _ = ctx.catch();
+            }
+        }
+        for sid in ended.streams {
+            if let Some((tx, _, _)) = self.senders.borrow_mut().remove(&sid) {
+                let err = RpcError::error("the invocation that fed this stream ended");
+                drop(capnweb::rt::handle().spawn(async move { tx.abort(err).await }));
             }
         }
     }
@@ -732,12 +972,10 @@ impl Host {
     pub(crate) fn clear(&self, ctx: &Ctx<'_>) {
         self.wasm.clear(ctx);
         self.objects.borrow_mut().clear();
-        self.pulls.borrow_mut().clear();
-        self.budgets.borrow_mut().clear();
-        self.traces.borrow_mut().clear();
+        self.background.clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.
         let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();
-        for (tx, _shared) in senders {
+        for (tx, _shared, _) in senders {
             let err = RpcError::error(format!("isolate '{}' was shut down", self.id()));
             drop(capnweb::rt::handle().spawn(async move { tx.abort(err).await }));
         }

@@ -1,6 +1,7 @@
 //! [`Isolate`]: the thread-safe handle on one JavaScript sandbox, and what the loader and
 //! server do with it (entrypoints, the RPC target, fetch).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ impl Isolate {
         }
         let mut config = config;
         config.main_module = main;
-        let shared = Arc::new(Shared::new(config.id.clone()));
+        let shared = Arc::new(Shared::new(config.id.clone(), config.limits.wall_time));
         let start = Instant::now();
         let precompiled = precompile(&config).await;
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -79,6 +80,12 @@ impl Isolate {
         self.shared.memory()
     }
 
+    /// How many host tasks are alive to fire this isolate's timers: one per pending
+    /// `setTimeout` / `setInterval`, gone once the timer fired, was cleared or was cancelled.
+    pub fn timer_tasks(&self) -> usize {
+        self.shared.timer_tasks.load(Ordering::Relaxed)
+    }
+
     /// Whether the default export has an `rpc` class (the seed's convention).
     pub fn has_rpc_surface(&self) -> bool {
         self.has_rpc
@@ -112,14 +119,14 @@ impl Isolate {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
         let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.fetch(ctx, value, tx, trace));
+            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace));
         let start = Instant::now();
-        let result = match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(self.shared.gone_error()),
-        };
-        self.shared.fetch_metrics().record(start, result.is_err());
+        let result = crate::wall::answer(self.shared.clone(), id, rx).await;
+        self.shared
+            .fetch_metrics()
+            .record(start.elapsed(), result.is_err());
         match result? {
             Value::Response(r) => Ok(*r),
             _ => Err(RpcError::type_error(

@@ -1,8 +1,10 @@
 //! JavaScript sandboxes on QuickJS (rquickjs): the `cloudflare:workers` module, web APIs
 //! (including `ReadableStream`, carried as capnweb streams with backpressure), the
 //! `WebAssembly` API (the `wasm` crate, on wasmtime; `.wasm` modules of the module map import as
-//! `WebAssembly.Module`s), memory and CPU limits that cover JavaScript and wasm alike, and the
-//! bridge between JavaScript values and capnweb values.
+//! `WebAssembly.Module`s), memory and CPU limits that cover JavaScript and wasm alike, bounded
+//! background work (what an invocation leaves running — timers, awaited results,
+//! `ctx.waitUntil` — is charged to it and ends with it; a wall-clock limit per invocation; a
+//! cap on pending timers), and the bridge between JavaScript values and capnweb values.
 //!
 //! An [`Isolate`] is one QuickJS runtime with its own heap. Its jobs run one at a time, in
 //! order, on whichever JavaScript thread is free (JavaScript never runs on tokio's I/O
@@ -39,6 +41,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
 
+mod background;
 mod bridge;
 mod bytecode;
 mod cjs;
@@ -48,7 +51,6 @@ mod error;
 mod host;
 mod isolate;
 mod limits;
-pub mod metrics;
 mod modules;
 mod natives;
 mod pool;
@@ -57,6 +59,7 @@ mod state;
 mod target;
 #[cfg(feature = "test-panic")]
 mod test_panic;
+mod wall;
 mod wasm_compile;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};

@@ -21,6 +21,7 @@
 //! once, at the start of each job, on the thread that runs it.
 
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,21 +49,31 @@ enum Broken {
 /// the last reference goes, the isolate is torn down on a JavaScript thread.
 pub(crate) struct Shared {
     pub(crate) id: String,
+    /// How long a caller waits for an invocation to answer (`Limits::wall_time`).
+    pub(crate) wall_time: std::time::Duration,
     slot: Arc<Slot>,
     next_id: AtomicU64,
     broken: Mutex<Option<Broken>>,
     memory: AtomicUsize,
-    fetch_metrics: std::sync::OnceLock<crate::metrics::CallMetrics>,
+    /// Host tasks alive that wait to fire one of the isolate's timers.
+    pub(crate) timer_tasks: Arc<AtomicUsize>,
+    /// Capability slots released by their holders whose release job has not run yet (so that
+    /// work queued ahead of it already sees them gone).
+    released: Mutex<HashSet<u64>>,
+    fetch_metrics: std::sync::OnceLock<Arc<telemetry::CallMetrics>>,
 }
 
 impl Shared {
-    pub(crate) fn new(id: String) -> Self {
+    pub(crate) fn new(id: String, wall_time: std::time::Duration) -> Self {
         Shared {
             slot: Slot::new(id.clone()),
             id,
+            wall_time,
             next_id: AtomicU64::new(1),
             broken: Mutex::new(None),
             memory: AtomicUsize::new(0),
+            timer_tasks: Arc::default(),
+            released: Mutex::default(),
             fetch_metrics: std::sync::OnceLock::new(),
         }
     }
@@ -92,6 +103,30 @@ impl Shared {
     /// Posts a job that gets the isolate's unit itself (to build it).
     pub(crate) fn post_job(&self, job: Job) {
         self.slot.post(job);
+    }
+
+    /// Notes that the capability in slot `slot` was released (from any thread).
+    pub(crate) fn note_released(&self, slot: u64) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot);
+    }
+
+    /// Whether the capability in slot `slot` was released and its release job has not run.
+    pub(crate) fn is_released(&self, slot: u64) -> bool {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&slot)
+    }
+
+    /// Forgets a released slot (its release job ran).
+    pub(crate) fn forget_released(&self, slot: u64) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&slot);
     }
 
     fn broken_state(&self) -> Option<Broken> {
@@ -127,9 +162,9 @@ impl Shared {
     }
 
     /// The metric handles of this isolate's fetch calls (made on the first call).
-    pub(crate) fn fetch_metrics(&self) -> &crate::metrics::CallMetrics {
+    pub(crate) fn fetch_metrics(&self) -> &telemetry::CallMetrics {
         self.fetch_metrics
-            .get_or_init(|| crate::metrics::CallMetrics::new(&self.id, "fetch"))
+            .get_or_init(|| telemetry::call_metrics(&self.id, "fetch"))
     }
 
     /// The error a call sees when the isolate is gone.
@@ -312,6 +347,9 @@ impl Unit {
             if host.take_panicked() {
                 resume_panic(&ctx);
             }
+            if host.limit_broken().is_none() {
+                host.reap(&ctx);
+            }
         });
         host.end_slice();
         if let Some(reason) = host.limit_broken() {
@@ -384,4 +422,21 @@ fn resume_panic(ctx: &Ctx<'_>) -> ! {
 
 fn heap_used(rt: &Runtime) -> usize {
     usize::try_from(rt.memory_usage().memory_used_size).unwrap_or(0)
+}
+
+/// One live task counted in a shared counter, for as long as this value lives (moved into the
+/// task, it is dropped when the task ends or is aborted).
+pub(crate) struct TaskCount(Arc<AtomicUsize>);
+
+impl TaskCount {
+    pub(crate) fn enter(count: &Arc<AtomicUsize>) -> TaskCount {
+        count.fetch_add(1, Ordering::Relaxed);
+        TaskCount(count.clone())
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -46,16 +46,15 @@ impl JsTarget {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tref = self.tref.clone();
         let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.invoke(ctx, &tref, op, tx, trace));
+            .post(move |ctx, host| host.invoke(ctx, id, &tref, op, tx, trace));
         let shared = self.shared.clone();
         let method = method.to_owned();
         let start = Instant::now();
+        let answer = crate::wall::answer(shared.clone(), id, rx);
         Box::pin(async move {
-            let result = match rx.await {
-                Ok(r) => r,
-                Err(_) => Err(shared.gone_error()),
-            };
+            let result = answer.await;
             tracing::trace!(
                 target: "isolate::rpc",
                 function = shared.id.as_str(),
@@ -63,7 +62,7 @@ impl JsTarget {
                 method = method.as_str(),
                 "call settled"
             );
-            crate::metrics::record_call(&shared.id, &method, start, result.is_err());
+            telemetry::record_call(&shared.id, &method, start.elapsed(), result.is_err());
             result
         })
     }
@@ -80,6 +79,7 @@ impl RpcTarget for JsTarget {
 
     fn on_dispose(&self) {
         let slot = self.tref.slot();
+        self.shared.note_released(slot);
         self.shared.post(move |ctx, host| host.release(ctx, slot));
     }
 }

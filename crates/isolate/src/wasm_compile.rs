@@ -4,23 +4,26 @@
 //! `wasm` crate's compile threads; the JavaScript thread goes back to the isolate's other work.
 //! When the module is ready, a job on the isolate charges the compile time to the invocation
 //! that asked (which may break its CPU limit: then the call fails with `ResourceLimitError`,
-//! as if JavaScript had spun that long) and settles the promise.
+//! as if JavaScript had spun that long) and settles the promise. The wait is background work of
+//! the invocation (`Host::settle_later_with`): if the invocation ends first, the promise never
+//! settles. Outside any invocation (top-level code) the module compiles synchronously.
 //!
 //! Against a hostile function: a module past `wasm::max_module_bytes` is refused at once
 //! (`RangeError`); each compile in flight holds its bytes against the isolate's memory limit,
 //! so an isolate cannot queue more bytes than that; at most the compile pool's threads compile
-//! at once, for all isolates together; and compile time counts as CPU time of the invocation
-//! (if the invocation has already finished, nobody is charged: the work was bounded by the
-//! size cap).
+//! at once, for all isolates together; and compile time counts as CPU time of the invocation.
 
 use std::rc::Weak;
 use std::time::Duration;
 
-use rquickjs::{Ctx, Exception, Function, Object, Promise, TypedArray, Value as JsValue};
+use rquickjs::{Ctx, Exception, Function, Object, TypedArray, Value as JsValue};
+use tokio::sync::oneshot::error::RecvError;
 
 use crate::host::Host;
 
-/// Adds `compileAsync(bytes)` to the WebAssembly natives: a promise of a module handle.
+/// Adds `compileAsync(bytes)` to the WebAssembly natives: a promise of a module handle, or
+/// `undefined` outside any invocation (the JavaScript API then compiles synchronously, as
+/// `new WebAssembly.Module` does).
 pub(crate) fn install<'js>(
     ctx: &Ctx<'js>,
     natives: &Object<'js>,
@@ -30,7 +33,7 @@ pub(crate) fn install<'js>(
         "compileAsync",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>| -> rquickjs::Result<Promise<'js>> {
+            move |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>| -> rquickjs::Result<JsValue<'js>> {
                 let host = host
                     .upgrade()
                     .ok_or_else(|| Exception::throw_internal(&ctx, "the isolate is shutting down"))?;
@@ -44,80 +47,59 @@ pub(crate) fn install<'js>(
                         ),
                     ));
                 }
+                let shared = host
+                    .shared()
+                    .ok_or_else(|| Exception::throw_internal(&ctx, "the isolate is shutting down"))?;
+                // The copy is charged to the isolate's memory until the compile ends (given
+                // back by a job of its own: the invocation may have ended by then).
                 if !host.wasm().reserve(len) {
                     return Err(Exception::throw_range(
                         &ctx,
                         "not enough memory left in this isolate to compile the module",
                     ));
                 }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let promise = match host.settle_later_with(&ctx, rx, finish) {
+                    Ok(Some(promise)) => promise,
+                    other => {
+                        host.wasm().release(len);
+                        return other.map(|_| JsValue::new_undefined(ctx.clone()));
+                    }
+                };
                 // SAFETY: the slice is copied into a Vec at once; no JavaScript runs while it
                 // is borrowed, so the engine cannot detach or resize the buffer under it.
-                let copy = unsafe { bytes.as_bytes() }.map(<[u8]>::to_vec);
-                let Some(copy) = copy else {
-                    host.wasm().release(len);
-                    return Err(Exception::throw_type(&ctx, "the buffer is detached"));
-                };
-                let Some(shared) = host.shared() else {
-                    host.wasm().release(len);
-                    return Err(Exception::throw_internal(&ctx, "the isolate is shutting down"));
-                };
-                let (promise, resolve, reject) = ctx.promise()?;
-                let id = host.add_pull(&ctx, resolve, reject);
+                let copy = unsafe { bytes.as_bytes() }.map(<[u8]>::to_vec).unwrap_or_default();
                 wasm::compile_in_background(copy, move |result, took| {
-                    shared.post(move |ctx, host| finish(ctx, host, id, result, took, len));
+                    shared.post(move |_, host| host.wasm().release(len));
+                    let _ = tx.send((result, took));
                 });
-                Ok(promise)
+                Ok(promise.into_value())
             },
         )?,
     )
 }
 
-/// Settles promise `id` with the compiled module (or the error), after charging `took` to the
-/// invocation that asked.
+/// What the compile threads answer: the module (or why not) and how long they worked on it.
+type Compiled = Result<(Result<wasm::CompiledModule, wasm::WasmError>, Duration), RecvError>;
+
+/// Charges the compile time to invocation `owner`, then gives the module's handle (or throws
+/// the compile error). Leaves the promise unsettled if that broke the CPU limit: the isolate is
+/// then discarded and the call fails with `ResourceLimitError`.
 fn finish<'js>(
     ctx: &Ctx<'js>,
     host: &Host,
-    id: u64,
-    result: Result<wasm::CompiledModule, wasm::WasmError>,
-    took: Duration,
-    reserved: usize,
-) {
-    host.wasm().release(reserved);
-    let Some((resolve, reject, owner)) = host.take_pull(id) else {
-        return;
+    owner: u64,
+    compiled: Compiled,
+) -> rquickjs::Result<Option<JsValue<'js>>> {
+    let Ok((result, took)) = compiled else {
+        return Err(Exception::throw_internal(ctx, "the compile thread stopped"));
     };
-    host.enter(owner);
     host.charge(owner, took);
     if host.limit_broken().is_some() {
-        // The job ends, and the isolate is discarded with the reason (see `Unit::run`).
-        return;
+        return Ok(None);
     }
-    let settle = || -> rquickjs::Result<()> {
-        let (f, v): (JsValue<'js>, JsValue<'js>) = match result {
-            Ok(module) => (
-                resolve.restore(ctx)?,
-                host.wasm().module_handle(ctx, module)?,
-            ),
-            Err(e) => (
-                reject.clone().restore(ctx)?,
-                host.wasm().error_value(ctx, e),
-            ),
-        };
-        match f.into_function() {
-            Some(f) => f.call::<_, ()>((v,)),
-            None => Ok(()),
-        }
-    };
-    if let Err(e) = settle() {
-        let thrown = if e.is_exception() {
-            ctx.catch()
-        } else {
-            JsValue::new_undefined(ctx.clone())
-        };
-        if let Ok(Some(f)) = reject.restore(ctx).map(|v| v.into_function()) {
-            if f.call::<_, ()>((thrown,)).is_err() {
-                let _ = ctx.catch();
-            }
-        }
+    match result {
+        Ok(module) => host.wasm().module_handle(ctx, module).map(Some),
+        Err(e) => Err(ctx.throw(host.wasm().error_value(ctx, e))),
     }
 }

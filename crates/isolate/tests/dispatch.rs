@@ -48,3 +48,46 @@ async fn plain_values_promises_and_thenables_all_settle_as_await_would() {
     );
     assert_eq!(t.get("value").await.unwrap().as_f64(), Some(7.0));
 }
+
+/// Only the allocator's flag says a heap ran out: an `Error` whose message merely says "out
+/// of memory", thrown by one function and passed on by another, discards neither isolate.
+#[tokio::test]
+async fn an_error_that_says_out_of_memory_discards_no_isolate() {
+    let thrower = load(
+        "thrower",
+        r#"export default { rpc: class extends RpcTarget {
+            fail() { throw new Error("out of memory"); }
+        } };"#,
+    )
+    .await;
+    let mut cfg = config(
+        "passer",
+        &[(
+            "index.js",
+            es(r#"export default { rpc: class extends RpcTarget {
+                constructor(ctx, env) { super(); this.env = env; }
+                async pass() { return await this.env.UP.fail(); }
+            } };"#),
+        )],
+    );
+    cfg.env = capnweb::Value::object([("UP", capnweb::Value::Stub(thrower.rpc_target()))]);
+    let passer = isolate::Isolate::new(cfg).await.expect("loads");
+    let e = passer
+        .rpc_target()
+        .call("pass", vec![])
+        .await
+        .expect_err("the error passes through");
+    assert_eq!((e.name(), e.message().as_str()), ("Error", "out of memory"));
+    assert!(!thrower.is_broken(), "the thrower is not discarded");
+    assert!(
+        !passer.is_broken(),
+        "the isolate passing it on is not discarded"
+    );
+    // Both keep answering.
+    let e = passer
+        .rpc_target()
+        .call("pass", vec![])
+        .await
+        .expect_err("again");
+    assert_eq!(e.name(), "Error");
+}

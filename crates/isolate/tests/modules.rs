@@ -168,7 +168,7 @@ async fn worker_entrypoint_classes_get_ctx_and_env() {
             export class Admin extends WorkerEntrypoint {
               whoami() { return this.env.NAME + ':' + typeof this.ctx.waitUntil; }
             }
-            export default { greet(name) { return 'hi ' + name; } };
+            export default class extends WorkerEntrypoint { greet(name) { return 'hi ' + name; } };
         "#),
         )],
     );

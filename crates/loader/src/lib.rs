@@ -32,7 +32,7 @@ mod binding;
 mod code;
 mod error;
 mod loader;
-pub mod metrics;
+mod metrics;
 mod stub;
 
 pub use code::{CodeError, WorkerCode, WorkerLimits};

@@ -128,7 +128,6 @@ impl Loader {
     /// Evicts function `id` (its next use is a cold start). Returns whether it was resident.
     pub fn evict(&self, id: &str) -> bool {
         let removed = self.lock().shift_remove(id).is_some();
-        metrics_resident(self);
         removed
     }
 
@@ -138,7 +137,6 @@ impl Loader {
         let old = std::mem::take(&mut *self.lock());
         let n = old.len();
         drop(old);
-        metrics_resident(self);
         n
     }
 
@@ -189,9 +187,7 @@ impl Loader {
             cache.shift_remove_index(0);
             crate::metrics::evicted();
         }
-        let n = cache.len();
         drop(cache);
-        crate::metrics::resident(n);
         fut
     }
 
@@ -216,12 +212,7 @@ impl Loader {
             cache.shift_remove(&victim);
             crate::metrics::evicted();
         }
-        crate::metrics::resident(cache.len());
     }
-}
-
-fn metrics_resident(loader: &Loader) {
-    crate::metrics::resident(loader.resident());
 }
 
 static NEXT_ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -246,7 +237,7 @@ async fn build(
     }
     .await;
     match &result {
-        Ok(_) => crate::metrics::cold_start(id, start.elapsed().as_secs_f64()),
+        Ok(_) => crate::metrics::cold_start(id, start.elapsed()),
         Err(e) => {
             tracing::warn!(function = id, "load failed: {e}");
             crate::metrics::load_error(id);

@@ -25,6 +25,7 @@ pub fn build_env(
     store: &Store,
     registry: Weak<Registry>,
     loader: Option<Stub>,
+    quota_cap: store::Quota,
 ) -> Object {
     let mut env = Object::new();
     for (name, value) in &bundle.env {
@@ -33,12 +34,16 @@ pub fn build_env(
     for (name, binding) in &bundle.bindings {
         let value = match binding {
             Binding::Var(v) => Value::from_json(v),
-            Binding::Kv { namespace } => {
-                Value::Stub(Stub::new(KvBinding::new(store.clone(), namespace.clone())))
-            }
-            Binding::Blob { bucket } => {
-                Value::Stub(Stub::new(BlobBinding::new(store.clone(), bucket.clone())))
-            }
+            Binding::Kv { namespace, quota } => Value::Stub(Stub::new(KvBinding::new(
+                store.clone(),
+                namespace.clone(),
+                quota.within(quota_cap),
+            ))),
+            Binding::Blob { bucket, quota } => Value::Stub(Stub::new(BlobBinding::new(
+                store.clone(),
+                bucket.clone(),
+                quota.within(quota_cap),
+            ))),
             Binding::Service {
                 service,
                 entrypoint,
@@ -57,6 +62,10 @@ pub fn build_env(
     env
 }
 
+/// The error name a write past a namespace's or bucket's quota throws (the web platform's
+/// name for a storage quota refusal).
+pub const QUOTA_EXCEEDED_ERROR: &str = "QuotaExceededError";
+
 /// Runs a store call on the blocking pool and turns its error into a thrown JS error.
 pub(crate) async fn store_call<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -68,12 +77,14 @@ pub(crate) async fn store_call<T: Send + 'static>(
 }
 
 /// A store error as the JS error a Workers binding would throw: bad input is a `TypeError`
-/// (a `RangeError` for sizes and limits), a backend failure is an `Error`.
+/// (a `RangeError` for sizes and limits, [`QUOTA_EXCEEDED_ERROR`] past a quota), a backend
+/// failure is an `Error`.
 pub(crate) fn store_error(e: StoreError) -> RpcError {
     let name = match &e {
         StoreError::TooLarge { .. }
         | StoreError::InvalidListLimit { .. }
         | StoreError::TooManyKeys { .. } => "RangeError",
+        StoreError::QuotaExceeded { .. } => QUOTA_EXCEEDED_ERROR,
         e if e.is_client_error() => "TypeError",
         _ => "Error",
     };
@@ -191,8 +202,21 @@ impl RpcTarget for ServiceBinding {
                 }
             }
             let entrypoint = match method.as_str() {
+                // A binding reaches the entrypoint it declares and no other (as in workerd).
                 "getEntrypoint" => match args.first() {
-                    Some(Value::String(name)) => Some(name.clone()),
+                    Some(Value::String(name)) if Some(name) == self.entrypoint.as_ref() => {
+                        Some(name.clone())
+                    }
+                    Some(Value::String(name)) => {
+                        return Err(RpcError::type_error(format!(
+                            "this service binding reaches {} of {:?}, not entrypoint {name:?}",
+                            match &self.entrypoint {
+                                Some(e) => format!("entrypoint {e:?}"),
+                                None => "the default entrypoint".to_owned(),
+                            },
+                            self.service
+                        )))
+                    }
                     None | Some(Value::Undefined) | Some(Value::Null) => self.entrypoint.clone(),
                     Some(_) => {
                         return Err(RpcError::type_error(

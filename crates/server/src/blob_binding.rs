@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use capnweb::{Bytes, CallResult, Object, ReadableStream, RpcError, RpcTarget, Stub, Value};
-use store::{BlobListOptions, BlobMeta, BlobPutOptions, HttpMetadata, Store};
+use store::{BlobListOptions, BlobMeta, BlobPutOptions, HttpMetadata, Quota, Store};
 
 use crate::bindings::{body_bytes, key_arg, number_opt, options_arg, store_call, string_opt};
 
@@ -39,12 +39,18 @@ const BODY_CHUNK: usize = 64 * 1024;
 pub struct BlobBinding {
     store: Store,
     bucket: String,
+    quota: Quota,
 }
 
 impl BlobBinding {
-    /// The binding for `bucket` in `store`.
-    pub fn new(store: Store, bucket: String) -> BlobBinding {
-        BlobBinding { store, bucket }
+    /// The binding for `bucket` in `store`; puts that would take the bucket past `quota`
+    /// throw `QuotaExceededError`.
+    pub fn new(store: Store, bucket: String, quota: Quota) -> BlobBinding {
+        BlobBinding {
+            store,
+            bucket,
+            quota,
+        }
     }
 
     async fn put(&self, args: Vec<Value>) -> Result<Value, RpcError> {
@@ -61,7 +67,8 @@ impl BlobBinding {
         };
         let blob = self.store.blob().clone();
         let bucket = self.bucket.clone();
-        let meta = store_call(move || blob.put(&bucket, &key, &body, options)).await?;
+        let quota = self.quota;
+        let meta = store_call(move || blob.put(&bucket, &key, &body, options, quota)).await?;
         Ok(Value::Object(object_meta(&meta, true)))
     }
 

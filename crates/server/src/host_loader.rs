@@ -96,10 +96,7 @@ impl LoaderHost {
         self.loader
             .get(cache_key(&function.id, function.version), move || {
                 let f = f.clone();
-                async move {
-                    crate::metrics::record_cold_start(&f.id);
-                    Ok::<_, String>(worker_code(&f.bundle, f.env.clone()))
-                }
+                async move { Ok::<_, String>(worker_code(&f.bundle, f.env.clone())) }
             })
     }
 

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use capnweb::{ByteKind, Bytes, CallResult, Object, ReadableStream, RpcError, RpcTarget, Value};
-use store::{KvEntry, KvListOptions, KvPutOptions, Store};
+use store::{KvEntry, KvListOptions, KvPutOptions, Quota, Store};
 
 use crate::bindings::{body_bytes, key_arg, number_opt, options_arg, store_call, string_opt};
 
@@ -28,6 +28,7 @@ use crate::bindings::{body_bytes, key_arg, number_opt, options_arg, store_call, 
 pub struct KvBinding {
     store: Store,
     namespace: String,
+    quota: Quota,
 }
 
 #[derive(Clone, Copy)]
@@ -39,9 +40,14 @@ enum ValueType {
 }
 
 impl KvBinding {
-    /// The binding for `namespace` in `store`.
-    pub fn new(store: Store, namespace: String) -> KvBinding {
-        KvBinding { store, namespace }
+    /// The binding for `namespace` in `store`; puts that would take the namespace past
+    /// `quota` throw `QuotaExceededError`.
+    pub fn new(store: Store, namespace: String, quota: Quota) -> KvBinding {
+        KvBinding {
+            store,
+            namespace,
+            quota,
+        }
     }
 
     async fn entry(&self, key: String) -> Result<Option<KvEntry>, RpcError> {
@@ -92,7 +98,8 @@ impl KvBinding {
         };
         let kv = self.store.kv().clone();
         let ns = self.namespace.clone();
-        store_call(move || kv.put(&ns, &key, &value, options)).await?;
+        let quota = self.quota;
+        store_call(move || kv.put(&ns, &key, &value, options, quota)).await?;
         Ok(Value::Undefined)
     }
 

@@ -142,11 +142,15 @@ pub enum Binding {
     Kv {
         /// The namespace name.
         namespace: String,
+        /// What the namespace may hold through this binding (within the server's cap).
+        quota: BindingQuota,
     },
     /// A blob bucket (R2 semantics).
     Blob {
         /// The bucket name.
         bucket: String,
+        /// What the bucket may hold through this binding (within the server's cap).
+        quota: BindingQuota,
     },
     /// The Worker Loader itself (load more code dynamically).
     Loader,
@@ -166,8 +170,20 @@ impl Binding {
                 }
                 o
             }
-            Binding::Kv { namespace } => json!({ "type": "kv", "namespace": namespace }),
-            Binding::Blob { bucket } => json!({ "type": "blob", "bucket": bucket }),
+            Binding::Kv { namespace, quota } => {
+                let mut o = json!({ "type": "kv", "namespace": namespace });
+                if !quota.is_empty() {
+                    o["quota"] = quota.to_json();
+                }
+                o
+            }
+            Binding::Blob { bucket, quota } => {
+                let mut o = json!({ "type": "blob", "bucket": bucket });
+                if !quota.is_empty() {
+                    o["quota"] = quota.to_json();
+                }
+                o
+            }
             Binding::Loader => json!({ "type": "loader" }),
         }
     }
@@ -181,6 +197,66 @@ impl Binding {
             Binding::Blob { .. } => "blob",
             Binding::Loader => "loader",
         }
+    }
+}
+
+/// A binding's own quota (`"quota": {"maxBytes": …, "maxKeys": …}`): each limit it sets
+/// lowers the server's (`serve --storage-quota-bytes/--storage-quota-keys`), never raises it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BindingQuota {
+    /// Most bytes (keys, values and metadata).
+    pub max_bytes: Option<u64>,
+    /// Most keys.
+    pub max_keys: Option<u64>,
+}
+
+impl BindingQuota {
+    /// The quota the store enforces: the server's cap, lowered by what this binding asks.
+    pub fn within(&self, cap: store::Quota) -> store::Quota {
+        store::Quota {
+            max_bytes: self
+                .max_bytes
+                .map_or(cap.max_bytes, |b| b.min(cap.max_bytes)),
+            max_keys: self.max_keys.map_or(cap.max_keys, |k| k.min(cap.max_keys)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.max_bytes.is_none() && self.max_keys.is_none()
+    }
+
+    fn to_json(self) -> Value {
+        let mut o = Map::new();
+        if let Some(b) = self.max_bytes {
+            o.insert("maxBytes".into(), json!(b));
+        }
+        if let Some(k) = self.max_keys {
+            o.insert("maxKeys".into(), json!(k));
+        }
+        Value::Object(o)
+    }
+
+    fn parse(o: &mut Map<String, Value>, field: &str) -> Result<BindingQuota, ManifestError> {
+        let field = format!("{field}.quota");
+        let mut q = match o.remove("quota") {
+            None | Some(Value::Null) => return Ok(BindingQuota::default()),
+            Some(Value::Object(q)) => q,
+            Some(_) => return Err(invalid(field, "must be an object {maxBytes?, maxKeys?}")),
+        };
+        let mut number = |key: &str| match q.remove(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .filter(|n| *n > 0)
+                .map(Some)
+                .ok_or_else(|| invalid(format!("{field}.{key}"), "must be a positive integer")),
+        };
+        let quota = BindingQuota {
+            max_bytes: number("maxBytes")?,
+            max_keys: number("maxKeys")?,
+        };
+        no_extra_fields(&q, &field, "maxBytes and maxKeys")?;
+        Ok(quota)
     }
 }
 
@@ -558,13 +634,15 @@ fn parse_binding(name: &str, value: Value) -> Result<Binding, ManifestError> {
                 &field,
                 "namespace",
             )?;
-            no_extra_fields(&o, &field, "type and namespace")?;
-            Ok(Binding::Kv { namespace })
+            let quota = BindingQuota::parse(&mut o, &field)?;
+            no_extra_fields(&o, &field, "type, namespace and quota")?;
+            Ok(Binding::Kv { namespace, quota })
         }
         "blob" => {
             let bucket = required(string_field(&mut o, &field, "bucket")?, &field, "bucket")?;
-            no_extra_fields(&o, &field, "type and bucket")?;
-            Ok(Binding::Blob { bucket })
+            let quota = BindingQuota::parse(&mut o, &field)?;
+            no_extra_fields(&o, &field, "type, bucket and quota")?;
+            Ok(Binding::Blob { bucket, quota })
         }
         "loader" => {
             no_extra_fields(&o, &field, "only type")?;

@@ -18,7 +18,7 @@ use store::{FunctionInfo, Store, StoreError, VersionInfo};
 
 use crate::bindings;
 use crate::host::{Function, FunctionHost, HostError};
-use crate::manifest::{Bundle, ManifestError};
+use crate::manifest::{Binding, Bundle, ManifestError};
 
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,8 @@ pub struct Registry {
     generation: AtomicU64,
     admin: tokio::sync::Mutex<()>,
     me: Weak<Registry>,
+    /// The most a KV namespace or bucket may hold through any binding.
+    quota: store::Quota,
 }
 
 impl std::fmt::Debug for Registry {
@@ -77,11 +79,21 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Registry {
-    /// A registry over `store`, running code on `host`.
+    /// A registry over `store`, running code on `host`, with the default storage quota.
     pub fn new(store: Store, host: Arc<dyn FunctionHost>) -> Arc<Registry> {
+        Registry::with_quota(store, host, store::Quota::default())
+    }
+
+    /// A registry whose KV and blob bindings get at most `quota` per namespace or bucket.
+    pub fn with_quota(
+        store: Store,
+        host: Arc<dyn FunctionHost>,
+        quota: store::Quota,
+    ) -> Arc<Registry> {
         Arc::new_cyclic(|me| Registry {
             store,
             host,
+            quota,
             live: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             admin: tokio::sync::Mutex::new(()),
@@ -122,7 +134,7 @@ impl Registry {
             .any(|b| matches!(b, crate::manifest::Binding::Loader))
             .then(|| self.host.loader_binding(id))
             .flatten();
-        let env = bindings::build_env(&bundle, &self.store, self.me.clone(), loader);
+        let env = bindings::build_env(&bundle, &self.store, self.me.clone(), loader, self.quota);
         Arc::new(Function {
             id: id.to_owned(),
             version,
@@ -239,6 +251,47 @@ impl Registry {
                 return Ok(None);
             };
             Ok(Some((info, code.versions(&owned)?)))
+        })
+        .await
+    }
+
+    /// The storage a function's live version is bound to: each KV and blob binding with its
+    /// namespace or bucket, what it holds now and the quota it writes under.
+    pub async fn storage(&self, id: &str) -> Result<Vec<serde_json::Value>, RegistryError> {
+        let Some(f) = self.live(id).await? else {
+            return Ok(Vec::new());
+        };
+        let store = self.store.clone();
+        let cap = self.quota;
+        blocking(move || {
+            let mut out = Vec::new();
+            for (name, binding) in &f.bundle.bindings {
+                let (kind, container, quota, usage) = match binding {
+                    Binding::Kv { namespace, quota } => (
+                        "kv",
+                        namespace,
+                        quota.within(cap),
+                        store.kv().usage(namespace)?,
+                    ),
+                    Binding::Blob { bucket, quota } => (
+                        "blob",
+                        bucket,
+                        quota.within(cap),
+                        store.blob().usage(bucket)?,
+                    ),
+                    _ => continue,
+                };
+                out.push(serde_json::json!({
+                    "binding": name,
+                    "type": kind,
+                    "name": container,
+                    "bytes": usage.bytes,
+                    "keys": usage.keys,
+                    "maxBytes": quota.max_bytes,
+                    "maxKeys": quota.max_keys,
+                }));
+            }
+            Ok(out)
         })
         .await
     }

@@ -38,6 +38,8 @@ pub struct Config {
     pub body_limit: usize,
     /// capnweb limits for `/_rpc` sessions.
     pub rpc_limits: capnweb::Limits,
+    /// The most one KV namespace or bucket may hold (a binding may ask for less).
+    pub storage_quota: store::Quota,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             body_limit: http::DEFAULT_BODY_LIMIT,
             rpc_limits: capnweb::Limits::default(),
+            storage_quota: store::Quota::default(),
         }
     }
 }
@@ -98,19 +101,16 @@ impl Server {
         let data_dir = config.data_dir.clone();
         let given = config.admin_token.clone();
         let (store, (token, token_source)) = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&data_dir).map_err(|source| {
-                ServerError::Store(StoreError::Io {
-                    path: data_dir.clone(),
-                    source,
-                })
-            })?;
+            // Private from the start: KV values, blobs and bundle `env`s live here.
+            store::private::create_dir_all(&data_dir)?;
+            store::private::restrict_dir(&data_dir)?;
             let store = Store::open(data_dir.join(STORE_FILE))?;
             let token = token::load_or_create(&data_dir, given)?;
             Ok::<_, ServerError>((store, token))
         })
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))??;
-        let registry = Registry::new(store, host);
+        let registry = Registry::with_quota(store, host, config.storage_quota);
         let (end_streams, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {
             registry: registry.clone(),

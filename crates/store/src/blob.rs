@@ -149,14 +149,19 @@ pub struct BlobListResult {
 /// constants). Every mutating method commits before it returns.
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Stores `body` under `key`, replacing any previous object, and returns
-    /// the new object's metadata.
+    /// the new object's metadata; if the bucket would pass `quota`, fails with
+    /// [`StoreError::QuotaExceeded`] and writes nothing.
     fn put(
         &self,
         bucket: &str,
         key: &str,
         body: &[u8],
         options: BlobPutOptions,
+        quota: crate::quota::Quota,
     ) -> Result<BlobMeta, StoreError>;
+
+    /// What the bucket holds.
+    fn usage(&self, bucket: &str) -> Result<crate::quota::Usage, StoreError>;
 
     /// The object's metadata and body, or `None`.
     fn get(&self, bucket: &str, key: &str) -> Result<Option<(BlobMeta, Vec<u8>)>, StoreError>;

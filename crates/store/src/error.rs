@@ -167,6 +167,21 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    /// A write would take a KV namespace or a bucket past its quota; nothing was written.
+    #[error("{scope} {name:?} quota exceeded: {used} {resource} would pass the limit of {limit}")]
+    QuotaExceeded {
+        /// A KV namespace or a bucket.
+        scope: crate::quota::QuotaScope,
+        /// Its name (shortened if long).
+        name: String,
+        /// Which limit.
+        resource: crate::quota::QuotaResource,
+        /// What the namespace or bucket would hold after the write.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
+
     /// The storage backend failed (I/O error, full disk, damaged file, ...).
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),

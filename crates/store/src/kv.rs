@@ -10,8 +10,8 @@
 //!
 //! The limits are Workers KV's, checked before anything is written, so a
 //! function cannot store more per call than the constants below whatever it
-//! passes. They bound one entry, not a namespace: a front end that needs a
-//! per-namespace quota enforces it above this crate.
+//! passes. They bound one entry; the [`Quota`] passed to
+//! [`KvStore::put`] bounds the namespace (see `quota.rs`).
 
 use std::fmt;
 
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{excerpt, StoreError};
+use crate::quota::{Quota, Usage};
 
 /// Longest key, in UTF-8 bytes.
 pub const KV_MAX_KEY_BYTES: usize = 512;
@@ -111,14 +112,19 @@ pub trait KvStore: Send + Sync + fmt::Debug {
     /// The entry under `key`, or `None` if absent or expired.
     fn get(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>, StoreError>;
 
-    /// Stores `value` under `key`, replacing any previous entry.
+    /// Stores `value` under `key`, replacing any previous entry, if the namespace stays
+    /// within `quota` (else [`StoreError::QuotaExceeded`] and nothing is written).
     fn put(
         &self,
         namespace: &str,
         key: &str,
         value: &[u8],
         options: KvPutOptions,
+        quota: Quota,
     ) -> Result<(), StoreError>;
+
+    /// What the namespace holds (expired entries not yet swept included).
+    fn usage(&self, namespace: &str) -> Result<Usage, StoreError>;
 
     /// Removes `key`. Deleting an absent key is not an error.
     fn delete(&self, namespace: &str, key: &str) -> Result<(), StoreError>;

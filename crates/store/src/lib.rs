@@ -12,7 +12,7 @@
 //! ([`Store::in_memory`]).
 //!
 //! ```
-//! use store::{KvPutOptions, Store};
+//! use store::{KvPutOptions, Quota, Store};
 //!
 //! # fn main() -> Result<(), store::StoreError> {
 //! let store = Store::in_memory()?;
@@ -22,7 +22,7 @@
 //! assert_eq!(store.code().live("hello")?.map(|c| c.version), Some(v2));
 //! assert_eq!(store.code().rollback("hello")?, v1);
 //!
-//! store.kv().put("SESSIONS", "user:1", b"alice", KvPutOptions::default())?;
+//! store.kv().put("SESSIONS", "user:1", b"alice", KvPutOptions::default(), Quota::default())?;
 //! let entry = store.kv().get("SESSIONS", "user:1")?;
 //! assert_eq!(entry.map(|e| e.value), Some(b"alice".to_vec()));
 //! # Ok(())
@@ -77,6 +77,8 @@ mod code;
 mod cursor;
 mod error;
 mod kv;
+pub mod private;
+mod quota;
 pub mod redb_backend;
 
 use std::path::Path;
@@ -99,6 +101,7 @@ pub use kv::{
     KV_LIST_MAX_LIMIT, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES, KV_MAX_NAMESPACE_BYTES,
     KV_MAX_VALUE_BYTES, KV_MIN_TTL_SECS,
 };
+pub use quota::{Quota, QuotaResource, QuotaScope, Usage, DEFAULT_QUOTA_BYTES, DEFAULT_QUOTA_KEYS};
 
 use redb_backend::RedbBackend;
 

@@ -27,9 +27,11 @@
 //!   on the thread that asked, for modules of at most [`max_module_bytes`] (default
 //!   [`DEFAULT_MAX_MODULE_BYTES`], 32 MiB; bigger is a `RangeError`, and `validate` says
 //!   `false`). `WebAssembly.compile` and `instantiate` use the embedder's `compileAsync`
-//!   native when it adds one (the isolate does: the JavaScript thread is free meanwhile, and
-//!   the compile time is charged to the invocation afterwards); `new WebAssembly.Module(bytes)`
-//!   is synchronous, so its thread waits for the compile thread. Modules compiled ahead of
+//!   native when it adds one and it gives a promise (the isolate's does, inside an invocation:
+//!   the JavaScript thread is free meanwhile, and the compile time is charged to the invocation
+//!   afterwards); otherwise, and for `new WebAssembly.Module(bytes)`, which is synchronous, the
+//!   thread waits for the compile thread and the time is charged through
+//!   [`Embedder::charge_cpu`]. Modules compiled ahead of
 //!   time ([`compile_in_background`], [`Wasm::preload`]) are taken without compiling again.
 //!
 //! ```

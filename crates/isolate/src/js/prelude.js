@@ -17,6 +17,16 @@
     "toLocaleString", "toString", "valueOf", "toJSON",
   ]);
 
+  // Event handlers: delivered as events with the function's own env and ctx, never called as
+  // RPC methods with a caller's arguments (as workerd draws it).
+  const EVENT_HANDLERS = new Set([
+    "fetch", "scheduled", "queue", "email", "tail", "trace", "alarm", "test",
+    "webSocketMessage", "webSocketClose", "webSocketError",
+  ]);
+  // Entrypoint objects (the default export, or a WorkerEntrypoint instance) and the env and ctx
+  // they were made with.
+  const ENTRYPOINTS = new WeakMap();
+
   class RpcTarget {}
   Object.defineProperty(RpcTarget.prototype, BRAND, { value: true });
 
@@ -73,9 +83,13 @@
   }
 
   // What RPC may reach on `obj`: for RpcTargets, prototype methods and getters only (never own
-  // instance fields, never Object.prototype); for plain objects (a default export), own props.
+  // instance fields, never Object.prototype). An entrypoint has no event handlers among its
+  // methods, and a plain-object entrypoint (`export default { fetch }`) has no methods at all.
+  // Other plain objects (an `rpc` class that does not extend RpcTarget): own props.
   function lookup(obj, name) {
     if (typeof name !== "string" || FORBIDDEN.has(name)) return undefined;
+    const entry = obj !== null && typeof obj === "object" && ENTRYPOINTS.has(obj);
+    if (entry && (EVENT_HANDLERS.has(name) || obj[BRAND] !== true)) return undefined;
     if (obj !== null && (typeof obj === "object" || typeof obj === "function") && obj[BRAND] === true) {
       for (let p = Object.getPrototypeOf(obj); p && p !== Object.prototype && p !== RpcTarget.prototype;
            p = Object.getPrototypeOf(p)) {
@@ -115,6 +129,14 @@
   }
 
   function dispatch(id, obj, method, args) {
+    if (obj !== null && typeof obj === "object" && ENTRYPOINTS.has(obj) && EVENT_HANDLERS.has(method)) {
+      if (method === "fetch") {
+        httpEvent(id, obj, args);
+      } else {
+        native.settle(id, false, new TypeError(`'${method}' is an event handler, not an RPC method.`));
+      }
+      return;
+    }
     let r;
     try {
       if (method === "") {
@@ -157,14 +179,51 @@
     }
   }
 
+  // Keeps the running invocation going until `p` settles, for at most the waitUntil bound
+  // after its answer (the host keeps count; see background.rs).
+  function waitUntil(p) {
+    const token = native.keepAlive();
+    const done = () => { if (token !== undefined) native.letGo(token); };
+    Promise.resolve(p).then(done, (e) => {
+      console.error("waitUntil promise rejected:", e);
+      done();
+    });
+  }
+
   function makeCtx() {
     return {
-      waitUntil(p) {
-        Promise.resolve(p).catch((e) => console.error("waitUntil promise rejected:", e));
-      },
+      waitUntil,
       passThroughOnException() {},
       props: {},
     };
+  }
+
+  // `fetch(input, init?)` called on an entrypoint over RPC: an HTTP event. The request is built
+  // as the global fetch() builds one (a caller's extra arguments are request init, never env);
+  // the handler gets the function's own env and ctx.
+  async function httpEvent(id, obj, args) {
+    try {
+      const { env, ctx } = ENTRYPOINTS.get(obj);
+      const [input, init] = args;
+      const request = input instanceof globalThis.Request && init === undefined
+        ? input
+        : new globalThis.Request(input, init);
+      let r;
+      if (obj[BRAND] === true) {
+        if (typeof obj.fetch !== "function") throw new TypeError("the entrypoint has no fetch() handler");
+        r = await obj.fetch(request);
+      } else {
+        const f = Object.prototype.hasOwnProperty.call(obj, "fetch") ? obj.fetch : undefined;
+        if (typeof f !== "function") throw new TypeError("the default export has no fetch() handler");
+        r = await f.call(obj, request, env, ctx);
+      }
+      if (!(r instanceof globalThis.Response)) {
+        throw new TypeError("the fetch() handler did not return a Response");
+      }
+      native.settle(id, true, r);
+    } catch (e) {
+      native.settle(id, false, e);
+    }
   }
 
   function isClass(v) {
@@ -176,7 +235,9 @@
     if (v === undefined || v === null) {
       throw new TypeError(name ? `no entrypoint named '${name}' is exported` : "the main module has no default export");
     }
-    return isClass(v) ? new v(ctx, env) : v;
+    const obj = isClass(v) ? new v(ctx, env) : v;
+    if (obj !== null && typeof obj === "object") ENTRYPOINTS.set(obj, { env, ctx });
+    return obj;
   }
 
   function rpcTarget(ns, ctx, env) {
@@ -264,7 +325,7 @@
     return new C(u8.buffer, 0, u8.byteLength / C.BYTES_PER_ELEMENT);
   }
 
-  const builtin = { RpcTarget, RpcStub, RpcPromise, WorkerEntrypoint, DurableObject, env: {} };
+  const builtin = { RpcTarget, RpcStub, RpcPromise, WorkerEntrypoint, DurableObject, waitUntil, env: {} };
   Object.defineProperty(globalThis, "__cloudflare_workers", { value: builtin });
   for (const [k, v] of [["RpcTarget", RpcTarget], ["RpcStub", RpcStub]]) {
     Object.defineProperty(globalThis, k, { value: v, writable: true, configurable: true });

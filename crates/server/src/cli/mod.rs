@@ -112,6 +112,7 @@ struct ServeArgs {
     #[arg(long)]
     deploy: Option<PathBuf>,
     /// The admin token (default: the one stored in the data directory, else a new one).
+    /// Prefer `FUNCTIONS_ADMIN_TOKEN` or the token file: a flag's value shows in `ps`.
     #[arg(long, env = "FUNCTIONS_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
@@ -130,6 +131,42 @@ struct ServeArgs {
     /// Threads that compile WebAssembly (default: the number of CPUs, at most 4).
     #[arg(long)]
     wasm_compile_threads: Option<usize>,
+    /// Most bytes one KV namespace or blob bucket may hold (keys, values, metadata); a
+    /// binding's `quota` may only lower it.
+    #[arg(long, default_value_t = store::DEFAULT_QUOTA_BYTES)]
+    storage_quota_bytes: u64,
+    /// Most keys one KV namespace or blob bucket may hold; a binding's `quota` may only
+    /// lower it.
+    #[arg(long, default_value_t = store::DEFAULT_QUOTA_KEYS)]
+    storage_quota_keys: u64,
+    #[command(flatten)]
+    background: BackgroundArgs,
+}
+
+/// How long and how much background work an invocation may leave (see the README's Limits).
+#[derive(Args)]
+struct BackgroundArgs {
+    /// Milliseconds that work handed to `ctx.waitUntil` may go on after the response.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    wait_until_ms: u64,
+    /// Milliseconds an invocation may take to answer before it fails.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    wall_time_ms: u64,
+    /// Timers (setTimeout/setInterval) one isolate may have pending.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_timers: u64,
+}
+
+impl BackgroundArgs {
+    /// The isolate limits these flags set (the others at their defaults).
+    fn limits(&self) -> isolate::Limits {
+        isolate::Limits {
+            wait_until: std::time::Duration::from_millis(self.wait_until_ms),
+            wall_time: std::time::Duration::from_millis(self.wall_time_ms),
+            max_timers: usize::try_from(self.max_timers).unwrap_or(usize::MAX),
+            ..isolate::Limits::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -223,9 +260,13 @@ impl Cli {
     }
 }
 
-/// The host that runs function code: the Worker Loader (QuickJS isolates).
-fn host() -> Arc<dyn FunctionHost> {
-    Arc::new(LoaderHost::new())
+/// The host that runs function code: the Worker Loader (QuickJS isolates), with `limits` for
+/// functions that set none.
+fn host(limits: isolate::Limits) -> Arc<dyn FunctionHost> {
+    Arc::new(LoaderHost::with_config(loader::LoaderConfig {
+        default_limits: limits,
+        ..loader::LoaderConfig::default()
+    }))
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -247,9 +288,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         data_dir: args.data.clone(),
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
+        storage_quota: store::Quota {
+            max_bytes: args.storage_quota_bytes,
+            max_keys: args.storage_quota_keys,
+        },
         ..Config::default()
     };
-    let server = Server::start(config, host()).await?;
+    let server = Server::start(config, host(args.background.limits())).await?;
     for f in to_deploy {
         let version = server
             .registry()

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `PUT`/`POST /_admin/functions/<id>[?note=…]` with a bundle ([`crate::manifest`]) | `{"id", "version"}` |
 //! | `GET /_admin/functions` | `{"functions": [{id, live_version, latest_version, versions, created_at, updated_at}]}` |
-//! | `GET /_admin/functions/<id>` | the summary plus `versions: [{version, created_at, note, size, live}]` and `bundle` (the live bundle, canonical JSON) |
+//! | `GET /_admin/functions/<id>` | the summary plus `versions: [{version, created_at, note, size, live}]`, `bundle` (the live bundle, canonical JSON) and `storage: [{binding, type, name, bytes, keys, maxBytes, maxKeys}]` (each KV/blob binding's usage and quota) |
 //! | `DELETE /_admin/functions/<id>` | `{"id", "deleted": true}` or 404 |
 //! | `POST /_admin/functions/<id>/rollback` | `{"id", "version"}` (the version now live), 404, or 409 with nothing older |
 //! | `GET /_admin/functions/<id>/logs` | live console output as NDJSON, or 404 (see [`super::logs`]) |
@@ -106,9 +106,14 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Respo
         Ok(None) => serde_json::Value::Null,
         Err(e) => return status::registry_error(&e),
     };
+    let storage = match state.registry.storage(&id).await {
+        Ok(s) => s,
+        Err(e) => return status::registry_error(&e),
+    };
     let mut out = serde_json::to_value(&info).unwrap_or_default();
     out["versions"] = json!(versions);
     out["bundle"] = bundle;
+    out["storage"] = json!(storage);
     status::json(200, out)
 }
 

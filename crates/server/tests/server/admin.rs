@@ -166,3 +166,39 @@ async fn rollback_makes_the_previous_version_live_and_409_when_there_is_none() {
         404
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn data_directory_store_and_token_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("tempdir");
+    // A data directory that does not exist yet, and one that exists with wide modes.
+    for (dir, existed) in [
+        (parent.path().join("new/data"), false),
+        (parent.path().join("old"), true),
+    ] {
+        if existed {
+            std::fs::create_dir(&dir).expect("mkdir");
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            let store = dir.join(server::server::STORE_FILE);
+            std::fs::write(&store, b"").expect("empty store file");
+            std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644))
+                .expect("chmod");
+        }
+        let config = server::Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.clone(),
+            ..server::Config::default()
+        };
+        let srv = server::Server::start(config, std::sync::Arc::new(server::CannedHost::new()))
+            .await
+            .expect("starts");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&dir), 0o700, "{dir:?}");
+        assert_eq!(mode(&dir.join(server::server::STORE_FILE)), 0o600);
+        assert_eq!(mode(&dir.join(server::token::TOKEN_FILE)), 0o600);
+        srv.shutdown().await.expect("stops");
+    }
+}

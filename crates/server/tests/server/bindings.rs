@@ -9,9 +9,9 @@ use capnweb::{Limits, Stub, Value};
 use serde_json::json;
 use server::blob_binding::BlobBinding;
 use server::kv_binding::KvBinding;
-use store::{ManualClock, Store};
+use store::{ManualClock, Quota, Store};
 
-use crate::common::{bundle, TestServer};
+use crate::common::{bundle, code, TestServer};
 
 fn obj(v: serde_json::Value) -> Value {
     Value::from_json(&v)
@@ -19,7 +19,7 @@ fn obj(v: serde_json::Value) -> Value {
 
 fn kv(clock: &ManualClock) -> Stub {
     let store = Store::in_memory_with_clock(Arc::new(clock.clone())).expect("store");
-    Stub::new(KvBinding::new(store, "ns".into()))
+    Stub::new(KvBinding::new(store, "ns".into(), Quota::default()))
 }
 
 const NOW_MS: u64 = 1_700_000_000_000;
@@ -178,7 +178,7 @@ async fn kv_list_paginates_with_prefix_cursor_and_limit() {
 
 fn blob() -> Stub {
     let store = Store::in_memory_with_clock(Arc::new(ManualClock::new(NOW_MS))).expect("store");
-    Stub::new(BlobBinding::new(store, "bucket".into()))
+    Stub::new(BlobBinding::new(store, "bucket".into(), Quota::default()))
 }
 
 #[tokio::test]
@@ -408,4 +408,128 @@ async fn service_binding_calls_the_live_version_of_another_function() {
         .await
         .expect("call");
     assert_eq!(v.as_str(), Some("b2"));
+}
+
+/// A function that writes through its KV and blob bindings and says what it got.
+const QUOTA_JS: &str = r#"
+    import { RpcTarget } from "cloudflare:workers";
+    class Api extends RpcTarget {
+      constructor(ctx, env) { super(); this.env = env; }
+      async kv(key, size) {
+        try { await this.env.KV.put(key, "x".repeat(size)); return "ok"; }
+        catch (e) { return e.name + ": " + e.message; }
+      }
+      async blob(key, size) {
+        try { await this.env.FILES.put(key, "x".repeat(size)); return "ok"; }
+        catch (e) { return e.name + ": " + e.message; }
+      }
+      async del(key) { await this.env.KV.delete(key); return "ok"; }
+    }
+    export default { rpc: Api };
+"#;
+
+#[tokio::test]
+async fn kv_and_blob_quotas_throw_quota_exceeded_in_js_and_show_in_functions_get() {
+    let server = TestServer::start_js().await;
+    server
+        .deploy(
+            "quota",
+            code(
+                QUOTA_JS,
+                json!({
+                    "KV": { "type": "kv", "namespace": "q", "quota": { "maxKeys": 2 } },
+                    "FILES": { "type": "blob", "bucket": "q", "quota": { "maxBytes": 5000 } },
+                }),
+            ),
+        )
+        .await;
+    let call = |method: &'static str, args: serde_json::Value| {
+        let server = &server;
+        async move {
+            let r = server.rpc("quota", method, args).await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            r.json()["result"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(call("kv", json!(["a", 10])).await, "ok");
+    assert_eq!(call("kv", json!(["b", 10])).await, "ok");
+    let refused = call("kv", json!(["c", 10])).await;
+    assert!(
+        refused.starts_with("QuotaExceededError: ") && refused.contains("keys"),
+        "{refused}"
+    );
+    assert_eq!(call("del", json!(["a"])).await, "ok");
+    assert_eq!(
+        call("kv", json!(["c", 10])).await,
+        "ok",
+        "a delete gives room back"
+    );
+
+    assert_eq!(call("blob", json!(["one", 3000])).await, "ok");
+    let refused = call("blob", json!(["two", 3000])).await;
+    assert!(
+        refused.starts_with("QuotaExceededError: ") && refused.contains("bytes"),
+        "{refused}"
+    );
+
+    let info = server
+        .admin("GET", "/_admin/functions/quota", None)
+        .await
+        .json();
+    let storage = info["storage"].as_array().expect("storage").clone();
+    let kv = storage.iter().find(|s| s["binding"] == "KV").expect("KV");
+    assert_eq!(
+        (kv["type"].as_str(), kv["name"].as_str()),
+        (Some("kv"), Some("q"))
+    );
+    assert_eq!(
+        (kv["keys"].as_u64(), kv["maxKeys"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(kv["maxBytes"].as_u64(), Some(store::DEFAULT_QUOTA_BYTES));
+    let files = storage
+        .iter()
+        .find(|s| s["binding"] == "FILES")
+        .expect("FILES");
+    assert_eq!(files["keys"].as_u64(), Some(1));
+    assert!(
+        files["bytes"]
+            .as_u64()
+            .is_some_and(|b| (3003..5000).contains(&b)),
+        "{files}"
+    );
+    assert_eq!(files["maxBytes"].as_u64(), Some(5000));
+}
+
+#[tokio::test]
+async fn a_binding_quota_is_refused_unless_positive_integers() {
+    let server = TestServer::start_js().await;
+    for quota in [
+        json!({"maxKeys": -1}),
+        json!({"maxBytes": "big"}),
+        json!({"other": 1}),
+        json!(5),
+    ] {
+        let r = server
+            .admin(
+                "PUT",
+                "/_admin/functions/badquota",
+                Some(code(
+                    QUOTA_JS,
+                    json!({ "KV": { "type": "kv", "namespace": "q", "quota": quota } }),
+                )),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            400,
+            "{quota}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            String::from_utf8_lossy(&r.body).contains("bindings.KV.quota"),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
 }

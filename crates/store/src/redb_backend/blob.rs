@@ -6,13 +6,17 @@ use std::sync::Arc;
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::{from_json, to_json, Shared, BLOB_BODIES, BLOB_META, META};
+use super::{
+    from_json, read_usage, to_json, write_usage, Shared, BLOB_BODIES, BLOB_META, META, USAGE,
+    USAGE_BLOB,
+};
 use crate::blob::{
     etag, list_limit, validate_bucket, validate_key, validate_put, BlobListOptions, BlobListResult,
     BlobMeta, BlobPutOptions, BlobStore, HttpMetadata, BLOB_MAX_DELETE_KEYS,
 };
 use crate::cursor;
 use crate::error::StoreError;
+use crate::quota::{entry_bytes, Quota, QuotaScope, Usage};
 
 /// One object's row in `blob_meta` (the key is the table key).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -60,6 +64,7 @@ impl BlobStore for RedbBlobStore {
         key: &str,
         body: &[u8],
         options: BlobPutOptions,
+        quota: Quota,
     ) -> Result<BlobMeta, StoreError> {
         validate_bucket(bucket)?;
         validate_key(key)?;
@@ -85,8 +90,22 @@ impl BlobStore for RedbBlobStore {
             };
             let mut metas = txn.open_table(BLOB_META)?;
             let mut bodies = txn.open_table(BLOB_BODIES)?;
-            metas.insert((bucket, key), to_json(&record)?.as_slice())?;
+            let mut usage = txn.open_table(USAGE)?;
+            let row = to_json(&record)?;
+            let old = match metas.get((bucket, key))? {
+                None => None,
+                Some(m) => {
+                    let body_len = bodies.get((bucket, key))?.map_or(0, |g| g.value().len());
+                    Some(entry_bytes(key, body_len, m.value().len()))
+                }
+            };
+            let now = read_usage(&usage, USAGE_BLOB, bucket)?;
+            let next = now.replace(old, Some(entry_bytes(key, body.len(), row.len())));
+            // Refused: the transaction is dropped, so nothing is written.
+            now.admit(next, quota, QuotaScope::BlobBucket, bucket)?;
+            metas.insert((bucket, key), row.as_slice())?;
             bodies.insert((bucket, key), body)?;
+            write_usage(&mut usage, USAGE_BLOB, bucket, next)?;
             record
         };
         txn.commit()?;
@@ -109,6 +128,13 @@ impl BlobStore for RedbBlobStore {
             .value()
             .to_vec();
         Ok(Some((record.into_meta(key), body)))
+    }
+
+    fn usage(&self, bucket: &str) -> Result<Usage, StoreError> {
+        validate_bucket(bucket)?;
+        let txn = self.shared.db.begin_read()?;
+        let usage = txn.open_table(USAGE)?;
+        read_usage(&usage, USAGE_BLOB, bucket)
     }
 
     fn head(&self, bucket: &str, key: &str) -> Result<Option<BlobMeta>, StoreError> {
@@ -140,13 +166,20 @@ impl BlobStore for RedbBlobStore {
         let removed = {
             let mut metas = txn.open_table(BLOB_META)?;
             let mut bodies = txn.open_table(BLOB_BODIES)?;
+            let mut usage = txn.open_table(USAGE)?;
+            let mut now = read_usage(&usage, USAGE_BLOB, bucket)?;
             let mut removed = 0;
             for key in keys {
-                if metas.remove((bucket, *key))?.is_some() {
+                let row_len = metas.remove((bucket, *key))?.map(|g| g.value().len());
+                let body_len = bodies
+                    .remove((bucket, *key))?
+                    .map_or(0, |g| g.value().len());
+                if let Some(row_len) = row_len {
                     removed += 1;
+                    now = now.replace(Some(entry_bytes(key, body_len, row_len)), None);
                 }
-                bodies.remove((bucket, *key))?;
             }
+            write_usage(&mut usage, USAGE_BLOB, bucket, now)?;
             removed
         };
         txn.commit()?;

@@ -6,13 +6,49 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{from_json, to_json, Shared, KV_META, KV_VALUES};
+use super::{
+    from_json, read_usage, to_json, write_usage, Shared, KV_META, KV_VALUES, USAGE, USAGE_KV,
+};
 use crate::cursor;
 use crate::error::StoreError;
 use crate::kv::{
     is_expired, list_limit, validate_key, validate_namespace, validate_put, KvEntry, KvKey,
     KvListOptions, KvListResult, KvPutOptions, KvStore,
 };
+use crate::quota::{entry_bytes, Quota, QuotaScope, Usage};
+
+type MetaTable<'t> = redb::Table<'t, (&'static str, &'static str), &'static [u8]>;
+
+/// The bytes the entry under `key` counts for, if there is one.
+fn stored_size(
+    meta: &MetaTable<'_>,
+    values: &MetaTable<'_>,
+    namespace: &str,
+    key: &str,
+) -> Result<Option<u64>, StoreError> {
+    let Some(record) = meta.get((namespace, key))? else {
+        return Ok(None);
+    };
+    let value_len = values.get((namespace, key))?.map_or(0, |g| g.value().len());
+    Ok(Some(entry_bytes(key, value_len, record.value().len())))
+}
+
+/// Removes the entry under `key` (if any) and takes it off the namespace's usage.
+fn remove_entry(
+    meta: &mut MetaTable<'_>,
+    values: &mut MetaTable<'_>,
+    usage: &mut redb::Table<'_, (&'static str, &'static str), (u64, u64)>,
+    namespace: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    let Some(old) = stored_size(meta, values, namespace, key)? else {
+        return Ok(());
+    };
+    meta.remove((namespace, key))?;
+    values.remove((namespace, key))?;
+    let now = read_usage(usage, USAGE_KV, namespace)?;
+    write_usage(usage, USAGE_KV, namespace, now.replace(Some(old), None))
+}
 
 /// Most expired keys one `list` call deletes on its way past them.
 const LIST_SWEEP_MAX: usize = 1000;
@@ -44,6 +80,7 @@ impl RedbKvStore {
         {
             let mut meta = txn.open_table(KV_META)?;
             let mut values = txn.open_table(KV_VALUES)?;
+            let mut usage = txn.open_table(USAGE)?;
             for key in keys {
                 let expired = match meta.get((namespace, key.as_str()))? {
                     None => false,
@@ -53,8 +90,7 @@ impl RedbKvStore {
                     }
                 };
                 if expired {
-                    meta.remove((namespace, key.as_str()))?;
-                    values.remove((namespace, key.as_str()))?;
+                    remove_entry(&mut meta, &mut values, &mut usage, namespace, key)?;
                 }
             }
         }
@@ -103,6 +139,7 @@ impl KvStore for RedbKvStore {
         key: &str,
         value: &[u8],
         options: KvPutOptions,
+        quota: Quota,
     ) -> Result<(), StoreError> {
         validate_namespace(namespace)?;
         validate_key(key)?;
@@ -115,11 +152,25 @@ impl KvStore for RedbKvStore {
         {
             let mut meta = txn.open_table(KV_META)?;
             let mut values = txn.open_table(KV_VALUES)?;
+            let mut usage = txn.open_table(USAGE)?;
+            let old = stored_size(&meta, &values, namespace, key)?;
+            let now = read_usage(&usage, USAGE_KV, namespace)?;
+            let next = now.replace(old, Some(entry_bytes(key, value.len(), record.len())));
+            // Refused: the transaction is dropped, so nothing is written.
+            now.admit(next, quota, QuotaScope::KvNamespace, namespace)?;
             meta.insert((namespace, key), record.as_slice())?;
             values.insert((namespace, key), value)?;
+            write_usage(&mut usage, USAGE_KV, namespace, next)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    fn usage(&self, namespace: &str) -> Result<Usage, StoreError> {
+        validate_namespace(namespace)?;
+        let txn = self.shared.db.begin_read()?;
+        let usage = txn.open_table(USAGE)?;
+        read_usage(&usage, USAGE_KV, namespace)
     }
 
     fn delete(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
@@ -129,8 +180,8 @@ impl KvStore for RedbKvStore {
         {
             let mut meta = txn.open_table(KV_META)?;
             let mut values = txn.open_table(KV_VALUES)?;
-            meta.remove((namespace, key))?;
-            values.remove((namespace, key))?;
+            let mut usage = txn.open_table(USAGE)?;
+            remove_entry(&mut meta, &mut values, &mut usage, namespace, key)?;
         }
         txn.commit()?;
         Ok(())
@@ -198,9 +249,9 @@ impl KvStore for RedbKvStore {
                     doomed.push((namespace.to_owned(), key.to_owned()));
                 }
             }
+            let mut usage = txn.open_table(USAGE)?;
             for (namespace, key) in &doomed {
-                meta.remove((namespace.as_str(), key.as_str()))?;
-                values.remove((namespace.as_str(), key.as_str()))?;
+                remove_entry(&mut meta, &mut values, &mut usage, namespace, key)?;
             }
             u64::try_from(doomed.len()).unwrap_or(u64::MAX)
         };

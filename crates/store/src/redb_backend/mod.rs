@@ -20,9 +20,11 @@
 //! | `kv_values` | (namespace, key) | value bytes |
 //! | `blob_meta` | (bucket, key) | JSON `BlobRecord` |
 //! | `blob_bodies` | (bucket, key) | body bytes |
+//! | `usage` | ("kv" or "blob", namespace or bucket) | (bytes, keys), see `quota.rs` |
 //!
 //! Metadata and bytes are in separate tables so that listings never read
-//! values or bodies.
+//! values or bodies. The `usage` row of a namespace or bucket changes in the
+//! same transaction as its data, so it is always exact.
 
 mod blob;
 mod code;
@@ -38,13 +40,15 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::quota::{entry_bytes, Usage};
 
 pub use blob::RedbBlobStore;
 pub use code::RedbCodeStore;
 pub use kv::RedbKvStore;
 
 /// The schema version this build writes and understands.
-const SCHEMA_VERSION: u64 = 1;
+/// Version 2 added the `usage` table (rebuilt from the data when a version 1 file opens).
+const SCHEMA_VERSION: u64 = 2;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const CODE_FUNCTIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("code_functions");
@@ -56,6 +60,10 @@ const KV_META: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("
 const KV_VALUES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("kv_values");
 const BLOB_META: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("blob_meta");
 const BLOB_BODIES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("blob_bodies");
+const USAGE: TableDefinition<'_, (&str, &str), (u64, u64)> = TableDefinition::new("usage");
+/// `usage` row scopes.
+const USAGE_KV: &str = "kv";
+const USAGE_BLOB: &str = "blob";
 
 /// What the three stores share: the database and the clock.
 struct Shared {
@@ -84,15 +92,18 @@ impl RedbBackend {
     /// Opens the database file at `path`, creating it (and its parent
     /// directories) if missing.
     ///
+    /// The data is private to the user running the process: missing
+    /// directories are created with mode 0700 and the file with mode 0600 (on
+    /// Unix), from the start rather than narrowed afterwards, so no crash can
+    /// leave them readable by others; an existing file is narrowed to 0600.
+    ///
     /// Fails with [`StoreError::AlreadyOpen`] if the file is open already,
     /// in this process or another.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-                path: parent.to_owned(),
-                source,
-            })?;
+            crate::private::create_dir_all(parent)?;
         }
+        crate::private::create_file(path)?;
         let db = Database::create(path).map_err(|error| match error {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
                 path: path.to_owned(),
@@ -123,7 +134,11 @@ impl RedbBackend {
                         supported: SCHEMA_VERSION,
                     });
                 }
-                Some(_) => {}
+                Some(SCHEMA_VERSION) => {}
+                Some(_) => {
+                    rebuild_usage(&txn)?;
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
@@ -136,6 +151,7 @@ impl RedbBackend {
             txn.open_table(KV_VALUES)?;
             txn.open_table(BLOB_META)?;
             txn.open_table(BLOB_BODIES)?;
+            txn.open_table(USAGE)?;
         }
         txn.commit()?;
         Ok(RedbBackend {
@@ -165,4 +181,64 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 
 fn from_json<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}
+
+/// The usage row of one namespace or bucket.
+fn read_usage(
+    table: &impl ReadableTable<(&'static str, &'static str), (u64, u64)>,
+    scope: &str,
+    name: &str,
+) -> Result<Usage, StoreError> {
+    Ok(table
+        .get((scope, name))?
+        .map(|g| {
+            let (bytes, keys) = g.value();
+            Usage { bytes, keys }
+        })
+        .unwrap_or_default())
+}
+
+/// Stores the usage row of one namespace or bucket (removing it when empty).
+fn write_usage(
+    table: &mut redb::Table<'_, (&'static str, &'static str), (u64, u64)>,
+    scope: &str,
+    name: &str,
+    usage: Usage,
+) -> Result<(), StoreError> {
+    if usage == Usage::default() {
+        table.remove((scope, name))?;
+    } else {
+        table.insert((scope, name), (usage.bytes, usage.keys))?;
+    }
+    Ok(())
+}
+
+/// Recomputes every usage row from the data (opening a file written before usage rows).
+fn rebuild_usage(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut totals: std::collections::BTreeMap<(&str, String), Usage> = Default::default();
+    {
+        let meta = txn.open_table(KV_META)?;
+        let values = txn.open_table(KV_VALUES)?;
+        for entry in meta.iter()? {
+            let (k, v) = entry?;
+            let (namespace, key) = k.value();
+            let value_len = values.get((namespace, key))?.map_or(0, |g| g.value().len());
+            let u = totals.entry((USAGE_KV, namespace.to_owned())).or_default();
+            *u = u.replace(None, Some(entry_bytes(key, value_len, v.value().len())));
+        }
+        let metas = txn.open_table(BLOB_META)?;
+        let bodies = txn.open_table(BLOB_BODIES)?;
+        for entry in metas.iter()? {
+            let (k, v) = entry?;
+            let (bucket, key) = k.value();
+            let body_len = bodies.get((bucket, key))?.map_or(0, |g| g.value().len());
+            let u = totals.entry((USAGE_BLOB, bucket.to_owned())).or_default();
+            *u = u.replace(None, Some(entry_bytes(key, body_len, v.value().len())));
+        }
+    }
+    let mut usage = txn.open_table(USAGE)?;
+    for ((scope, name), u) in totals {
+        write_usage(&mut usage, scope, &name, u)?;
+    }
+    Ok(())
 }

@@ -2,8 +2,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use store::{
-    BlobListOptions, BlobPutOptions, HttpMetadata, StoreError, BLOB_MAX_CUSTOM_METADATA_BYTES,
-    BLOB_MAX_DELETE_KEYS, BLOB_MAX_KEY_BYTES,
+    BlobListOptions, BlobPutOptions, HttpMetadata, Quota, StoreError,
+    BLOB_MAX_CUSTOM_METADATA_BYTES, BLOB_MAX_DELETE_KEYS, BLOB_MAX_KEY_BYTES,
 };
 
 use crate::{store_with_clock, T0_MS};
@@ -11,7 +11,13 @@ use crate::{store_with_clock, T0_MS};
 fn put_plain(store: &store::Store, bucket: &str, key: &str) {
     store
         .blob()
-        .put(bucket, key, key.as_bytes(), BlobPutOptions::default())
+        .put(
+            bucket,
+            key,
+            key.as_bytes(),
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
         .expect("put");
 }
 
@@ -28,7 +34,13 @@ fn blob_put_get_head_round_trip_with_metadata_and_md5_etag() {
         custom_metadata: BTreeMap::from([("owner".to_owned(), "alice".to_owned())]),
     };
     let put = blob
-        .put("assets", "docs/hello.txt", b"hello", options.clone())
+        .put(
+            "assets",
+            "docs/hello.txt",
+            b"hello",
+            options.clone(),
+            Quota::default(),
+        )
         .expect("put");
     assert_eq!(put.key, "docs/hello.txt");
     assert_eq!(put.size, 5);
@@ -62,11 +74,23 @@ fn blob_put_overwrites_and_gives_a_new_version() {
     let (store, clock) = store_with_clock();
     let blob = store.blob();
     let first = blob
-        .put("b", "k", b"one", BlobPutOptions::default())
+        .put(
+            "b",
+            "k",
+            b"one",
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
         .expect("put");
     clock.advance(Duration::from_secs(1));
     let second = blob
-        .put("b", "k", b"two!", BlobPutOptions::default())
+        .put(
+            "b",
+            "k",
+            b"two!",
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
         .expect("put");
     assert_ne!(first.version, second.version);
     assert_ne!(first.etag, second.etag);
@@ -242,12 +266,18 @@ fn blob_limits_are_rejected_with_clear_errors() {
     let (store, _) = store_with_clock();
     let blob = store.blob();
     let err = blob
-        .put("b", "", b"x", BlobPutOptions::default())
+        .put("b", "", b"x", BlobPutOptions::default(), Quota::default())
         .expect_err("empty key");
     assert!(matches!(err, StoreError::InvalidKey { .. }), "{err}");
     let long = "k".repeat(BLOB_MAX_KEY_BYTES + 1);
     let err = blob
-        .put("b", &long, b"x", BlobPutOptions::default())
+        .put(
+            "b",
+            &long,
+            b"x",
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
         .expect_err("long key");
     assert!(
         err.to_string()
@@ -255,7 +285,7 @@ fn blob_limits_are_rejected_with_clear_errors() {
         "{err}"
     );
     let err = blob
-        .put("", "k", b"x", BlobPutOptions::default())
+        .put("", "k", b"x", BlobPutOptions::default(), Quota::default())
         .expect_err("empty bucket");
     assert!(matches!(err, StoreError::InvalidBucket { .. }), "{err}");
 
@@ -266,7 +296,9 @@ fn blob_limits_are_rejected_with_clear_errors() {
         )]),
         ..BlobPutOptions::default()
     };
-    let err = blob.put("b", "k", b"x", options).expect_err("big metadata");
+    let err = blob
+        .put("b", "k", b"x", options, Quota::default())
+        .expect_err("big metadata");
     assert!(
         matches!(
             err,

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use store::{
-    KvListOptions, KvPutOptions, StoreError, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES,
+    KvListOptions, KvPutOptions, Quota, StoreError, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES,
     KV_MAX_VALUE_BYTES,
 };
 
@@ -26,15 +26,22 @@ fn kv_put_then_get_returns_value_and_metadata() {
         metadata: Some(json!({"owner": "alice", "n": 3})),
         ..KvPutOptions::default()
     };
-    kv.put("NS", "greeting", b"hello", options).expect("put");
+    kv.put("NS", "greeting", b"hello", options, Quota::default())
+        .expect("put");
     let entry = kv.get("NS", "greeting").expect("get").expect("present");
     assert_eq!(entry.value, b"hello");
     assert_eq!(entry.metadata, Some(json!({"owner": "alice", "n": 3})));
     assert_eq!(entry.expiration, None);
     assert_eq!(kv.get("NS", "missing").expect("get"), None);
 
-    kv.put("NS", "greeting", b"bye", KvPutOptions::default())
-        .expect("overwrite");
+    kv.put(
+        "NS",
+        "greeting",
+        b"bye",
+        KvPutOptions::default(),
+        Quota::default(),
+    )
+    .expect("overwrite");
     let entry = kv.get("NS", "greeting").expect("get").expect("present");
     assert_eq!(entry.value, b"bye");
     assert_eq!(entry.metadata, None, "overwrite replaces metadata too");
@@ -44,9 +51,9 @@ fn kv_put_then_get_returns_value_and_metadata() {
 fn kv_namespaces_are_isolated() {
     let (store, _) = store_with_clock();
     let kv = store.kv();
-    kv.put("A", "k", b"a", KvPutOptions::default())
+    kv.put("A", "k", b"a", KvPutOptions::default(), Quota::default())
         .expect("put");
-    kv.put("B", "k", b"b", KvPutOptions::default())
+    kv.put("B", "k", b"b", KvPutOptions::default(), Quota::default())
         .expect("put");
     assert_eq!(kv.get("A", "k").expect("get").expect("a").value, b"a");
     assert_eq!(kv.get("B", "k").expect("get").expect("b").value, b"b");
@@ -67,7 +74,8 @@ fn kv_delete_of_an_absent_key_is_not_an_error() {
 fn kv_entry_expires_after_its_ttl_without_sleeping() {
     let (store, clock) = store_with_clock();
     let kv = store.kv();
-    kv.put("NS", "session", b"token", ttl(60)).expect("put");
+    kv.put("NS", "session", b"token", ttl(60), Quota::default())
+        .expect("put");
     let entry = kv.get("NS", "session").expect("get").expect("fresh");
     assert_eq!(entry.expiration, Some(NOW_SECS + 60));
 
@@ -90,7 +98,8 @@ fn kv_absolute_expiration_hides_the_entry_once_reached() {
         expiration: Some(NOW_SECS + 3600),
         ..KvPutOptions::default()
     };
-    kv.put("NS", "k", b"v", options).expect("put");
+    kv.put("NS", "k", b"v", options, Quota::default())
+        .expect("put");
     clock.set_ms((NOW_SECS + 3599) * 1000);
     assert!(kv.get("NS", "k").expect("get").is_some());
     clock.set_ms((NOW_SECS + 3600) * 1000);
@@ -101,7 +110,8 @@ fn kv_absolute_expiration_hides_the_entry_once_reached() {
 fn kv_expired_entry_is_deleted_lazily_and_stays_gone_if_time_goes_back() {
     let (store, clock) = store_with_clock();
     let kv = store.kv();
-    kv.put("NS", "k", b"v", ttl(60)).expect("put");
+    kv.put("NS", "k", b"v", ttl(60), Quota::default())
+        .expect("put");
     clock.advance(Duration::from_secs(120));
     assert_eq!(kv.get("NS", "k").expect("get"), None);
     // The get deleted it: even a clock stepped back cannot revive it.
@@ -113,8 +123,10 @@ fn kv_expired_entry_is_deleted_lazily_and_stays_gone_if_time_goes_back() {
 fn kv_list_deletes_expired_entries_it_passes() {
     let (store, clock) = store_with_clock();
     let kv = store.kv();
-    kv.put("NS", "short", b"v", ttl(60)).expect("put");
-    kv.put("NS", "long", b"v", ttl(3600)).expect("put");
+    kv.put("NS", "short", b"v", ttl(60), Quota::default())
+        .expect("put");
+    kv.put("NS", "long", b"v", ttl(3600), Quota::default())
+        .expect("put");
     clock.advance(Duration::from_secs(61));
     let names: Vec<String> = kv
         .list("NS", KvListOptions::default())
@@ -133,11 +145,20 @@ fn kv_list_deletes_expired_entries_it_passes() {
 fn kv_purge_expired_removes_only_expired_entries() {
     let (store, clock) = store_with_clock();
     let kv = store.kv();
-    kv.put("A", "old", b"v", ttl(60)).expect("put");
-    kv.put("B", "old", b"v", ttl(60)).expect("put");
-    kv.put("A", "new", b"v", ttl(600)).expect("put");
-    kv.put("A", "forever", b"v", KvPutOptions::default())
+    kv.put("A", "old", b"v", ttl(60), Quota::default())
         .expect("put");
+    kv.put("B", "old", b"v", ttl(60), Quota::default())
+        .expect("put");
+    kv.put("A", "new", b"v", ttl(600), Quota::default())
+        .expect("put");
+    kv.put(
+        "A",
+        "forever",
+        b"v",
+        KvPutOptions::default(),
+        Quota::default(),
+    )
+    .expect("put");
     clock.advance(Duration::from_secs(300));
     assert_eq!(kv.purge_expired().expect("purge"), 2);
     assert_eq!(kv.purge_expired().expect("purge again"), 0);
@@ -152,17 +173,23 @@ fn kv_list_pagination_with_prefix_and_cursor_returns_every_key_exactly_once() {
     let mut expected = BTreeSet::new();
     for i in 0..257 {
         let key = format!("user:{i:04}");
-        kv.put("NS", &key, b"x", KvPutOptions::default())
+        kv.put("NS", &key, b"x", KvPutOptions::default(), Quota::default())
             .expect("put");
         expected.insert(key);
     }
     // Keys around the prefix that must not appear.
     for key in ["user", "user;", "usea:1", "admin:1", "v"] {
-        kv.put("NS", key, b"x", KvPutOptions::default())
+        kv.put("NS", key, b"x", KvPutOptions::default(), Quota::default())
             .expect("put");
     }
-    kv.put("OTHER", "user:9999", b"x", KvPutOptions::default())
-        .expect("put");
+    kv.put(
+        "OTHER",
+        "user:9999",
+        b"x",
+        KvPutOptions::default(),
+        Quota::default(),
+    )
+    .expect("put");
 
     let mut seen = Vec::new();
     let mut cursor = None;
@@ -202,9 +229,11 @@ fn kv_list_orders_keys_by_bytes_and_reports_metadata() {
             metadata: Some(json!({ "k": key })),
             ..KvPutOptions::default()
         };
-        kv.put("NS", key, b"", options).expect("put");
+        kv.put("NS", key, b"", options, Quota::default())
+            .expect("put");
     }
-    kv.put("NS", "ttl", b"", ttl(100)).expect("put");
+    kv.put("NS", "ttl", b"", ttl(100), Quota::default())
+        .expect("put");
     let page = kv.list("NS", KvListOptions::default()).expect("list");
     let names: Vec<&str> = page.keys.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(names, ["B", "a", "a0", "b", "ttl", "é"]);
@@ -217,7 +246,9 @@ fn kv_list_orders_keys_by_bytes_and_reports_metadata() {
 fn kv_limits_are_rejected_with_clear_errors() {
     let (store, _) = store_with_clock();
     let kv = store.kv();
-    let put = |key: &str, value: &[u8], options: KvPutOptions| kv.put("NS", key, value, options);
+    let put = |key: &str, value: &[u8], options: KvPutOptions| {
+        kv.put("NS", key, value, options, Quota::default())
+    };
 
     let err = put("", b"v", KvPutOptions::default()).expect_err("empty key");
     assert!(err.to_string().contains("must not be empty"), "{err}");

@@ -4,6 +4,7 @@ mod blob;
 mod code;
 mod kv;
 mod persistence;
+mod quota;
 
 use std::sync::Arc;
 

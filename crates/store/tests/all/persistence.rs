@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use store::{BlobPutOptions, KvPutOptions, ManualClock, Store, StoreError};
+use store::{BlobPutOptions, KvPutOptions, ManualClock, Quota, Store, StoreError};
 
 use crate::T0_MS;
 
@@ -27,7 +27,7 @@ fn write_sample(store: &Store) {
     };
     store
         .kv()
-        .put("NS", "key", b"value", options)
+        .put("NS", "key", b"value", options, Quota::default())
         .expect("kv put");
     store
         .blob()
@@ -36,6 +36,7 @@ fn write_sample(store: &Store) {
             "dir/file.bin",
             &[1, 2, 3],
             BlobPutOptions::default(),
+            Quota::default(),
         )
         .expect("blob put");
 }

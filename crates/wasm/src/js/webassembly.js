@@ -248,7 +248,8 @@
   // a promise of a module handle), else synchronously.
   async function compileFrom(bytes, where) {
     const b = bytesOf(bytes, where);
-    if (typeof native.compileAsync === "function") return new Module(WRAP, await native.compileAsync(b));
+    const later = typeof native.compileAsync === "function" ? native.compileAsync(b) : undefined;
+    if (later !== undefined) return new Module(WRAP, await later);
     return new Module(b);
   }
 
