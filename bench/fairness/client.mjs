@@ -52,12 +52,20 @@ async function neighbourOnce() {
   return ms;
 }
 
-/** Neighbour requests one after the other for `ms`; their latencies. */
+/** Neighbour requests one after the other for `ms`: their latencies, and the failures. */
 async function measure(ms) {
   const out = [];
+  const errors = {};
   const end = performance.now() + ms;
-  while (performance.now() < end) out.push(await neighbourOnce());
-  return out;
+  while (performance.now() < end) {
+    try {
+      out.push(await neighbourOnce());
+    } catch (e) {
+      const key = `${e.message}${e.cause ? ` (${e.cause.code ?? e.cause.message})` : ""}`;
+      errors[key] = (errors[key] ?? 0) + 1;
+    }
+  }
+  return { ...summary(out), errors };
 }
 
 function pct(sorted, p) {
@@ -75,7 +83,7 @@ await deploy("neighbour", NEIGHBOUR);
 for (let i = 0; i < SPINNERS; i++) await deploy(`spinner-${i}`, SPINNER, { cpuMs: CPU_MS });
 for (let i = 0; i < 20; i++) await neighbourOnce(); // warm: the isolate is loaded
 
-const idle = summary(await measure(IDLE_MS));
+const idle = await measure(IDLE_MS);
 
 let stop = false;
 const statuses = {};
@@ -98,7 +106,7 @@ async function spin(i) {
 const loops = Array.from({ length: SPINNERS }, (_, i) => spin(i));
 // Let every spinner get going before measuring.
 await new Promise((ok) => setTimeout(ok, Math.min(2000, CPU_MS)));
-const busy = summary(await measure(DURATION_MS));
+const busy = await measure(DURATION_MS);
 stop = true;
 await Promise.all(loops);
 

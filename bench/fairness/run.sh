@@ -76,11 +76,12 @@ done
 node -e '
   const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
   const f = (v) => (v === null ? "-" : String(v));
-  console.log("| round | neighbour alone p50 / p99 ms | with spinners n | p50 ms | p90 ms | p99 ms | max ms | spinner answers |");
-  console.log("|---:|---:|---:|---:|---:|---:|---:|---|");
+  console.log("| round | neighbour alone p50 / p99 ms | with spinners n | p50 ms | p90 ms | p99 ms | max ms | neighbour failures | spinner answers |");
+  console.log("|---:|---:|---:|---:|---:|---:|---:|---|---|");
   rows.forEach((r, i) => {
     const a = r.neighbour_idle_ms, b = r.neighbour_with_spinners_ms;
     const st = Object.entries(r.spinner_statuses).map(([k, v]) => `${v}× ${k}`).join(", ");
-    console.log(`| ${i + 1} | ${f(a.p50)} / ${f(a.p99)} | ${b.n} | ${f(b.p50)} | ${f(b.p90)} | ${f(b.p99)} | ${f(b.max)} | ${st} |`);
+    const fails = Object.entries({ ...a.errors, ...b.errors }).map(([k, v]) => `${v}× ${k}`).join(", ") || "0";
+    console.log(`| ${i + 1} | ${f(a.p50)} / ${f(a.p99)} | ${b.n} | ${f(b.p50)} | ${f(b.p90)} | ${f(b.p99)} | ${f(b.max)} | ${fails} | ${st} |`);
   });
 ' "$TMP/results.jsonl"
