@@ -440,6 +440,73 @@ describe("bounded background work", () => {
 // ---------------------------------------------------------------------------------------------
 // Fair threads: a spinning tenant does not hold up its neighbours.
 
+describe("fair threads", () => {
+  // Each spinner notes in KV that it started, then spins until its CPU limit ends it. The
+  // neighbour answers with how many have started, so every one of its answers is also the
+  // event the test waits for.
+  const SPINNER = `
+    export default {
+      async fetch(req, env) {
+        await env.KV.put("started-" + new URL(req.url).pathname.slice(1), "1");
+        for (;;) {}
+      },
+    };
+  `;
+  const NEIGHBOUR = `
+    export default {
+      async fetch(req, env) {
+        const { keys } = await env.KV.list({ prefix: "started-" });
+        return new Response(String(keys.length));
+      },
+    };
+  `;
+  const KV = { KV: { type: "kv", namespace: "fair-threads" } };
+
+  test("four tenants spinning at cpuMs=1000: a neighbour keeps answering, every spinner gets a 5xx", opts, async () => {
+    await server.deploy("fair-neighbour", bundle(NEIGHBOUR, { bindings: KV }));
+    for (let i = 0; i < 4; i++) {
+      await server.deploy(`fair-spin-${i}`, bundle(SPINNER, { bindings: KV, limits: { cpuMs: 1000 } }));
+    }
+    const neighbour = async () => {
+      const res = await fetch(`${server.base}/fair-neighbour/`);
+      assert.equal(res.status, 200);
+      return Number(await res.text());
+    };
+    assert.equal(await neighbour(), 0);
+
+    const spinners = [0, 1, 2, 3].map((i) => {
+      const s = { done: false };
+      s.status = fetch(`${server.base}/fair-spin-${i}/${i}`).then(async (res) => {
+        await res.arrayBuffer();
+        s.done = true;
+        return res.status;
+      });
+      return s;
+    });
+    // Wait (through the neighbour) until all four spin at once.
+    const deadline = Date.now() + 30_000;
+    let started = 0;
+    while (started < 4) {
+      assert.ok(Date.now() < deadline, `only ${started} spinners started`);
+      started = await neighbour();
+    }
+    // While all four spin, the neighbour keeps answering: none of them has ended yet.
+    for (let i = 0; i < 5; i++) {
+      assert.equal(await neighbour(), 4);
+      assert.deepEqual(
+        spinners.map((s) => s.done),
+        [false, false, false, false],
+        "the neighbour answered only after a spinner had ended",
+      );
+    }
+    for (const s of spinners) {
+      const status = await s.status;
+      assert.ok(status >= 500 && status < 600, `a spinner got ${status}`);
+    }
+    assert.equal(await neighbour(), 4);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // capnweb sessions: budgets, caps and how a session says no.
 //

@@ -77,7 +77,9 @@ pub struct Limits {
     /// CPU time one invocation may use, summed over every slice of JavaScript that runs for
     /// it (the call itself, and each continuation after an await on a timer, an RPC result or
     /// another event, before and after it answered: timers it left, `ctx.waitUntil` work);
-    /// also the longest any single slice may run. Default 1 s.
+    /// also the longest any single slice may run. Measured as CPU time of the thread that runs
+    /// the slice (not wall-clock time, so sharing the cores with other isolates costs nothing),
+    /// plus the time WebAssembly compilation took for it on the compile threads. Default 1 s.
     pub cpu_time: Duration,
     /// Native stack QuickJS may use. Default 1 MiB.
     pub max_stack_bytes: usize,

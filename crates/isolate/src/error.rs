@@ -42,3 +42,11 @@ pub const RESOURCE_LIMIT_ERROR: &str = "ResourceLimitError";
 pub fn resource_limit_error(message: impl Into<String>) -> RpcError {
     RpcError::new(RESOURCE_LIMIT_ERROR, message)
 }
+
+/// The error a call gets when its isolate was discarded because something went wrong inside
+/// the host (a panic on its JavaScript thread), not because of anything the function did
+/// that it could be told about. Named `Error`, with a message that starts "internal error",
+/// as workerd words it.
+pub fn internal_error(message: impl Into<String>) -> RpcError {
+    RpcError::error(message)
+}

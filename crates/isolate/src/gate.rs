@@ -201,6 +201,9 @@ fn stop(shared: &Arc<Shared>) {
     if shared.gate.stopped.swap(true, Ordering::SeqCst) {
         return;
     }
-    let key = shared.key;
-    let _ = shared.send_job(Box::new(move |ts| ts.discard(key, None)));
+    shared.post_job(Box::new(|unit: &mut Option<crate::state::Unit>| {
+        if let Some(u) = unit.take() {
+            u.discard(None);
+        }
+    }));
 }

@@ -54,10 +54,12 @@ pub(crate) struct Host {
     /// Set by the interrupt handler when a deadline passed, or when an invocation used up its
     /// CPU budget.
     interrupted: Rc<Cell<bool>>,
-    /// When the running slice of JavaScript must stop (read by the interrupt handler).
-    deadline: Rc<Cell<Option<Instant>>>,
-    /// The running slice: when it started and which invocation it runs for.
-    slice: Cell<Option<(Instant, Option<u64>)>>,
+    /// When the running slice of JavaScript must stop (read by the interrupt handler), on `cpu`.
+    deadline: Rc<Cell<Option<Duration>>>,
+    /// The running slice: when it started (on `cpu`) and which invocation it runs for.
+    slice: Cell<Option<(Duration, Option<u64>)>>,
+    /// The clock CPU time is measured with (thread CPU time, see `cpu.rs`).
+    cpu: Rc<crate::cpu::CpuClock>,
     /// Every invocation still going: the CPU it used, its trace (current while JavaScript
     /// runs for it) and the background work it owns (timers, promises waiting on capnweb).
     background: Background,
@@ -77,6 +79,9 @@ pub(crate) struct Host {
     /// `WebAssembly` global or of a `.wasm` module).
     wasm: Rc<wasm::Wasm>,
     wasm_api: RefCell<Option<Saved>>,
+    /// Set when a native function panicked and JavaScript saw the panic as QuickJS's
+    /// exception marker (see `Unit::run`, which then resumes the panic).
+    panicked: Cell<bool>,
     /// Capnweb streams fed from JavaScript streams, by id, with the invocation that feeds
     /// each. Each holds the isolate alive until its stream ends.
     senders: RefCell<HashMap<u64, Sender>>,
@@ -88,6 +93,7 @@ impl Host {
     pub(crate) fn new(stop: &crate::limits::Stop, wasm: Rc<wasm::Wasm>) -> Self {
         let interrupted = stop.interrupted.clone();
         let deadline = stop.deadline.clone();
+        let cpu = stop.cpu.clone();
         let oom = stop.oom.clone();
         Host {
             id: RefCell::new(String::new()),
@@ -97,6 +103,7 @@ impl Host {
             interrupted,
             deadline,
             slice: Cell::new(None),
+            cpu,
             background: Background::default(),
             oom,
             helpers: RefCell::default(),
@@ -108,6 +115,7 @@ impl Host {
             replies: RefCell::default(),
             wasm,
             wasm_api: RefCell::default(),
+            panicked: Cell::new(false),
             senders: RefCell::default(),
         }
     }
@@ -136,7 +144,7 @@ impl Host {
     /// Starts a slice of JavaScript (one job and the microtasks it queues): it may run for at
     /// most the CPU limit.
     pub(crate) fn begin_slice(&self) {
-        let now = Instant::now();
+        let now = self.cpu.now();
         self.slice.set(Some((now, None)));
         self.deadline.set(Some(now + self.limits().cpu_time));
         capnweb::trace::set(None);
@@ -173,7 +181,8 @@ impl Host {
         let Some((start, Some(id))) = self.slice.take() else {
             return;
         };
-        if let Some(used) = self.background.charge(id, start.elapsed()) {
+        let elapsed = self.cpu.now().saturating_sub(start);
+        if let Some(used) = self.background.charge(id, elapsed) {
             if used >= self.limits().cpu_time {
                 self.interrupted.set(true);
             }
@@ -203,6 +212,33 @@ impl Host {
 
     pub(crate) fn elapsed_ms(&self) -> f64 {
         self.started.get().elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Notes that a native function panicked: the isolate is marked broken at once (so no
+    /// caller reaches it again) and the panic is resumed when the job ends. Returns the error
+    /// the call sees.
+    fn note_panic(&self) -> RpcError {
+        self.panicked.set(true);
+        let reason = format!("internal error; isolate '{}' was discarded", self.id());
+        if let Some(shared) = self.shared() {
+            shared.set_internal(reason.clone());
+        }
+        crate::error::internal_error(reason)
+    }
+
+    /// Whether a native panicked during this job (and clears the note).
+    pub(crate) fn take_panicked(&self) -> bool {
+        self.panicked.replace(false)
+    }
+
+    /// Charges `spent`, time spent off the JavaScript thread for invocation `owner` (compiling
+    /// WebAssembly), to its CPU budget; the CPU limit breaks if that uses the budget up.
+    pub(crate) fn charge(&self, owner: u64, spent: Duration) {
+        if let Some(used) = self.background.charge(owner, spent) {
+            if used >= self.limits().cpu_time {
+                self.interrupted.set(true);
+            }
+        }
     }
 
     /// The reason the isolate must be discarded, if a limit broke.
@@ -344,6 +380,10 @@ impl Host {
 
     /// Turns a thrown JavaScript value into the error a caller sees.
     pub(crate) fn error_from_js<'js>(&self, ctx: &Ctx<'js>, thrown: JsValue<'js>) -> RpcError {
+        if thrown.is_exception() {
+            // Not a JavaScript value: the marker rquickjs throws when a native panicked.
+            return self.note_panic();
+        }
         if let Some(reason) = self.limit_broken() {
             return resource_limit_error(reason);
         }
@@ -377,12 +417,18 @@ impl Host {
         restore_obj(ctx, &self.web)?.get(name)
     }
 
+    /// The isolate's WebAssembly.
+    pub(crate) fn wasm(&self) -> &Rc<wasm::Wasm> {
+        &self.wasm
+    }
+
     /// The WebAssembly JavaScript API (`{ WebAssembly, newModule }`), built on first use.
-    pub(crate) fn wasm_api<'js>(&self, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    pub(crate) fn wasm_api<'js>(self: &Rc<Self>, ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
         if self.wasm_api.borrow().is_some() {
             return restore_obj(ctx, &self.wasm_api);
         }
         let natives = wasm::natives(ctx, &self.wasm)?;
+        crate::wasm_compile::install(ctx, &natives, Rc::downgrade(self))?;
         let api: Object<'js> = crate::bytecode::webassembly(ctx)?.call((natives,))?;
         *self.wasm_api.borrow_mut() = Some(Persistent::save(ctx, api.clone().into_value()));
         Ok(api)
@@ -630,6 +676,86 @@ impl Host {
         Ok(promise)
     }
 
+    /// Like [`Host::settle_later`], for results that are not capnweb values: once `fut` gives
+    /// its output, `finish` turns it into the JavaScript value the promise resolves to, on this
+    /// thread, inside the invocation (`Ok(None)`: leave the promise unsettled, as when `finish`
+    /// broke the invocation's CPU limit; an exception rejects it). `None` outside any
+    /// invocation.
+    pub(crate) fn settle_later_with<'js, T, F, G>(
+        &self,
+        ctx: &Ctx<'js>,
+        fut: F,
+        finish: G,
+    ) -> rquickjs::Result<Option<Promise<'js>>>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+        G: for<'a> FnOnce(&Ctx<'a>, &Host, u64, T) -> rquickjs::Result<Option<JsValue<'a>>>
+            + Send
+            + 'static,
+    {
+        let Some(owner) = self.current().filter(|o| self.background.is_live(*o)) else {
+            return Ok(None);
+        };
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let (promise, resolve, reject) = ctx.promise()?;
+        let id = self.next_id();
+        self.background.add_pull(
+            id,
+            owner,
+            Persistent::save(ctx, resolve.into_value()),
+            Persistent::save(ctx, reject.into_value()),
+        );
+        let task = capnweb::rt::handle().spawn(async move {
+            let result = fut.await;
+            shared.post(move |ctx, host| {
+                host.finish_pull_with(ctx, id, move |ctx, host, owner| {
+                    finish(ctx, host, owner, result)
+                })
+            });
+        });
+        self.background.set_pull_task(id, task.abort_handle());
+        Ok(Some(promise))
+    }
+
+    /// Settles the JavaScript promise `id` with what `make` gives (see `settle_later_with`).
+    fn finish_pull_with<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        id: u64,
+        make: impl FnOnce(&Ctx<'js>, &Host, u64) -> rquickjs::Result<Option<JsValue<'js>>>,
+    ) {
+        let Some(pull) = self.background.take_pull(id) else {
+            return;
+        };
+        if !self.may_run(ctx, pull.owner) {
+            return;
+        }
+        let (resolve, reject) = (pull.resolve, pull.reject);
+        self.enter(Some(pull.owner));
+        let run = || -> rquickjs::Result<()> {
+            let Some(v) = make(ctx, self, pull.owner)? else {
+                return Ok(());
+            };
+            match resolve.restore(ctx)?.into_function() {
+                Some(f) => f.call::<_, ()>((v,)),
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = run() {
+            let thrown = if e.is_exception() {
+                ctx.catch()
+            } else {
+                JsValue::new_undefined(ctx.clone())
+            };
+            if let Ok(Some(f)) = reject.restore(ctx).map(|v| v.into_function()) {
+                let _ = f.call::<_, ()>((thrown,));
+            }
+        }
+    }
+
     /// Settles the JavaScript promise `id` with a capnweb result.
     pub(crate) fn finish_pull<'js>(
         &self,
@@ -772,7 +898,7 @@ impl Host {
     }
 
     /// Ends the invocations that no longer have a reason to go on (after each job, see
-    /// `ThreadState::run`), and starts `ctx.waitUntil`'s time for those that answered with
+    /// `Unit::run`), and starts `ctx.waitUntil`'s time for those that answered with
     /// waitUntil work pending.
     pub(crate) fn reap<'js>(&self, ctx: &Ctx<'js>) {
         let ended = self
@@ -818,6 +944,14 @@ impl Host {
                 let err = RpcError::error("the invocation that fed this stream ended");
                 drop(capnweb::rt::handle().spawn(async move { tx.abort(err).await }));
             }
+        }
+    }
+
+    /// Rejects every waiting call with `err`.
+    pub(crate) fn fail_pending_with(&self, err: &RpcError) {
+        let replies: Vec<Reply> = self.replies.borrow_mut().drain().map(|(_, r)| r).collect();
+        for reply in replies {
+            let _ = reply.send(Err(err.clone()));
         }
     }
 

@@ -1,23 +1,21 @@
 //! [`Isolate`]: the thread-safe handle on one JavaScript sandbox, and what the loader and
 //! server do with it (entrypoints, the RPC target, fetch).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use capnweb::{RequestValue, ResponseValue, RpcError, Stub, Value};
 
-use crate::config::IsolateConfig;
+use crate::config::{IsolateConfig, ModuleSource};
 use crate::error::LoadError;
 use crate::modules::normalize;
-use crate::state::Shared;
+use crate::state::{Shared, Unit};
 use crate::target::{JsTarget, TargetRef};
 
-static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
-
-/// One JavaScript sandbox: a QuickJS runtime and context with its own heap, pinned to one of
-/// the JavaScript threads. Cheap to clone; the sandbox lives while any clone, or any
-/// capability into it, does.
+/// One JavaScript sandbox: a QuickJS runtime and context with its own heap, run on whichever
+/// JavaScript thread is free, one job at a time. Cheap to clone; the sandbox lives while any
+/// clone, or any capability into it, does.
 #[derive(Clone)]
 pub struct Isolate {
     shared: Arc<Shared>,
@@ -28,7 +26,6 @@ impl std::fmt::Debug for Isolate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Isolate")
             .field("id", &self.shared.id)
-            .field("thread", &self.shared.thread)
             .finish()
     }
 }
@@ -42,47 +39,36 @@ impl Isolate {
         }
         let mut config = config;
         config.main_module = main;
-        let (thread, tx) = crate::pool::pool()
-            .pick()
-            .ok_or_else(|| LoadError::Runtime("no JavaScript thread is running".into()))?;
-        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(Shared::new(
-            key,
-            config.id.clone(),
-            thread,
-            config.limits.wall_time,
-            tx,
-        ));
+        let shared = Arc::new(Shared::new(config.id.clone(), config.limits.wall_time));
         if let Some(budget) = &config.call_budget {
             shared.gate.set_budget(budget.clone());
         }
+        let start = Instant::now();
+        let precompiled = precompile(&config).await;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let s = shared.clone();
-        let start = Instant::now();
-        let sent = shared.send_job(Box::new(move |ts| {
-            let _ = reply.send(ts.create(&s, config));
+        shared.post_job(Box::new(move |unit| {
+            match Unit::create(&s, config, precompiled) {
+                Ok((created, has_rpc)) => {
+                    *unit = Some(created);
+                    let _ = reply.send(Ok(has_rpc));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            }
             drop(s);
         }));
-        if !sent {
-            return Err(LoadError::Runtime(
-                "the JavaScript thread has stopped".into(),
-            ));
-        }
-        let has_rpc = answer
-            .await
-            .map_err(|_| LoadError::Runtime("the JavaScript thread has stopped".into()))??;
-        tracing::debug!(isolate = %shared.id, thread, elapsed = ?start.elapsed(), "isolate loaded");
+        let has_rpc = answer.await.map_err(|_| {
+            LoadError::Runtime("internal error: the isolate could not be built".into())
+        })??;
+        tracing::debug!(isolate = %shared.id, elapsed = ?start.elapsed(), "isolate loaded");
         Ok(Isolate { shared, has_rpc })
     }
 
     /// The function id.
     pub fn id(&self) -> &str {
         &self.shared.id
-    }
-
-    /// Which JavaScript thread runs this isolate.
-    pub fn thread(&self) -> usize {
-        self.shared.thread
     }
 
     /// Whether the isolate was discarded because it broke a limit. A broken isolate rejects
@@ -173,4 +159,28 @@ impl Isolate {
             )),
         }
     }
+}
+
+/// Compiles the module map's `.wasm` modules on the `wasm` crate's compile threads, so that
+/// loading takes them ready-made instead of compiling on a JavaScript thread. A module that
+/// does not compile (or is past the size cap) is left out: loading compiles it again and
+/// reports the error, naming the module, as it always has.
+async fn precompile(config: &IsolateConfig) -> Vec<(Vec<u8>, wasm::CompiledModule)> {
+    let mut out = Vec::new();
+    for (_, source) in &config.modules {
+        let ModuleSource::Wasm(bytes) = source else {
+            continue;
+        };
+        if bytes.len() > wasm::max_module_bytes() {
+            continue;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        wasm::compile_in_background(bytes.clone(), move |result, _| {
+            let _ = tx.send(result);
+        });
+        if let Ok(Ok(module)) = rx.await {
+            out.push((bytes.clone(), module));
+        }
+    }
+    out
 }

@@ -6,8 +6,14 @@
 //! `ctx.waitUntil` — is charged to it and ends with it; a wall-clock limit per invocation; a
 //! cap on pending timers), and the bridge between JavaScript values and capnweb values.
 //!
-//! An [`Isolate`] is one QuickJS runtime with its own heap, pinned to one of a few dedicated
-//! JavaScript threads (JavaScript never runs on tokio's I/O threads). Everything that crosses
+//! An [`Isolate`] is one QuickJS runtime with its own heap. Its jobs run one at a time, in
+//! order, on whichever JavaScript thread is free (JavaScript never runs on tokio's I/O
+//! threads); a spinning isolate holds one thread until its CPU limit, and more threads start
+//! when every one is busy, up to a cap ([`set_max_js_threads`]; see `pool.rs`, and `state.rs`
+//! for why a whole isolate can move between threads). A panic in a job discards only that
+//! isolate (its calls fail with an internal error) and the thread is replaced. WebAssembly
+//! compiles on the `wasm` crate's compile threads, off the JavaScript threads, and its time is
+//! charged to the invocation that asked. Everything that crosses
 //! into or out of it goes through capnweb: entrypoints and RPC targets are [`capnweb::Stub`]s,
 //! JavaScript `RpcTarget`s and functions passed out become capabilities, and stubs passed in
 //! become JavaScript stubs whose calls pipeline.
@@ -40,6 +46,7 @@ mod bridge;
 mod bytecode;
 mod cjs;
 mod config;
+mod cpu;
 mod error;
 mod gate;
 mod host;
@@ -48,14 +55,25 @@ mod limits;
 mod modules;
 mod natives;
 mod pool;
+mod slot;
 mod state;
 mod target;
+#[cfg(feature = "test-panic")]
+mod test_panic;
 mod wall;
+mod wasm_compile;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};
-pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
+pub use error::{internal_error, resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
 pub use gate::{
     evicted_error, use_tick, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR,
 };
 pub use isolate::Isolate;
-pub use pool::{js_threads, set_js_threads};
+pub use pool::{
+    js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,
+};
+pub use wasm::{
+    set_compile_threads as set_wasm_compile_threads,
+    set_max_module_bytes as set_max_wasm_module_bytes,
+    DEFAULT_MAX_MODULE_BYTES as DEFAULT_MAX_WASM_MODULE_BYTES,
+};

@@ -10,9 +10,11 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::Duration;
 
 use rquickjs::allocator::{Allocator, RustAllocator};
+
+use crate::cpu::CpuClock;
 
 /// The memory one isolate may use: its JavaScript heap and its WebAssembly memories and tables,
 /// against one limit.
@@ -44,9 +46,12 @@ impl Budget {
 /// When the running JavaScript or wasm must stop: its slice's CPU deadline passed (or its
 /// invocation's CPU budget ran out), or the heap limit broke.
 pub(crate) struct Stop {
-    pub(crate) deadline: Rc<Cell<Option<Instant>>>,
+    /// The running slice's deadline, on `cpu`.
+    pub(crate) deadline: Rc<Cell<Option<Duration>>>,
     pub(crate) interrupted: Rc<Cell<bool>>,
     pub(crate) oom: Rc<Cell<bool>>,
+    /// The clock CPU time is measured with (thread CPU time, see `cpu.rs`).
+    pub(crate) cpu: Rc<CpuClock>,
 }
 
 impl Stop {
@@ -58,7 +63,7 @@ impl Stop {
             return true;
         }
         match self.deadline.get() {
-            Some(d) if Instant::now() >= d => {
+            Some(d) if self.cpu.now() >= d => {
                 self.interrupted.set(true);
                 true
             }
@@ -98,6 +103,10 @@ impl wasm::Embedder for WasmLimits {
 
     fn memory_limit(&self) -> usize {
         self.budget.limit.get()
+    }
+
+    fn charge_cpu(&self, spent: Duration) {
+        self.stop.cpu.charge(spent);
     }
 }
 

@@ -1,36 +1,59 @@
-//! What lives on a JavaScript thread: the isolates pinned to it ([`ThreadState`]), and the
-//! thread-safe handle ([`Shared`]) through which any thread posts work to one of them. It
-//! wires each isolate's runtime and WebAssembly to the limits of `limits.rs`, the one place
-//! that enforces the CPU and memory limits.
+//! What an isolate is made of: the thread-safe handle ([`Shared`]) through which any thread
+//! posts work to it, and the [`Unit`] the work runs on — its QuickJS runtime and context, its
+//! host and its WebAssembly — which moves between the JavaScript threads as one piece (see
+//! `slot.rs` and `pool.rs`). It wires each isolate's runtime and WebAssembly to the limits of
+//! `limits.rs`, the one place that enforces the CPU and memory limits.
+//!
+//! # Why a whole unit moves between threads (and not `Send` runtimes)
+//!
+//! An isolate is a graph of `Rc`s and `Cell`s: the host, its `Weak` handed to every native
+//! function stored inside the runtime, the memory budget shared by the allocator, the interrupt
+//! handler and the WebAssembly store, and rquickjs's own `Rc<RefCell<RawRuntime>>`. None of it
+//! is `Send`, and none of it needs to be: what must never happen is two threads touching the
+//! same refcount or cell at once. So the unit moves as one piece, behind the slot's mutex, and
+//! is touched by one thread at a time. rquickjs's `parallel` feature was the alternative: it
+//! makes `Runtime` and `Context` `Send` with a mutex, but it does not make our graph `Send`
+//! (rquickjs itself does not ask `Send` of the closures it stores, relying on the same
+//! argument), so every `Rc` of the host and limits would still need this reasoning or a move
+//! to `Arc` and atomics on hot paths; and it calls `JS_UpdateStackTop` on every Rust→JS call,
+//! which resets the stack limit at each nested call from a native (a function that recurses
+//! through natives would get a fresh `max_stack_bytes` each time). Here the stack top is set
+//! once, at the start of each job, on the thread that runs it.
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rquickjs::{Context, Ctx, Runtime};
-use std::sync::mpsc;
+use rquickjs::{Context, Ctx, Exception, Function, Runtime};
 
 use crate::config::IsolateConfig;
-use crate::error::{resource_limit_error, LoadError};
+use crate::error::{internal_error, resource_limit_error, LoadError};
 use crate::host::Host;
 use crate::limits::{Budget, LimitedAllocator, Stop, WasmLimits};
-use crate::pool::Job;
+use crate::slot::{Job, Slot};
 
-/// The thread-safe side of one isolate: its id, its thread's channel and its health. Held by
-/// the [`Isolate`](crate::Isolate) and by every capability that points into it; when the last
-/// reference goes, the isolate is torn down on its thread.
+/// Why an isolate was discarded.
+#[derive(Debug, Clone)]
+enum Broken {
+    /// It broke a resource limit.
+    Limit(String),
+    /// A job panicked on its JavaScript thread.
+    Internal(String),
+}
+
+/// The thread-safe side of one isolate: its id, its slot (mailbox and home) and its health.
+/// Held by the [`Isolate`](crate::Isolate) and by every capability that points into it; when
+/// the last reference goes, the isolate is torn down on a JavaScript thread.
 pub(crate) struct Shared {
-    pub(crate) key: u64,
     pub(crate) id: String,
-    pub(crate) thread: usize,
     /// How long a caller waits for an invocation to answer (`Limits::wall_time`).
     pub(crate) wall_time: std::time::Duration,
-    tx: mpsc::Sender<Job>,
+    slot: Arc<Slot>,
     next_id: AtomicU64,
-    broken: Mutex<Option<String>>,
+    broken: Mutex<Option<Broken>>,
     memory: AtomicUsize,
     /// Host tasks alive that wait to fire one of the isolate's timers.
     pub(crate) timer_tasks: Arc<AtomicUsize>,
@@ -43,19 +66,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(
-        key: u64,
-        id: String,
-        thread: usize,
-        wall_time: std::time::Duration,
-        tx: mpsc::Sender<Job>,
-    ) -> Self {
+    pub(crate) fn new(id: String, wall_time: std::time::Duration) -> Self {
         Shared {
-            key,
+            slot: Slot::new(id.clone()),
             id,
-            thread,
             wall_time,
-            tx,
             next_id: AtomicU64::new(1),
             broken: Mutex::new(None),
             memory: AtomicUsize::new(0),
@@ -71,21 +86,26 @@ impl Shared {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Runs `f` on the isolate's thread, inside its context, then runs the microtasks it
-    /// queued. Jobs run in the order they were posted. If the isolate is gone, `f` is dropped
-    /// (so any reply channel it holds closes).
+    /// Runs `f` on a JavaScript thread, inside the isolate's context, then runs the microtasks
+    /// it queued. Jobs run one at a time, in the order they were posted. If the isolate is
+    /// gone, `f` is dropped (so any reply channel it holds closes).
     pub(crate) fn post<F>(&self, f: F)
     where
         F: for<'js> FnOnce(&Ctx<'js>, &Rc<Host>) + Send + 'static,
     {
-        let key = self.key;
-        let _ = self
-            .tx
-            .send(Box::new(move |ts: &mut ThreadState| ts.run(key, f)));
+        self.slot.post(Box::new(move |unit: &mut Option<Unit>| {
+            let Some(u) = unit.as_mut() else { return };
+            if let Some(reason) = u.run(f) {
+                if let Some(u) = unit.take() {
+                    u.discard(Some(reason));
+                }
+            }
+        }));
     }
 
-    pub(crate) fn send_job(&self, job: Job) -> bool {
-        self.tx.send(job).is_ok()
+    /// Posts a job that gets the isolate's unit itself (to build it).
+    pub(crate) fn post_job(&self, job: Job) {
+        self.slot.post(job);
     }
 
     /// Notes that the capability in slot `slot` was released (from any thread).
@@ -112,16 +132,31 @@ impl Shared {
             .remove(&slot);
     }
 
-    /// Why the isolate was discarded, if it was.
-    pub(crate) fn broken(&self) -> Option<String> {
+    fn broken_state(&self) -> Option<Broken> {
         self.broken
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
 
+    /// Why the isolate was discarded (a broken limit, or an internal error), if it was.
+    pub(crate) fn broken(&self) -> Option<String> {
+        self.broken_state().map(|b| match b {
+            Broken::Limit(r) | Broken::Internal(r) => r,
+        })
+    }
+
+    /// Marks the isolate as discarded for breaking a limit (the first reason sticks).
     pub(crate) fn set_broken(&self, reason: String) {
-        *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        let mut b = self.broken.lock().unwrap_or_else(|e| e.into_inner());
+        if b.is_none() {
+            *b = Some(Broken::Limit(reason));
+        }
+    }
+
+    /// Marks the isolate as discarded after a panic (this reason wins over any other).
+    pub(crate) fn set_internal(&self, reason: String) {
+        *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(Broken::Internal(reason));
     }
 
     /// The JavaScript heap in use, as last measured.
@@ -137,8 +172,9 @@ impl Shared {
 
     /// The error a call sees when the isolate is gone.
     pub(crate) fn gone_error(&self) -> capnweb::RpcError {
-        match self.broken() {
-            Some(reason) => resource_limit_error(reason),
+        match self.broken_state() {
+            Some(Broken::Limit(reason)) => resource_limit_error(reason),
+            Some(Broken::Internal(reason)) => internal_error(reason),
             None => capnweb::RpcError::error(format!("isolate '{}' was shut down", self.id)),
         }
     }
@@ -146,15 +182,17 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let key = self.key;
-        let _ = self
-            .tx
-            .send(Box::new(move |ts: &mut ThreadState| ts.discard(key, None)));
+        self.slot.post(Box::new(|unit: &mut Option<Unit>| {
+            if let Some(u) = unit.take() {
+                u.discard(None);
+            }
+        }));
     }
 }
 
-/// One QuickJS runtime and context, owned by its thread.
-struct IsolateState {
+/// One isolate's QuickJS runtime and context, its host and its WebAssembly: everything that
+/// is not thread-safe, moved between JavaScript threads as one piece.
+pub(crate) struct Unit {
     // Field order matters: the host's persistent values are cleared first (see `discard`),
     // then the context, then the runtime, and the WebAssembly store last, so that linear
     // memory outlives every ArrayBuffer over it.
@@ -165,54 +203,123 @@ struct IsolateState {
     budget: Rc<Budget>,
     /// When the heap was last measured (`None`: not since the isolate was created).
     measured: Option<Instant>,
-    /// Held here (as well as by the host) only for its place in the drop order.
-    _wasm: Rc<wasm::Wasm>,
+    /// The isolate's WebAssembly (also held by the host; kept here for the drop order).
+    wasm: Rc<wasm::Wasm>,
 }
+
+// SAFETY: a `Unit` is a closed graph: every `Rc`, `Weak`, `Cell` and `RefCell` reachable from it
+// (the host and its registries, the natives' `Weak<Host>`s stored inside the runtime, the
+// budget shared with the allocator and the WebAssembly embedder, the interrupt handler's
+// `Stop`, rquickjs's `Rc<RefCell<RawRuntime>>` and the `Persistent`s' raw runtime pointers, the
+// wasmtime store and its data) is reachable only from inside the same unit, so moving the
+// whole unit moves every owner of those refcounts and cells together, and no other thread can
+// touch them. That holds because:
+// - nothing leaves a unit except through APIs that require `Send` (tokio tasks, channels, the
+//   capnweb `Stub`s and `RpcTarget`s, `Arc<Shared>`), which the compiler checks: no `Rc` or
+//   `Weak` of a unit can be stored outside it that way;
+// - no thread-local holds anything of a unit: this crate and `wasm` have no `thread_local!`;
+//   rquickjs 0.14 has none; capnweb's trace thread-local holds a `TraceId` (plain data) and is
+//   reset at the start and end of every slice; wasmtime's thread-locals are set only while a
+//   wasm call is on the stack, and a job never returns with one in progress;
+// - the unit is used by one thread at a time: it lives in its `Slot` behind a mutex (or in the
+//   pool's spares behind the pool's mutex) and a thread takes it out, runs jobs, and puts it
+//   back, so each hand-off is ordered by a mutex release and acquire;
+// - the one thread-affine value inside QuickJS, the stack top its stack-overflow check measures
+//   from, is reset with `JS_UpdateStackTop` at the start of every job, on the thread that runs
+//   it (`Unit::on_this_thread`); QuickJS keeps no other per-thread state, and between jobs no
+//   JavaScript or wasm frame is live (`current_stack_frame` is empty);
+// - wasmtime documents `Store<T>` as `Send` when `T` is: the store has no thread affinity of its
+//   own, and its data (`Rc`s of this unit) is covered by the points above.
+unsafe impl Send for Unit {}
 
 /// How often a busy isolate's heap is measured at most: `JS_ComputeMemoryUsage` walks the whole
 /// heap (tens of µs), too much to do on every call.
 const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The isolates of one JavaScript thread, and a blank one built ahead of time so that the
-/// next isolate skips building its runtime, context and web APIs.
-#[derive(Default)]
-pub(crate) struct ThreadState {
-    isolates: HashMap<u64, IsolateState>,
-    spare: Option<IsolateState>,
-}
-
-impl ThreadState {
-    /// Whether a blank isolate is ready.
-    pub(crate) fn has_spare(&self) -> bool {
-        self.spare.is_some()
+impl Unit {
+    /// A blank isolate: a runtime with the interrupt handler, a context with the web APIs and
+    /// the bridge installed, and a host not yet given to any function.
+    pub(crate) fn blank() -> Result<Unit, LoadError> {
+        let budget = Rc::new(Budget::default());
+        let rt = Runtime::new_with_alloc(LimitedAllocator {
+            budget: budget.clone(),
+        })
+        .map_err(|e| LoadError::Runtime(e.to_string()))?;
+        let stop = Rc::new(Stop {
+            deadline: Rc::new(Cell::new(None)),
+            interrupted: Rc::new(Cell::new(false)),
+            oom: budget.refused.clone(),
+            cpu: Rc::default(),
+        });
+        {
+            let stop = stop.clone();
+            rt.set_interrupt_handler(Some(Box::new(move || stop.now())));
+        }
+        let wasm = wasm::Wasm::new(Rc::new(WasmLimits {
+            budget: budget.clone(),
+            stop: stop.clone(),
+        }));
+        let ctx = Context::full(&rt).map_err(|e| LoadError::Runtime(e.to_string()))?;
+        let host = Rc::new(Host::new(&stop, wasm.clone()));
+        host.begin_slice();
+        let prepared = ctx.with(|ctx| {
+            let r = host.prepare(&ctx);
+            #[cfg(feature = "test-panic")]
+            let r = r.and_then(|()| {
+                crate::test_panic::install(&ctx, Rc::downgrade(&host))
+                    .map_err(|e| LoadError::Runtime(host.describe_error(&ctx, e)))
+            });
+            if r.is_err() {
+                host.clear(&ctx);
+            }
+            r
+        });
+        host.end_slice();
+        prepared?;
+        Ok(Unit {
+            host,
+            ctx,
+            rt,
+            budget,
+            measured: None,
+            wasm,
+        })
     }
 
-    /// Builds the blank isolate, if there is none (called when the thread is idle).
-    pub(crate) fn fill_spare(&mut self) {
-        if self.spare.is_none() {
-            match blank() {
-                Ok(st) => self.spare = Some(st),
-                Err(e) => tracing::error!("cannot build a blank isolate: {e}"),
-            }
+    /// Makes the runtime measure its stack from here, on the calling thread: called at the
+    /// start of every job, since the unit may have run on another thread before.
+    fn on_this_thread(&self) {
+        let ctx = self.ctx.as_raw();
+        // SAFETY: the runtime is alive (we own it) and no JavaScript is running on it (this is
+        // the start of a job, and only the thread holding the unit can run it). The call only
+        // records the current stack pointer as the runtime's stack top.
+        unsafe {
+            rquickjs::qjs::JS_UpdateStackTop(rquickjs::qjs::JS_GetRuntime(ctx.as_ptr()));
         }
     }
 
-    /// Builds an isolate on this thread and evaluates its main module. Returns whether the
-    /// default export has an `rpc` class.
+    /// Builds an isolate for `shared` (from a spare built ahead of time, if one is ready) and
+    /// evaluates its main module. Returns the isolate and whether the default export has an
+    /// `rpc` class. `precompiled` are the module map's `.wasm` modules, compiled off the
+    /// JavaScript threads.
     pub(crate) fn create(
-        &mut self,
         shared: &Arc<Shared>,
         config: IsolateConfig,
-    ) -> Result<bool, LoadError> {
-        let st = match self.spare.take() {
+        precompiled: Vec<(Vec<u8>, wasm::CompiledModule)>,
+    ) -> Result<(Unit, bool), LoadError> {
+        let st = match crate::pool::pool().take_spare() {
             Some(st) => st,
-            None => blank()?,
+            None => Unit::blank()?,
         };
+        st.on_this_thread();
         // The limit is enforced by the allocator (not `JS_SetMemoryLimit`), so a refused
         // allocation is always seen, whatever QuickJS then throws (often `null`).
         st.budget.limit.set(config.limits.memory_bytes);
         st.rt.set_max_stack_size(config.limits.max_stack_bytes);
         crate::modules::install_loader(&st.rt, &config.modules);
+        for (bytes, module) in precompiled {
+            st.wasm.preload(bytes, module);
+        }
         st.host.claim(shared, config.limits);
         st.host.begin_slice();
         let result = st.ctx.with(|ctx| {
@@ -225,24 +332,24 @@ impl ThreadState {
         st.host.end_slice();
         let has_rpc = result?;
         shared.memory.store(st.memory_used(), Ordering::Relaxed);
-        self.isolates.insert(shared.key, st);
-        Ok(has_rpc)
+        Ok((st, has_rpc))
     }
 
-    /// Runs one job on isolate `key` under its CPU deadline, drains its microtasks, and
-    /// discards the isolate if a limit broke.
-    pub(crate) fn run<F>(&mut self, key: u64, f: F)
+    /// Runs one job under the isolate's CPU deadline and drains its microtasks. Returns why
+    /// the isolate must be discarded, if a limit broke.
+    fn run<F>(&mut self, f: F) -> Option<String>
     where
         F: for<'js> FnOnce(&Ctx<'js>, &Rc<Host>),
     {
-        let Some(st) = self.isolates.get_mut(&key) else {
-            return;
-        };
-        let host = st.host.clone();
+        self.on_this_thread();
+        let host = self.host.clone();
         host.begin_slice();
-        st.ctx.with(|ctx| {
+        self.ctx.with(|ctx| {
             f(&ctx, &host);
             while host.limit_broken().is_none() && ctx.execute_pending_job() {}
+            if host.take_panicked() {
+                resume_panic(&ctx);
+            }
             if host.limit_broken().is_none() {
                 host.reap(&ctx);
             }
@@ -250,88 +357,70 @@ impl ThreadState {
         host.end_slice();
         if let Some(reason) = host.limit_broken() {
             tracing::warn!(isolate = %host.id(), "{reason}; discarding the isolate");
-            self.discard(key, Some(reason));
-            return;
+            return Some(reason);
         }
         let now = Instant::now();
-        if st
+        if self
             .measured
             .is_none_or(|t| now.duration_since(t) >= MEASURE_EVERY)
         {
-            st.measured = Some(now);
+            self.measured = Some(now);
             if let Some(shared) = host.shared() {
-                shared.memory.store(st.memory_used(), Ordering::Relaxed);
+                shared.memory.store(self.memory_used(), Ordering::Relaxed);
             }
         }
+        None
     }
 
-    /// Tears isolate `key` down. With a `reason` (a broken limit), every call still waiting on
+    /// Tears the isolate down. With a `reason` (a broken limit), every call still waiting on
     /// it is rejected with a `ResourceLimitError` carrying that reason.
-    pub(crate) fn discard(&mut self, key: u64, reason: Option<String>) {
-        let Some(st) = self.isolates.remove(&key) else {
-            return;
-        };
-        if let (Some(reason), Some(shared)) = (&reason, st.host.shared()) {
+    pub(crate) fn discard(self, reason: Option<String>) {
+        self.on_this_thread();
+        if let (Some(reason), Some(shared)) = (&reason, self.host.shared()) {
             shared.set_broken(reason.clone());
         }
-        let host = st.host.clone();
-        st.ctx.with(|ctx| {
+        let host = self.host.clone();
+        self.ctx.with(|ctx| {
             host.fail_pending(reason.as_deref());
             host.clear(&ctx);
         });
         drop(host);
-        drop(st);
+        drop(self);
     }
-}
 
-/// A blank isolate: a runtime with the interrupt handler, a context with the web APIs and the
-/// bridge installed, and a host not yet given to any function.
-fn blank() -> Result<IsolateState, LoadError> {
-    let budget = Rc::new(Budget::default());
-    let rt = Runtime::new_with_alloc(LimitedAllocator {
-        budget: budget.clone(),
-    })
-    .map_err(|e| LoadError::Runtime(e.to_string()))?;
-    let stop = Rc::new(Stop {
-        deadline: Rc::new(Cell::new(None)),
-        interrupted: Rc::new(Cell::new(false)),
-        oom: budget.refused.clone(),
-    });
-    {
-        let stop = stop.clone();
-        rt.set_interrupt_handler(Some(Box::new(move || stop.now())));
-    }
-    let wasm = wasm::Wasm::new(Rc::new(WasmLimits {
-        budget: budget.clone(),
-        stop: stop.clone(),
-    }));
-    let ctx = Context::full(&rt).map_err(|e| LoadError::Runtime(e.to_string()))?;
-    let host = Rc::new(Host::new(&stop, wasm.clone()));
-    host.begin_slice();
-    let prepared = ctx.with(|ctx| {
-        let r = host.prepare(&ctx);
-        if r.is_err() {
-            host.clear(&ctx);
+    /// Tears the isolate down after a job panicked: it is marked broken with an internal
+    /// error, which every call still waiting on it gets.
+    pub(crate) fn discard_after_panic(self) {
+        let reason = format!("internal error; isolate '{}' was discarded", self.host.id());
+        if let Some(shared) = self.host.shared() {
+            shared.set_internal(reason.clone());
         }
-        r
-    });
-    host.end_slice();
-    prepared?;
-    Ok(IsolateState {
-        host,
-        ctx,
-        rt,
-        budget,
-        measured: None,
-        _wasm: wasm,
-    })
-}
+        self.host.fail_pending_with(&internal_error(reason));
+        self.on_this_thread();
+        let host = self.host.clone();
+        self.ctx.with(|ctx| host.clear(&ctx));
+        drop(host);
+        drop(self);
+    }
 
-impl IsolateState {
     /// The heap in use plus the WebAssembly memory and tables held.
     fn memory_used(&self) -> usize {
         heap_used(&self.rt).saturating_add(self.budget.wasm.get())
     }
+}
+
+/// Resumes the panic of a native function that JavaScript caught as an exception. rquickjs
+/// keeps such a panic and resumes it when the next exception reaches Rust: this makes one reach
+/// Rust here, outside any native, so that the job panics and `slot.rs` discards the isolate.
+fn resume_panic(ctx: &Ctx<'_>) -> ! {
+    let throw = Function::new(ctx.clone(), |ctx: Ctx<'_>| -> rquickjs::Result<()> {
+        Err(Exception::throw_internal(&ctx, "resuming a panic"))
+    });
+    if let Ok(f) = throw {
+        let _ = f.call::<_, ()>(());
+        let _ = ctx.catch();
+    }
+    panic!("a native function panicked and JavaScript caught it");
 }
 
 fn heap_used(rt: &Runtime) -> usize {

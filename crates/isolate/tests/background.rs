@@ -16,6 +16,7 @@ const SRC: &str = r#"
 let runs = 0;
 let done = false;
 function busy(ms) { const t = Date.now(); while (Date.now() - t < ms) {} }
+function spin() { for (;;) {} }
 function tick() { runs++; }
 export default {
   async fetch(request, env, ctx) {
@@ -30,7 +31,7 @@ export default {
       ctx.waitUntil(new Promise((r) => setTimeout(() => { done = true; r(); }, 20)));
     } else if (path === '/heavy') {
       busy(600);
-      ctx.waitUntil(new Promise((r) => setTimeout(() => { busy(600); r(); }, 0)));
+      ctx.waitUntil(new Promise((r) => setTimeout(() => { spin(); r(); }, 0)));
     } else if (path === '/hang') {
       setInterval(tick, 1);
       await new Promise(() => {});
@@ -44,7 +45,7 @@ export default {
     armLong() { return setTimeout(tick, 365 * 86400e3); }
     clear(id) { clearTimeout(id); }
     heavyLater() { setTimeout(() => busy(600), 0); return 'armed'; }
-    heavyNowAndLater() { busy(600); setTimeout(() => busy(600), 0); return 'armed'; }
+    heavyNowAndLater() { busy(600); setTimeout(spin, 0); return 'armed'; }
     many(n) {
       const ids = [];
       try {
@@ -163,7 +164,7 @@ async fn each_call_of_a_session_has_its_own_cpu_budget_for_its_background_work()
         Some("ok")
     );
     assert!(!iso.is_broken());
-    // One call whose answer and background work take 1.2 s together breaks its 1 s.
+    // One call that answers after 600 ms and leaves work that spins is stopped by its 1 s.
     session.call("heavyNowAndLater", vec![]).await.unwrap();
     until("the isolate is discarded", WITHIN, || async {
         iso.is_broken()
@@ -215,7 +216,10 @@ async fn work_kept_by_wait_until_ends_when_its_promises_settle() {
 #[tokio::test]
 async fn wait_until_work_counts_against_the_invocations_cpu_limit() {
     let iso = load("bg-wait-cpu", SRC).await;
-    // 600 ms before the response, 600 ms after it in waitUntil: 1.2 s against 1 s.
+    // 600 ms before the response, then waitUntil work that spins until the invocation's CPU
+    // limit stops it. (The limit is the thread's CPU time: a `busy(600)` that spins 600 ms of
+    // wall-clock time uses less CPU than that when other tests share the cores, so the part
+    // that must break the limit spins for good.)
     let res = iso.fetch(get("/heavy")).await.unwrap();
     assert_eq!(res.status, 200);
     until("the isolate is discarded", WITHIN, || async {

@@ -8,14 +8,10 @@ use isolate::RESOURCE_LIMIT_ERROR;
 const SPIN: &str = "export default { rpc: class extends RpcTarget { spin() { for (;;) {} } ok() { return 'ok'; } } };";
 const HOG: &str = "export default { rpc: class extends RpcTarget { hog() { const a = []; for (;;) a.push(new Array(100000).fill(1)); } ok() { return 'ok'; } } };";
 
-/// Loads isolates until one is on a different JavaScript thread than `other`.
-async fn on_another_thread(other: &isolate::Isolate, src: &str) -> isolate::Isolate {
-    loop {
-        let iso = load("helper", src).await;
-        if iso.thread() != other.thread() || isolate::js_threads() == 1 {
-            return iso;
-        }
-    }
+/// Loads another isolate besides `other` (isolates are not pinned to threads: whichever
+/// thread is free runs it, see `tests/threads.rs`).
+async fn on_another_thread(_other: &isolate::Isolate, src: &str) -> isolate::Isolate {
+    load("helper", src).await
 }
 
 #[tokio::test]
@@ -273,8 +269,10 @@ async fn wasm_infinite_loop_ends_the_call_like_javascript_and_other_isolates_kee
             "CPU time limit of 1000 ms exceeded",
             "{method}"
         );
+        // The limit is CPU time: with other tests' spinners sharing the cores it takes longer
+        // than 1 s of wall-clock time, but it does end.
         assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
+            start.elapsed() < std::time::Duration::from_secs(60),
             "{method}"
         );
         assert!(spinner.is_broken(), "{method}");

@@ -1,6 +1,6 @@
 //! The process-wide wasmtime [`Engine`], the ticker thread that advances its epoch, and a
 //! cache of compiled modules so that every isolate of a function does not compile the same
-//! bytes again.
+//! bytes again. Compiling itself happens on the compile threads (`compile.rs`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -52,14 +52,26 @@ fn new_engine() -> Result<Engine, String> {
     Ok(engine)
 }
 
-/// Checks that `bytes` are a valid module for this engine (`WebAssembly.validate`).
+/// Checks that `bytes` are a valid module for this engine (`WebAssembly.validate`). A module
+/// past the size cap is not (this engine would refuse to compile it).
 pub fn validate(bytes: &[u8]) -> Result<bool, WasmError> {
+    if crate::compile::check_size(bytes.len()).is_err() {
+        return Ok(false);
+    }
     Ok(Module::validate(engine()?, bytes).is_ok())
 }
 
-/// Compiles `bytes` (binary format only, never text), or returns the module compiled before
-/// from the same bytes.
-pub fn compile(bytes: &[u8]) -> Result<Module, WasmError> {
+/// The module compiled before from the same bytes, if the cache still has it.
+pub(crate) fn cached(bytes: &[u8]) -> Result<Option<Module>, WasmError> {
+    engine()?;
+    let key = cache().hasher.hash_one(bytes);
+    Ok(cache().get(key, bytes))
+}
+
+/// Compiles `bytes` (binary format only, never text) on the calling thread, or returns the
+/// module compiled before from the same bytes. Only the compile threads call this (see
+/// `compile.rs`).
+pub(crate) fn compile_here(bytes: &[u8]) -> Result<Module, WasmError> {
     let engine = engine()?;
     let key = cache().hasher.hash_one(bytes);
     if let Some(module) = cache().get(key, bytes) {
@@ -145,8 +157,8 @@ mod tests {
     #[test]
     fn the_same_bytes_compile_once() {
         let bytes = wat::parse_str(ADD).expect("valid wat");
-        let a = compile(&bytes).expect("compiles");
-        let b = compile(&bytes).expect("compiles");
+        let a = crate::compile(&bytes).expect("compiles");
+        let b = crate::compile(&bytes).expect("compiles");
         assert!(Module::same(&a, &b));
         assert!(validate(&bytes).expect("engine"));
     }
@@ -154,11 +166,11 @@ mod tests {
     #[test]
     fn text_and_garbage_are_compile_errors() {
         assert!(matches!(
-            compile(ADD.as_bytes()),
+            crate::compile(ADD.as_bytes()),
             Err(WasmError::Compile(_))
         ));
         assert!(matches!(
-            compile(&[0, 97, 115, 109]),
+            crate::compile(&[0, 97, 115, 109]),
             Err(WasmError::Compile(_))
         ));
         assert!(!validate(b"nope").expect("engine"));

@@ -23,6 +23,16 @@
 //!   never moves (`memory_may_move(false)`), so an `ArrayBuffer` over one stays valid.
 //! - **Stack**: wasm may use [`MAX_WASM_STACK`] of native stack; deeper recursion is a
 //!   `RuntimeError` ("call stack exhausted"), never a crash.
+//! - **Compilation** runs on a few compile threads of its own ([`set_compile_threads`]), never
+//!   on the thread that asked, for modules of at most [`max_module_bytes`] (default
+//!   [`DEFAULT_MAX_MODULE_BYTES`], 32 MiB; bigger is a `RangeError`, and `validate` says
+//!   `false`). `WebAssembly.compile` and `instantiate` use the embedder's `compileAsync`
+//!   native when it adds one and it gives a promise (the isolate's does, inside an invocation:
+//!   the JavaScript thread is free meanwhile, and the compile time is charged to the invocation
+//!   afterwards); otherwise, and for `new WebAssembly.Module(bytes)`, which is synchronous, the
+//!   thread waits for the compile thread and the time is charged through
+//!   [`Embedder::charge_cpu`]. Modules compiled ahead of
+//!   time ([`compile_in_background`], [`Wasm::preload`]) are taken without compiling again.
 //!
 //! ```
 //! use std::rc::Rc;
@@ -78,6 +88,7 @@
 #![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
 
 mod call;
+mod compile;
 mod engine;
 mod error;
 mod handle;
@@ -87,7 +98,11 @@ mod natives;
 mod store;
 mod values;
 
-pub use engine::{compile, validate, EPOCH_TICK, MAX_WASM_STACK};
+pub use compile::{
+    compile, compile_in_background, max_module_bytes, set_compile_threads, set_max_module_bytes,
+    CompiledModule, DEFAULT_MAX_MODULE_BYTES,
+};
+pub use engine::{validate, EPOCH_TICK, MAX_WASM_STACK};
 pub use error::WasmError;
 pub use natives::natives;
 pub use store::{Embedder, Wasm};

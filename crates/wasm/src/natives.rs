@@ -49,7 +49,17 @@ pub fn natives<'js>(ctx: &Ctx<'js>, wasm: &Rc<Wasm>) -> rquickjs::Result<Object<
             ctx.clone(),
             move |ctx: Ctx<'js>, bytes: TypedArray<'js, u8>| {
                 let wasm = alive(&ctx, &w)?;
-                let module = crate::engine::compile(&bytes_of(&bytes)).or_throw(&ctx, &wasm)?;
+                let len = bytes.len();
+                crate::compile::check_size(len).or_throw(&ctx, &wasm)?;
+                let bytes = bytes_of(&bytes);
+                let module = match wasm.take_preloaded(&bytes) {
+                    Some(module) => module,
+                    None => {
+                        let (module, took) = crate::compile::compile_timed(&bytes);
+                        wasm.embedder().charge_cpu(took);
+                        module.or_throw(&ctx, &wasm)?
+                    }
+                };
                 handle::handle(&ctx, &wasm, Item::Module(module))
             },
         )?,

@@ -31,6 +31,11 @@ pub trait Embedder {
     fn release(&self, bytes: usize);
     /// The isolate's memory limit in bytes (0: none), for error messages.
     fn memory_limit(&self) -> usize;
+    /// Charges `spent`, CPU time used on the compile threads while the running code waited
+    /// (a synchronous `new WebAssembly.Module`), to the running code's CPU time.
+    fn charge_cpu(&self, spent: std::time::Duration) {
+        let _ = spent;
+    }
 }
 
 /// Instances one isolate may create.
@@ -63,6 +68,8 @@ pub struct Wasm {
     cleared: Cell<bool>,
     /// Linear memories made so far (they live as long as the store).
     memories: Cell<usize>,
+    /// Modules compiled ahead of time (see [`Wasm::preload`]), with their bytes.
+    preloaded: RefCell<Vec<(Vec<u8>, wasmtime::Module)>>,
 }
 
 impl std::fmt::Debug for Wasm {
@@ -108,6 +115,7 @@ impl Wasm {
             js: RefCell::default(),
             cleared: Cell::new(false),
             memories: Cell::new(0),
+            preloaded: RefCell::default(),
         })
     }
 
@@ -124,6 +132,48 @@ impl Wasm {
         drop(js.pending);
         drop(js.errors);
         drop(js.function_prototype);
+        self.preloaded.borrow_mut().clear();
+    }
+
+    /// Keeps `module`, compiled ahead of time (off the JavaScript thread) from `bytes`: the
+    /// next compilation of the same bytes in this isolate takes it instead of compiling.
+    pub fn preload(&self, bytes: Vec<u8>, module: crate::CompiledModule) {
+        self.preloaded.borrow_mut().push((bytes, module.0));
+    }
+
+    /// The module preloaded from `bytes`, if any (it is handed out once).
+    pub(crate) fn take_preloaded(&self, bytes: &[u8]) -> Option<wasmtime::Module> {
+        let mut preloaded = self.preloaded.borrow_mut();
+        let i = preloaded.iter().position(|(b, _)| b.as_slice() == bytes)?;
+        Some(preloaded.swap_remove(i).1)
+    }
+
+    /// Charges `bytes` the isolate holds outside its heap (bytes on their way to the compiler)
+    /// to its memory budget, if they fit; returns whether they did.
+    pub fn reserve(&self, bytes: usize) -> bool {
+        self.embedder.reserve(bytes)
+    }
+
+    /// Gives back `bytes` charged by [`Wasm::reserve`].
+    pub fn release(&self, bytes: usize) {
+        self.embedder.release(bytes);
+    }
+
+    /// The handle of `module` in this isolate, which the JavaScript API's `wrapModule` turns
+    /// into a `WebAssembly.Module`.
+    pub fn module_handle<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        module: crate::CompiledModule,
+    ) -> rquickjs::Result<JsValue<'js>> {
+        crate::handle::handle(ctx, self, crate::handle::Item::Module(module.0))
+    }
+
+    /// The JavaScript value `err` is thrown as (a `WebAssembly.CompileError`, a `RangeError`,
+    /// ...), for rejecting a promise with it.
+    pub fn error_value<'js>(&self, ctx: &Ctx<'js>, err: WasmError) -> JsValue<'js> {
+        let _ = crate::error::throw(ctx, Some(self), err);
+        ctx.catch()
     }
 
     pub(crate) fn weak(&self) -> Weak<Wasm> {

@@ -119,6 +119,19 @@ struct ServeArgs {
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
     #[arg(long, default_value_t = 10)]
     shutdown_grace: u64,
+    /// JavaScript threads that always run (default: the number of CPUs, at least 2).
+    #[arg(long)]
+    js_threads: Option<usize>,
+    /// Most JavaScript threads: more start, up to this, while every thread is stuck in one job
+    /// (a spinning isolate holds a thread until its CPU limit).
+    #[arg(long, default_value_t = isolate::DEFAULT_MAX_JS_THREADS)]
+    max_js_threads: usize,
+    /// Largest WebAssembly module, in MiB, that a function may compile (bigger: RangeError).
+    #[arg(long, default_value_t = isolate::DEFAULT_MAX_WASM_MODULE_BYTES / (1024 * 1024))]
+    max_wasm_module_mb: usize,
+    /// Threads that compile WebAssembly (default: the number of CPUs, at most 4).
+    #[arg(long)]
+    wasm_compile_threads: Option<usize>,
     /// Most bytes one KV namespace or blob bucket may hold (keys, values, metadata); a
     /// binding's `quota` may only lower it.
     #[arg(long, default_value_t = store::DEFAULT_QUOTA_BYTES)]
@@ -297,6 +310,15 @@ fn host(args: &ServeArgs) -> Arc<dyn FunctionHost> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // Before the first isolate exists (they take effect only then).
+    if let Some(n) = args.js_threads {
+        isolate::set_js_threads(n);
+    }
+    isolate::set_max_js_threads(args.max_js_threads);
+    isolate::set_max_wasm_module_bytes(args.max_wasm_module_mb.saturating_mul(1024 * 1024));
+    if let Some(n) = args.wasm_compile_threads {
+        isolate::set_wasm_compile_threads(n);
+    }
     let to_deploy = match &args.deploy {
         Some(dir) => server::function_dir::discover(dir)?,
         None => Vec::new(),

@@ -244,8 +244,17 @@
     }
   };
 
-  async function compile(bytes) {
-    return new Module(bytes);
+  // Compiling off the JavaScript thread when the embedder offers it (`native.compileAsync`:
+  // a promise of a module handle), else synchronously.
+  async function compileFrom(bytes, where) {
+    const b = bytesOf(bytes, where);
+    const later = typeof native.compileAsync === "function" ? native.compileAsync(b) : undefined;
+    if (later !== undefined) return new Module(WRAP, await later);
+    return new Module(b);
+  }
+
+  function compile(bytes) {
+    return compileFrom(bytes, "WebAssembly.compile()");
   }
 
   function validate(bytes) {
@@ -254,7 +263,7 @@
 
   async function instantiate(source, importObject) {
     if (isModule(source)) return new Instance(source, importObject);
-    const module = new Module(source);
+    const module = await compileFrom(source, "WebAssembly.instantiate()");
     return { module, instance: new Instance(module, importObject) };
   }
 
@@ -267,7 +276,7 @@
   }
 
   async function compileStreaming(source) {
-    return new Module(await bytesOfResponse(source, "WebAssembly.compileStreaming()"));
+    return compileFrom(await bytesOfResponse(source, "WebAssembly.compileStreaming()"), "WebAssembly.compileStreaming()");
   }
 
   async function instantiateStreaming(source, importObject) {
