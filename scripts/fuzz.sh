@@ -31,9 +31,13 @@ RUSTFLAGS="${flags[*]}" cargo build -p capnweb-fuzz --bin "$target" \
 corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 if [ "$target" = decode_message ]; then cp fuzz/seeds/* "$corpus"/; fi
+# grep hides the progress lines; the fuzzer's own exit status decides (read before anything
+# else runs: `|| true` would reset PIPESTATUS, and did, hiding crashes).
+set +e
 "target/fuzz/$host/debug/$target" "$corpus" \
   -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix=target/fuzz/ -print_final_stats=1 2>&1 |
-  grep -Ev '^#[0-9]|NEW_FUNC' || true
-# grep hides the progress lines; the fuzzer's own exit status decides.
-exit "${PIPESTATUS[0]}"
+  grep -Ev '^#[0-9]|NEW_FUNC'
+status="${PIPESTATUS[0]}"
+set -e
+exit "$status"
