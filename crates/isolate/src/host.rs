@@ -21,6 +21,15 @@ use crate::error::{resource_limit_error, LoadError};
 use crate::state::Shared;
 use crate::target::TargetRef;
 
+/// What a main module offers, found when it loads.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Surface {
+    /// The default export has an `rpc` class (the seed's convention).
+    pub(crate) rpc: bool,
+    /// The default export (an object, or a class's prototype) has a `fetch` handler.
+    pub(crate) fetch: bool,
+}
+
 /// A reply channel for one call into JavaScript.
 pub(crate) type Reply = oneshot::Sender<Result<Value, RpcError>>;
 
@@ -296,7 +305,7 @@ impl Host {
         self: &Rc<Self>,
         ctx: &Ctx<'js>,
         config: &IsolateConfig,
-    ) -> Result<bool, LoadError> {
+    ) -> Result<Surface, LoadError> {
         self.web_fn(ctx, "resetClock")
             .and_then(|f| f.call::<_, ()>(()))
             .map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
@@ -342,12 +351,13 @@ impl Host {
                 ))
             }
         };
-        let has_rpc: bool = self
-            .helper(ctx, "hasRpc")
-            .and_then(|f| f.call((ns.clone(),)))
-            .map_err(|e| LoadError::Module(self.describe_error(ctx, e)))?;
+        let found = || -> rquickjs::Result<(bool, bool)> {
+            let pair: Array<'js> = self.helper(ctx, "surface")?.call((ns.clone(),))?;
+            Ok((pair.get(0)?, pair.get(1)?))
+        };
+        let (rpc, fetch) = found().map_err(|e| LoadError::Module(self.describe_error(ctx, e)))?;
         *self.namespace.borrow_mut() = Some(Persistent::save(ctx, ns.into_value()));
-        Ok(has_rpc)
+        Ok(Surface { rpc, fetch })
     }
 
     fn load_error<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error) -> LoadError {

@@ -19,7 +19,7 @@ use crate::target::{JsTarget, TargetRef};
 #[derive(Clone)]
 pub struct Isolate {
     shared: Arc<Shared>,
-    has_rpc: bool,
+    surface: crate::host::Surface,
 }
 
 impl std::fmt::Debug for Isolate {
@@ -63,7 +63,10 @@ impl Isolate {
             LoadError::Runtime("internal error: the isolate could not be built".into())
         })??;
         tracing::debug!(isolate = %shared.id, elapsed = ?start.elapsed(), "isolate loaded");
-        Ok(Isolate { shared, has_rpc })
+        Ok(Isolate {
+            shared,
+            surface: has_rpc,
+        })
     }
 
     /// The function id.
@@ -111,7 +114,13 @@ impl Isolate {
 
     /// Whether the default export has an `rpc` class (the seed's convention).
     pub fn has_rpc_surface(&self) -> bool {
-        self.has_rpc
+        self.surface.rpc
+    }
+
+    /// Whether the default export has a `fetch` handler (a method of the object, or of the
+    /// class's prototype), as it was when the main module loaded.
+    pub fn has_fetch_handler(&self) -> bool {
+        self.surface.fetch
     }
 
     fn stub(&self, tref: TargetRef) -> Stub {

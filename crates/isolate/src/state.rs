@@ -306,7 +306,7 @@ impl Unit {
         shared: &Arc<Shared>,
         config: IsolateConfig,
         precompiled: Vec<(Vec<u8>, wasm::CompiledModule)>,
-    ) -> Result<(Unit, bool), LoadError> {
+    ) -> Result<(Unit, crate::host::Surface), LoadError> {
         let st = match crate::pool::pool().take_spare() {
             Some(st) => st,
             None => Unit::blank()?,

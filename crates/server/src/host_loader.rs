@@ -232,16 +232,11 @@ fn load_error(e: &LoaderError) -> HostError {
     }
 }
 
-/// A rejected call as a host error: a broken limit, a missing handler, or what the code threw.
+/// A rejected call as a host error: a broken limit, or what the code threw. (A missing fetch
+/// handler is known before the call: [`isolate::Isolate::has_fetch_handler`].)
 fn call_error(e: RpcError) -> HostError {
     if e.name() == isolate::RESOURCE_LIMIT_ERROR {
         return HostError::LimitExceeded(e.message());
-    }
-    if e.name() == "TypeError" {
-        let m = e.message();
-        if m.contains("has no fetch() handler") || m.contains("has no default export") {
-            return HostError::NoHandler("fetch".into());
-        }
     }
     HostError::Thrown(e)
 }
@@ -274,7 +269,13 @@ impl FunctionHost for LoaderHost {
         request: capnweb::RequestValue,
     ) -> HostFuture<capnweb::ResponseValue> {
         let iso = self.isolate(&function);
-        Box::pin(async move { iso.await?.fetch(request).await.map_err(call_error) })
+        Box::pin(async move {
+            let iso = iso.await?;
+            if !iso.has_fetch_handler() {
+                return Err(HostError::NoHandler("fetch".into()));
+            }
+            iso.fetch(request).await.map_err(call_error)
+        })
     }
 
     fn rpc_target(&self, function: Arc<Function>, entrypoint: Option<String>) -> HostFuture<Stub> {

@@ -246,6 +246,15 @@
     return entrypoint(ns, null, ctx, env);
   }
 
+  // What the main module offers: [an `rpc` class on the default export, a fetch handler].
+  function surface(ns) {
+    const d = ns.default;
+    let fetch = false;
+    if (isClass(d)) fetch = typeof d.prototype.fetch === "function";
+    else if (d !== null && typeof d === "object") fetch = typeof d.fetch === "function";
+    return [hasRpc(ns), fetch];
+  }
+
   function hasRpc(ns) {
     const d = ns.default;
     return !!(d && typeof d === "object" && isClass(d.rpc));
@@ -332,7 +341,7 @@
   }
 
   return {
-    makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, hasRpc, fetchHandler,
+    makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, surface, fetchHandler,
     describe, mkError, mkBytes, mkDate: (ms) => new Date(ms),
     setEnv(env) { builtin.env = env; },
   };

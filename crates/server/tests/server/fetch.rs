@@ -101,3 +101,30 @@ async fn x_rpc_method_errors_map_to_400_404_and_500_with_error_properties() {
     assert_eq!(unknown_method.status, 500);
     assert_eq!(unknown_method.json()["error"]["name"], "TypeError");
 }
+
+/// A missing fetch handler is known from the module, not guessed from an error's text: a
+/// handler that throws a TypeError saying "has no fetch() handler" is a 500 like any other
+/// throw, and a module without one answers 501.
+#[tokio::test]
+async fn a_missing_fetch_handler_is_501_and_a_throw_that_says_so_is_not() {
+    let s = crate::common::TestServer::start_js().await;
+    s.deploy(
+        "nofetch",
+        crate::common::code(
+            "import { WorkerEntrypoint } from 'cloudflare:workers'; \
+             export default class extends WorkerEntrypoint { hi() { return 1; } }",
+            serde_json::json!({}),
+        ),
+    )
+    .await;
+    s.deploy(
+        "liar",
+        crate::common::code(
+            "export default { fetch() { throw new TypeError('the default export has no fetch() handler'); } }",
+            serde_json::json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(s.request("GET", "/nofetch/", &[], "").await.status, 501);
+    assert_eq!(s.request("GET", "/liar/", &[], "").await.status, 500);
+}
