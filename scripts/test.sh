@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # The test command (README): every Rust test in one build, then the Node interop suites.
+#
+# The store suite runs on redb and, when FUNCTIONS_TEST_POSTGRES names a database, on
+# PostgreSQL too (.ci/run starts one with scripts/postgres.sh; locally:
+# `source scripts/postgres.sh && pg_start && bash scripts/test.sh; pg_stop`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${FUNCTIONS_TEST_POSTGRES:-}" ]; then
+  echo "FUNCTIONS_TEST_POSTGRES is not set: the store suite's PostgreSQL half is skipped" >&2
+fi
 
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace

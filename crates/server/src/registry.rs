@@ -69,15 +69,6 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RegistryError::Task(e.to_string()))?
-        .map_err(RegistryError::Store)
-}
-
 impl Registry {
     /// A registry over `store`, running code on `host`, with the default storage quota.
     pub fn new(store: Store, host: Arc<dyn FunctionHost>) -> Arc<Registry> {
@@ -144,9 +135,7 @@ impl Registry {
     }
 
     async fn load_live(&self, id: &str) -> Result<Option<Arc<Function>>, RegistryError> {
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let Some(cv) = blocking(move || code.live(&owned)).await? else {
+        let Some(cv) = self.store.code().live(id).await? else {
             return Ok(None);
         };
         let bundle = Bundle::from_json(&cv.bundle).map_err(|e| RegistryError::Corrupt {
@@ -193,9 +182,7 @@ impl Registry {
         let bytes = serde_json::to_vec(&bundle.to_json())
             .map_err(|e| RegistryError::Task(e.to_string()))?;
         let _guard = self.admin.lock().await;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let version = blocking(move || code.deploy(&owned, &bytes, note.as_deref())).await?;
+        let version = self.store.code().deploy(id, bytes, note.as_deref()).await?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.set_cached(id, Some(self.make_function(id, version, bundle)));
         self.host.retire(id, Some(version));
@@ -207,9 +194,7 @@ impl Registry {
     pub async fn rollback(&self, id: &str) -> Result<u64, RegistryError> {
         store::validate_function_id(id)?;
         let _guard = self.admin.lock().await;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let version = blocking(move || code.rollback(&owned)).await?;
+        let version = self.store.code().rollback(id).await?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         let loaded = self.load_live(id).await?;
         self.set_cached(id, loaded);
@@ -222,9 +207,7 @@ impl Registry {
     pub async fn delete(&self, id: &str) -> Result<bool, RegistryError> {
         store::validate_function_id(id)?;
         let _guard = self.admin.lock().await;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let existed = blocking(move || code.delete(&owned)).await?;
+        let existed = self.store.code().delete(id).await?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.set_cached(id, None);
         self.host.retire(id, None);
@@ -234,8 +217,7 @@ impl Registry {
 
     /// Summaries of every deployed function.
     pub async fn list(&self) -> Result<Vec<FunctionInfo>, RegistryError> {
-        let code = self.store.code().clone();
-        blocking(move || code.list()).await
+        Ok(self.store.code().list().await?)
     }
 
     /// One function's summary and versions, or `None`.
@@ -244,15 +226,11 @@ impl Registry {
         id: &str,
     ) -> Result<Option<(FunctionInfo, Vec<VersionInfo>)>, RegistryError> {
         store::validate_function_id(id)?;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        blocking(move || {
-            let Some(info) = code.info(&owned)? else {
-                return Ok(None);
-            };
-            Ok(Some((info, code.versions(&owned)?)))
-        })
-        .await
+        let code = self.store.code();
+        let Some(info) = code.info(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((info, code.versions(id).await?)))
     }
 
     /// The storage a function's live version is bound to: each KV and blob binding with its
@@ -261,39 +239,35 @@ impl Registry {
         let Some(f) = self.live(id).await? else {
             return Ok(Vec::new());
         };
-        let store = self.store.clone();
         let cap = self.quota;
-        blocking(move || {
-            let mut out = Vec::new();
-            for (name, binding) in &f.bundle.bindings {
-                let (kind, container, quota, usage) = match binding {
-                    Binding::Kv { namespace, quota } => (
-                        "kv",
-                        namespace,
-                        quota.within(cap),
-                        store.kv().usage(namespace)?,
-                    ),
-                    Binding::Blob { bucket, quota } => (
-                        "blob",
-                        bucket,
-                        quota.within(cap),
-                        store.blob().usage(bucket)?,
-                    ),
-                    _ => continue,
-                };
-                out.push(serde_json::json!({
-                    "binding": name,
-                    "type": kind,
-                    "name": container,
-                    "bytes": usage.bytes,
-                    "keys": usage.keys,
-                    "maxBytes": quota.max_bytes,
-                    "maxKeys": quota.max_keys,
-                }));
-            }
-            Ok(out)
-        })
-        .await
+        let mut out = Vec::new();
+        for (name, binding) in &f.bundle.bindings {
+            let (kind, container, quota, usage) = match binding {
+                Binding::Kv { namespace, quota } => (
+                    "kv",
+                    namespace,
+                    quota.within(cap),
+                    self.store.kv().usage(namespace).await?,
+                ),
+                Binding::Blob { bucket, quota } => (
+                    "blob",
+                    bucket,
+                    quota.within(cap),
+                    self.store.blob().usage(bucket).await?,
+                ),
+                _ => continue,
+            };
+            out.push(serde_json::json!({
+                "binding": name,
+                "type": kind,
+                "name": container,
+                "bytes": usage.bytes,
+                "keys": usage.keys,
+                "maxBytes": quota.max_bytes,
+                "maxKeys": quota.max_keys,
+            }));
+        }
+        Ok(out)
     }
 
     /// Drops every cached function (and with them their binding stubs): used at shutdown.

@@ -1,6 +1,11 @@
 //! [`Server`]: opens the store, resolves the admin token, binds and serves; shuts down
 //! gracefully.
 //!
+//! The store is the embedded redb file in the data directory, or, with
+//! [`Config::store_url`] set to a `postgres://` URL, a PostgreSQL database shared with other
+//! nodes. A shared store takes its admin token from the operator only (the flag or
+//! `FUNCTIONS_ADMIN_TOKEN`): nodes never generate one each.
+//!
 //! Shutdown ([`Server::shutdown`]): stop accepting, let in-flight requests finish for at most
 //! [`Config::shutdown_grace`], then drop every cached function and the store. Every store
 //! write commits (and fsyncs) before it returns, so there is nothing left to flush after
@@ -30,7 +35,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The data directory (store, admin token).
     pub data_dir: PathBuf,
-    /// The admin token; `None` uses the stored one or generates one.
+    /// The shared store's URL (`postgres://…`); `None` uses the embedded store in
+    /// `data_dir`.
+    pub store_url: Option<String>,
+    /// The admin token; `None` uses the stored one or generates one (embedded store only:
+    /// a shared store requires it).
     pub admin_token: Option<String>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
@@ -47,6 +56,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: PathBuf::from(".functions"),
+            store_url: None,
             admin_token: None,
             shutdown_grace: Duration::from_secs(10),
             body_limit: http::DEFAULT_BODY_LIMIT,
@@ -80,6 +90,36 @@ pub enum ServerError {
     Serve(String),
 }
 
+/// Opens the configured store and resolves the admin token.
+async fn open_store(config: &Config) -> Result<(Store, (String, TokenSource)), ServerError> {
+    if let Some(url) = &config.store_url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ServerError::Store(StoreError::Config(
+                "--store must be a postgres:// or postgresql:// URL (leave it out for the \
+                 embedded store in the data directory)"
+                    .to_owned(),
+            )));
+        }
+        // Checked first: a missing token is a configuration error, whatever the database says.
+        let token = token::required(config.admin_token.clone())?;
+        let store = Store::connect_postgres(url).await?;
+        tracing::info!("store: PostgreSQL (shared)");
+        return Ok((store, (token, TokenSource::Given)));
+    }
+    let data_dir = config.data_dir.clone();
+    let given = config.admin_token.clone();
+    tokio::task::spawn_blocking(move || {
+        // Private from the start: KV values, blobs and bundle `env`s live here.
+        store::private::create_dir_all(&data_dir)?;
+        store::private::restrict_dir(&data_dir)?;
+        let store = Store::open(data_dir.join(STORE_FILE))?;
+        let token = token::load_or_create(&data_dir, given)?;
+        Ok::<_, ServerError>((store, token))
+    })
+    .await
+    .map_err(|e| ServerError::Serve(e.to_string()))?
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -94,22 +134,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the store in `config.data_dir`, binds `config.listen` and starts serving with
-    /// functions run by `host`.
+    /// Opens the store (`config.store_url`, else the file in `config.data_dir`), binds
+    /// `config.listen` and starts serving with functions run by `host`.
     pub async fn start(config: Config, host: Arc<dyn FunctionHost>) -> Result<Server, ServerError> {
         crate::metrics::install();
-        let data_dir = config.data_dir.clone();
-        let given = config.admin_token.clone();
-        let (store, (token, token_source)) = tokio::task::spawn_blocking(move || {
-            // Private from the start: KV values, blobs and bundle `env`s live here.
-            store::private::create_dir_all(&data_dir)?;
-            store::private::restrict_dir(&data_dir)?;
-            let store = Store::open(data_dir.join(STORE_FILE))?;
-            let token = token::load_or_create(&data_dir, given)?;
-            Ok::<_, ServerError>((store, token))
-        })
-        .await
-        .map_err(|e| ServerError::Serve(e.to_string()))??;
+        let (store, (token, token_source)) = open_store(&config).await?;
         let registry = Registry::with_quota(store, host, config.storage_quota);
         let (end_streams, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {

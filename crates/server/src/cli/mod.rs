@@ -107,6 +107,11 @@ struct ServeArgs {
     /// Data directory: the store and the admin token.
     #[arg(long, default_value = ".functions")]
     data: PathBuf,
+    /// A shared store for several nodes: `postgres://user:password@host:port/db`. Without
+    /// it the store is the embedded file in the data directory. A shared store requires
+    /// the admin token in FUNCTIONS_ADMIN_TOKEN (the same on every node).
+    #[arg(long, env = "FUNCTIONS_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Deploy every function in this directory at startup (each subdirectory with a
     /// function.json, and each top-level .js file).
     #[arg(long)]
@@ -232,6 +237,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let config = Config {
         listen: args.listen,
         data_dir: args.data.clone(),
+        store_url: args.store.filter(|s| !s.is_empty()),
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
         storage_quota: store::Quota {
