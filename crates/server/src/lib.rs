@@ -32,6 +32,7 @@
 
 pub mod bindings;
 pub mod blob_binding;
+pub mod cluster;
 pub mod function_dir;
 pub mod host;
 pub mod host_canned;

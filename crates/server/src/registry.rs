@@ -7,8 +7,10 @@
 //! wait on it.
 //!
 //! The live table is this process's cache of the store. With a single node (the embedded
-//! store) it is always right; several nodes on a shared store would need change notification
-//! (see the store crate's docs).
+//! store) it is always right. On a shared store another node may change a function: then
+//! [`Registry::refresh`] (on a notification) or [`Registry::reconcile`] (periodically, and
+//! after the listener reconnects) drops the stale entry and retires its isolates, and the
+//! next call loads the new live version (see `cluster.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -268,6 +270,56 @@ impl Registry {
             }));
         }
         Ok(out)
+    }
+
+    /// Brings `id` in line with the store after a change made elsewhere (another node's
+    /// deploy, rollback or delete): a cached version that is no longer live is dropped, and
+    /// the host retires every version but the live one. The next call loads the live version.
+    pub async fn refresh(&self, id: &str) -> Result<(), RegistryError> {
+        if store::validate_function_id(id).is_err() {
+            return Ok(());
+        }
+        // Any lazy load that raced with the change must not be cached.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let live = self.store.code().live_version(id).await?;
+        let _guard = self.admin.lock().await;
+        let cached = self.cached(id).map(|f| f.version);
+        if cached.is_some() && cached != live {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.set_cached(id, None);
+            tracing::info!(function = id, ?cached, ?live, "changed on another node");
+        }
+        self.host.retire(id, live);
+        Ok(())
+    }
+
+    /// Compares every cached function with the store and [`refresh`](Registry::refresh)es
+    /// those that changed; returns how many did. Run periodically and whenever change
+    /// notifications may have been missed.
+    pub async fn reconcile(&self) -> Result<usize, RegistryError> {
+        let live: HashMap<String, u64> = self
+            .store
+            .code()
+            .list()
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f.live_version))
+            .collect();
+        let cached: Vec<(String, u64)> = self
+            .live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, f)| (id.clone(), f.version))
+            .collect();
+        let mut changed = 0;
+        for (id, version) in cached {
+            if live.get(&id) != Some(&version) {
+                self.refresh(&id).await?;
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     /// Drops every cached function (and with them their binding stubs): used at shutdown.

@@ -139,8 +139,16 @@ impl Server {
     pub async fn start(config: Config, host: Arc<dyn FunctionHost>) -> Result<Server, ServerError> {
         crate::metrics::install();
         let (store, (token, token_source)) = open_store(&config).await?;
+        let watch = store.postgres().map(|pg| pg.watch_code());
         let registry = Registry::with_quota(store, host, config.storage_quota);
         let (end_streams, shutdown) = tokio::sync::watch::channel(false);
+        if let Some(events) = watch {
+            tokio::spawn(crate::cluster::follow(
+                Arc::downgrade(&registry),
+                events,
+                shutdown.clone(),
+            ));
+        }
         let state = AppState {
             registry: registry.clone(),
             admin_token: Arc::new(token.clone()),

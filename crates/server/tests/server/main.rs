@@ -11,3 +11,4 @@ mod logs;
 mod ops;
 mod process;
 mod rpc;
+mod shared_store;

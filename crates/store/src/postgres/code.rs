@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{pg_error, to_i64, to_u64, PgShared, CODE_CHANNEL};
+use super::{pg_error, to_i64, to_u64, PgShared};
 use crate::code::{
     validate_deploy, validate_function_id, CodeStore, CodeVersion, FunctionInfo, VersionInfo,
 };
@@ -72,15 +72,19 @@ impl PgCodeStore {
         )
         .await
         .map_err(pg_error)?;
-        notify(&tx, id).await?;
+        notify(&tx, &self.shared.channel, id).await?;
         tx.commit().await.map_err(pg_error)?;
         to_u64(chosen, "version")
     }
 }
 
-/// Announces a change of `id` on [`CODE_CHANNEL`]; delivered when the transaction commits.
-async fn notify(tx: &deadpool_postgres::Transaction<'_>, id: &str) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_notify($1, $2)", &[&CODE_CHANNEL, &id])
+/// Announces a change of `id` on the code channel; delivered when the transaction commits.
+async fn notify(
+    tx: &deadpool_postgres::Transaction<'_>,
+    channel: &str,
+    id: &str,
+) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&channel, &id])
         .await
         .map_err(pg_error)?;
     Ok(())
@@ -127,7 +131,7 @@ impl CodeStore for PgCodeStore {
         )
         .await
         .map_err(pg_error)?;
-        notify(&tx, id).await?;
+        notify(&tx, &self.shared.channel, id).await?;
         tx.commit().await.map_err(pg_error)?;
         to_u64(version, "version")
     }
@@ -286,7 +290,7 @@ impl CodeStore for PgCodeStore {
             .await
             .map_err(pg_error)?;
         if existed {
-            notify(&tx, id).await?;
+            notify(&tx, &self.shared.channel, id).await?;
         }
         tx.commit().await.map_err(pg_error)?;
         Ok(existed)

@@ -23,6 +23,7 @@
 mod blob;
 mod code;
 mod kv;
+mod listen;
 mod migrations;
 
 use std::fmt;
@@ -40,9 +41,12 @@ use crate::quota::Usage;
 pub use blob::PgBlobStore;
 pub use code::PgCodeStore;
 pub use kv::PgKvStore;
+pub use listen::CodeEvent;
 pub use migrations::SCHEMA_VERSION;
 
 /// The notification channel a code change is announced on; the payload is the function id.
+/// With [`PgOptions::schema`] set the channel is `functions_code_<schema>` (channels are
+/// per database, not per schema).
 pub const CODE_CHANNEL: &str = "functions_code";
 
 /// How the backend connects.
@@ -68,10 +72,11 @@ impl Default for PgOptions {
     }
 }
 
-/// What the three stores share: the pool and the clock.
+/// What the three stores share: the pool, the clock and the notification channel.
 pub(crate) struct PgShared {
     pool: Pool,
     clock: Arc<dyn Clock>,
+    channel: String,
 }
 
 impl fmt::Debug for PgShared {
@@ -115,7 +120,12 @@ impl PgBackend {
             .parse()
             .map_err(|e| StoreError::Config(format!("the PostgreSQL URL does not parse: {e}")))?;
         config.connect_timeout(options.timeout);
+        // A node whose database vanished without a FIN (a partition) notices within a minute.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(20));
+        let mut channel = CODE_CHANNEL.to_owned();
         if let Some(schema) = &options.schema {
+            channel = format!("{CODE_CHANNEL}_{schema}");
             validate_schema(schema)?;
             create_schema(&config, schema).await?;
             config.options(format!("-c search_path={schema}"));
@@ -136,7 +146,11 @@ impl PgBackend {
             .recycle_timeout(Some(options.timeout))
             .build()
             .map_err(|e| StoreError::Config(format!("cannot build the connection pool: {e}")))?;
-        let shared = Arc::new(PgShared { pool, clock });
+        let shared = Arc::new(PgShared {
+            pool,
+            clock,
+            channel,
+        });
         {
             let mut client = shared.client().await?;
             migrations::apply(&mut client).await?;
@@ -161,9 +175,13 @@ impl PgBackend {
         PgBlobStore::new(Arc::clone(&self.shared))
     }
 
-    /// The connection settings (for a dedicated connection, such as a listener).
-    pub fn config(&self) -> &tokio_postgres::Config {
-        &self.config
+    /// Starts listening for code changes made through any node (this one included): the
+    /// receiver gets [`CodeEvent::Resync`] each time the listener (re)connects (changes may
+    /// have been missed while it was away) and [`CodeEvent::Changed`] for each deploy,
+    /// rollback, `set_live` or delete. The listener runs on a connection of its own,
+    /// reconnects with backoff (0.1 s doubling to 5 s) and stops when the receiver is dropped.
+    pub fn watch_code(&self) -> tokio::sync::mpsc::Receiver<CodeEvent> {
+        listen::spawn(self.config.clone(), self.shared.channel.clone())
     }
 }
 

@@ -431,7 +431,28 @@ async fn blob_large_body_streams_in_and_out_in_chunks(store: Store, _clock: Manu
     let chunks: Vec<bytes::Bytes> = object.body.map(|c| c.expect("chunk")).collect().await;
     assert_eq!(chunks.len(), 3, "read back in stored chunks of 1 MiB");
     assert!(chunks.iter().all(|c| c.len() <= BLOB_CHUNK_BYTES));
-    assert_eq!(chunks.concat(), data);
+    assert!(
+        chunks.concat() == data,
+        "the body read back is the body written"
+    );
+    // The same body in one piece.
+    blob.put(
+        "b",
+        "one-piece",
+        body(&data),
+        BlobPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    let (_, read) = get_whole(blob, "b", "one-piece")
+        .await
+        .expect("get")
+        .expect("present");
+    assert!(
+        read == data,
+        "one piece: the body read back is the body written"
+    );
     // An empty body is an object too.
     blob.put(
         "b",

@@ -108,3 +108,83 @@ async fn an_unreachable_database_is_unavailable_not_a_panic() {
     assert!(matches!(err, StoreError::Config(_)), "{err:?}");
     assert!(!err.to_string().contains("password"), "{err}");
 }
+
+/// The next event, or a failure after `within`.
+async fn next_event(
+    events: &mut tokio::sync::mpsc::Receiver<store::postgres::CodeEvent>,
+    within: std::time::Duration,
+) -> store::postgres::CodeEvent {
+    tokio::time::timeout(within, events.recv())
+        .await
+        .expect("an event in time")
+        .expect("the listener is running")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_code_change_on_one_node_is_heard_by_the_other_and_a_reconnect_resyncs() {
+    use store::postgres::CodeEvent;
+    let Some(f) = backend::postgres().await else {
+        return;
+    };
+    let other = f.another_node().await;
+    let mut events = other.postgres().expect("postgres").watch_code();
+    let wait = std::time::Duration::from_secs(10);
+    assert_eq!(next_event(&mut events, wait).await, CodeEvent::Resync);
+    let code = f.store.code();
+    code.deploy("app", b"1".to_vec(), None)
+        .await
+        .expect("deploy");
+    assert_eq!(
+        next_event(&mut events, wait).await,
+        CodeEvent::Changed("app".into())
+    );
+    code.deploy("app", b"2".to_vec(), None)
+        .await
+        .expect("deploy");
+    code.rollback("app").await.expect("rollback");
+    code.set_live("app", 2).await.expect("set_live");
+    code.delete("app").await.expect("delete");
+    for _ in 0..4 {
+        assert_eq!(
+            next_event(&mut events, wait).await,
+            CodeEvent::Changed("app".into())
+        );
+    }
+    // Failed changes announce nothing: the next event is the deploy after them.
+    assert!(code.rollback("app").await.is_err());
+    assert!(!code.delete("app").await.expect("delete"));
+    code.deploy("next", b"1".to_vec(), None)
+        .await
+        .expect("deploy");
+    assert_eq!(
+        next_event(&mut events, wait).await,
+        CodeEvent::Changed("next".into())
+    );
+
+    // Cut the listener's connection from the database side: it reconnects and says so.
+    let url = std::env::var(backend::POSTGRES_ENV).expect("url");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let killed = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'functions-listener'",
+            &[],
+        )
+        .await
+        .expect("terminate");
+    assert!(!killed.is_empty(), "the listener was connected");
+    assert_eq!(next_event(&mut events, wait).await, CodeEvent::Resync);
+    code.deploy("after", b"1".to_vec(), None)
+        .await
+        .expect("deploy");
+    assert_eq!(
+        next_event(&mut events, wait).await,
+        CodeEvent::Changed("after".into())
+    );
+    drop(events);
+    drop(other);
+    f.cleanup().await;
+}

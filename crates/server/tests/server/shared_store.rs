@@ -1,0 +1,291 @@
+//! The built `functions` binary on a shared PostgreSQL store: the admin token it requires,
+//! a clear failure when the database is unreachable, and two nodes serving the same
+//! functions and data, each following the other's deploys, rollbacks and deletes.
+//!
+//! The two-node test uses the database named by `FUNCTIONS_TEST_POSTGRES` (a schema of its
+//! own); without it the test passes vacuously with a note, except under `CI=true`, where it
+//! fails.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use capnweb::transport::websocket;
+use capnweb::{Limits, Value};
+use serde_json::json;
+
+use crate::common::{js_bundle, request};
+
+const BIN: &str = env!("CARGO_BIN_EXE_functions");
+const TOKEN: &str = "shared-store-test-token";
+
+/// A `functions serve --store …` child, killed on drop.
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Node {
+    fn start(store_url: &str) -> Node {
+        let data = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(["--store", store_url])
+            .env("FUNCTIONS_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn functions serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut node = Node {
+            child,
+            base: String::new(),
+        };
+        let mut reader = BufReader::new(stdout);
+        loop {
+            let mut line = String::new();
+            let n = reader.read_line(&mut line).expect("read stdout");
+            assert!(n > 0, "server exited before listening");
+            if let Some(addr) = line.trim().strip_prefix("listening on ") {
+                node.base = addr.to_owned();
+                std::thread::spawn(move || for _ in reader.lines() {});
+                return node;
+            }
+        }
+    }
+
+    fn ws(&self, id: &str) -> String {
+        format!("{}/_rpc/{id}", self.base.replacen("http://", "ws://", 1))
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: Vec<u8>) -> u16 {
+        let auth = format!("Bearer {TOKEN}");
+        request(&self.base, method, path, &[("authorization", &auth)], body)
+            .await
+            .status
+    }
+
+    /// The label of the version this node serves for `id` (`None`: 404).
+    async fn version(&self, id: &str) -> Option<String> {
+        let r = request(
+            &self.base,
+            "POST",
+            &format!("/{id}"),
+            &[("x-rpc-method", "version")],
+            b"[]".to_vec(),
+        )
+        .await;
+        if r.status == 404 {
+            return None;
+        }
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        v["result"]["label"].as_str().map(str::to_owned)
+    }
+
+    /// Polls until this node serves `want` for `id`; returns how long that took.
+    async fn wait_for_version(&self, id: &str, want: Option<&str>) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.version(id).await.as_deref() == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{} still serves {:?} of {id}, not {want:?}",
+                self.base,
+                self.version(id).await
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_serve(store_url: &str, token: Option<&str>) -> std::process::Output {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .args(["--store", store_url])
+        .env_remove("FUNCTIONS_ADMIN_TOKEN")
+        .env("RUST_LOG", "warn");
+    if let Some(t) = token {
+        cmd.env("FUNCTIONS_ADMIN_TOKEN", t);
+    }
+    cmd.output().expect("run functions serve")
+}
+
+#[test]
+fn a_shared_store_requires_the_admin_token_from_the_environment() {
+    let out = run_serve("postgres://nobody@127.0.0.1:1/none", None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FUNCTIONS_ADMIN_TOKEN"), "{err}");
+    assert!(
+        !out.stdout.windows(11).any(|w| w == b"listening o"),
+        "never listened"
+    );
+}
+
+#[test]
+fn an_unreachable_shared_store_is_a_clear_error_and_a_nonzero_exit() {
+    let out = run_serve("postgres://nobody:secret-pw@127.0.0.1:1/none", Some(TOKEN));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the store"), "{err}");
+    assert!(err.contains("unavailable"), "{err}");
+    assert!(
+        !err.contains("secret-pw"),
+        "the password is not printed: {err}"
+    );
+}
+
+/// The test database's URL with a fresh schema of its own as the search path, or `None`
+/// (skip) when no database is configured outside CI.
+async fn shared_store_url() -> Option<(String, String, String)> {
+    let url = match std::env::var("FUNCTIONS_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!(
+                "FUNCTIONS_TEST_POSTGRES is not set: under CI=true the shared-store tests must run"
+            )
+        }
+        _ => {
+            eprintln!("skipped: FUNCTIONS_TEST_POSTGRES is not set");
+            return None;
+        }
+    };
+    let schema = format!("server_test_{}", server::token::random_hex(8));
+    // Connecting once with the schema creates it and applies the migrations.
+    let options = store::postgres::PgOptions {
+        schema: Some(schema.clone()),
+        ..store::postgres::PgOptions::default()
+    };
+    drop(
+        store::Store::connect_postgres_with(&url, options, std::sync::Arc::new(store::SystemClock))
+            .await
+            .expect("the test database is usable"),
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let node_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    Some((url, node_url, schema))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_code_kv_and_blobs_and_follow_each_others_changes() {
+    let Some((url, node_url, schema)) = shared_store_url().await else {
+        return;
+    };
+    let a = Node::start(&node_url);
+    let b = Node::start(&node_url);
+    let bindings = json!({
+        "KV": {"type": "kv", "namespace": "shared"},
+        "FILES": {"type": "blob", "bucket": "shared"}
+    });
+    let deploy = |label: &str| js_bundle(label, bindings.clone()).to_string().into_bytes();
+
+    // Deployed through A, served by B.
+    assert_eq!(
+        a.admin("PUT", "/_admin/functions/app", deploy("v1")).await,
+        200
+    );
+    assert_eq!(b.version("app").await.as_deref(), Some("v1"));
+
+    // KV written through A, read through B; a blob streamed in through B, out through A.
+    let on_a = websocket::connect(&a.ws("app"), None, Limits::default())
+        .await
+        .expect("connects to A");
+    let on_b = websocket::connect(&b.ws("app"), None, Limits::default())
+        .await
+        .expect("connects to B");
+    on_a.remote_main()
+        .call("binding", vec!["KV".into()])
+        .to_stub()
+        .call("put", vec!["k".into(), "written on A".into()])
+        .await
+        .expect("kv put on A");
+    let read = on_b
+        .remote_main()
+        .call("binding", vec!["KV".into()])
+        .to_stub()
+        .call("get", vec!["k".into()])
+        .await
+        .expect("kv get on B");
+    assert_eq!(read.as_str(), Some("written on A"));
+    let big: Vec<u8> = (0..(2 * store::BLOB_CHUNK_BYTES + 100))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    on_b.remote_main()
+        .call("binding", vec!["FILES".into()])
+        .to_stub()
+        .call(
+            "put",
+            vec![
+                "big.bin".into(),
+                Value::Bytes(capnweb::Bytes::new(big.clone())),
+            ],
+        )
+        .await
+        .expect("blob put on B");
+    // Read back on A through `arrayBuffer()`: the body is read from the store on A, chunk by
+    // chunk, and arrives in one value. (The `body` stream is not compared byte for byte over
+    // the wire here: capnweb can reorder a pipe's writes when its reader is slow; see the
+    // store and binding tests for the stream's order.)
+    let read = on_a
+        .remote_main()
+        .call("binding", vec!["FILES".into()])
+        .to_stub()
+        .call("get", vec!["big.bin".into()])
+        .get("arrayBuffer")
+        .to_stub()
+        .call_fn(vec![])
+        .await
+        .expect("blob get on A");
+    let Value::Bytes(read) = read else {
+        panic!("arrayBuffer() gives bytes")
+    };
+    assert!(
+        read.data == big,
+        "read {} bytes back, wrote {}",
+        read.data.len(),
+        big.len()
+    );
+    drop((on_a, on_b));
+
+    // B caches v1; a deploy through A reaches B by notification, long before a reconcile.
+    assert_eq!(
+        a.admin("PUT", "/_admin/functions/app", deploy("v2")).await,
+        200
+    );
+    let took = b.wait_for_version("app", Some("v2")).await;
+    eprintln!("deploy on A served by B after {took:?}");
+    // A rollback through B reaches A.
+    assert_eq!(
+        b.admin("POST", "/_admin/functions/app/rollback", vec![])
+            .await,
+        200
+    );
+    let took = a.wait_for_version("app", Some("v1")).await;
+    eprintln!("rollback on B served by A after {took:?}");
+    // A delete through A reaches B.
+    assert_eq!(
+        a.admin("DELETE", "/_admin/functions/app", vec![]).await,
+        200
+    );
+    let took = b.wait_for_version("app", None).await;
+    eprintln!("delete on A seen by B after {took:?}");
+
+    drop((a, b));
+    store::postgres::drop_schema(&url, &schema)
+        .await
+        .expect("drop the test schema");
+}
