@@ -42,6 +42,7 @@ pub mod kv_binding;
 pub mod logs;
 pub mod manifest;
 pub mod metrics;
+pub mod node;
 pub mod registry;
 pub mod server;
 pub mod token;

@@ -131,6 +131,8 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     end_streams: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The node registry heartbeat (shared store only); it leaves the registry on shutdown.
+    heartbeat: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -140,7 +142,8 @@ impl Server {
         crate::metrics::install();
         let (store, (token, token_source)) = open_store(&config).await?;
         let watch = store.postgres().map(|pg| pg.watch_code());
-        let registry = Registry::with_quota(store, host, config.storage_quota);
+        let pg = store.postgres().cloned();
+        let registry = Registry::with_quota(store, host.clone(), config.storage_quota);
         let (end_streams, shutdown) = tokio::sync::watch::channel(false);
         if let Some(events) = watch {
             tokio::spawn(crate::cluster::follow(
@@ -149,13 +152,6 @@ impl Server {
                 shutdown.clone(),
             ));
         }
-        let state = AppState {
-            registry: registry.clone(),
-            admin_token: Arc::new(token.clone()),
-            rpc_limits: config.rpc_limits.clone(),
-            shutdown,
-        };
-        let app = http::router(state, config.body_limit);
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -166,6 +162,17 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let node = crate::node::Node::new(format!("http://{addr}"), host);
+        let heartbeat =
+            pg.map(|pg| tokio::spawn(crate::node::heartbeat(node.clone(), pg, shutdown.clone())));
+        let state = AppState {
+            registry: registry.clone(),
+            admin_token: Arc::new(token.clone()),
+            rpc_limits: config.rpc_limits.clone(),
+            shutdown,
+            node,
+        };
+        let app = http::router(state, config.body_limit);
         let (stop, stopped) = oneshot::channel::<()>();
         // TCP_NODELAY: small RPC messages must not wait for delayed ACKs.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -190,6 +197,7 @@ impl Server {
             stop: Some(stop),
             end_streams,
             task,
+            heartbeat,
         })
     }
 
@@ -233,6 +241,10 @@ impl Server {
                 Ok(())
             }
         };
+        if let Some(heartbeat) = self.heartbeat.take() {
+            // Leaving the registry is a courtesy: a node that does not is dropped after 15 s.
+            let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
+        }
         self.registry.clear();
         self.registry.host().shutdown();
         result

@@ -81,6 +81,11 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// List the live nodes of the cluster (on the embedded store: the one server).
+    Nodes {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Print a function's console output (console.log & co.) live, until Ctrl-C.
     ///
     /// Each line prints as `TIMESTAMP LEVEL message` (UTC; `[sub-id]` before the message for
@@ -220,6 +225,34 @@ impl Cli {
                 conn,
             } => call(&conn.server, &id, &method, &args, ws).await,
             Command::Logs { id, json, conn } => logs(&conn.client()?, &id, json).await,
+            Command::Nodes { conn } => {
+                let out = conn.client()?.admin("GET", "/_admin/nodes", None).await?;
+                let nodes = out["nodes"].as_array().cloned().unwrap_or_default();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                println!("ID\tADDRESS\tVERSION\tUPTIME\tISOLATES\tIN FLIGHT\tLAST SEEN");
+                for n in nodes {
+                    let ms = |k: &str| n[k].as_u64().unwrap_or(0);
+                    println!(
+                        "{}{}\t{}\t{}\t{}s\t{}\t{}\t{:.1}s ago",
+                        n["id"].as_str().unwrap_or("?"),
+                        if n["self"].as_bool() == Some(true) {
+                            "*"
+                        } else {
+                            ""
+                        },
+                        n["address"].as_str().unwrap_or("?"),
+                        n["version"].as_str().unwrap_or("?"),
+                        now.saturating_sub(ms("started_at")) / 1000,
+                        ms("resident_isolates"),
+                        ms("in_flight"),
+                        now.saturating_sub(ms("heartbeat_at")) as f64 / 1000.0,
+                    );
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub rpc_limits: capnweb::Limits,
     /// Turns `true` when the server shuts down (ends the long-lived log streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// This node (for `/_admin/nodes`).
+    pub node: Arc<crate::node::Node>,
 }
 
 /// Builds the router.
@@ -58,6 +60,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         )
         .route("/_admin/functions/{id}/rollback", post(admin::rollback))
         .route("/_admin/functions/{id}/logs", get(logs::stream))
+        .route("/_admin/nodes", get(admin::nodes))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,
@@ -70,5 +73,6 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .fallback(fetch::handle)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(trace::layer))
+        .layer(axum::middleware::from_fn(crate::node::count_in_flight))
         .with_state(state)
 }

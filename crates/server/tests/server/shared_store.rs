@@ -193,6 +193,54 @@ async fn two_nodes_share_code_kv_and_blobs_and_follow_each_others_changes() {
     });
     let deploy = |label: &str| js_bundle(label, bindings.clone()).to_string().into_bytes();
 
+    // Both nodes are in the registry, and `functions nodes` on either lists both.
+    let start = Instant::now();
+    loop {
+        let auth = format!("Bearer {TOKEN}");
+        let r = request(
+            &a.base,
+            "GET",
+            "/_admin/nodes",
+            &[("authorization", &auth)],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+        if nodes.len() == 2 {
+            let addresses: Vec<&str> = nodes.iter().filter_map(|n| n["address"].as_str()).collect();
+            assert!(
+                addresses.contains(&a.base.as_str()) && addresses.contains(&b.base.as_str()),
+                "{v}"
+            );
+            assert_eq!(
+                nodes.iter().filter(|n| n["self"] == json!(true)).count(),
+                1,
+                "{v}"
+            );
+            assert!(
+                nodes
+                    .iter()
+                    .all(|n| n["version"].is_string() && n["in_flight"].is_u64()),
+                "{v}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "both nodes register: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let listed = Command::new(BIN)
+        .args(["nodes", "--server", &b.base, "--token", TOKEN])
+        .output()
+        .expect("functions nodes");
+    assert!(listed.status.success());
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(text.contains(&a.base) && text.contains(&b.base), "{text}");
+
     // Deployed through A, served by B.
     assert_eq!(
         a.admin("PUT", "/_admin/functions/app", deploy("v1")).await,
@@ -288,4 +336,19 @@ async fn two_nodes_share_code_kv_and_blobs_and_follow_each_others_changes() {
     store::postgres::drop_schema(&url, &schema)
         .await
         .expect("drop the test schema");
+}
+
+#[tokio::test]
+async fn on_the_embedded_store_the_node_list_is_this_node_alone() {
+    let server = crate::common::TestServer::start().await;
+    let r = server.admin("GET", "/_admin/nodes", None).await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    let nodes = v["nodes"].as_array().expect("a list of nodes");
+    assert_eq!(nodes.len(), 1, "{v}");
+    assert_eq!(nodes[0]["self"], json!(true));
+    // The request asking is in flight.
+    assert!(nodes[0]["in_flight"].as_u64() >= Some(1), "{v}");
+    let unauthorized = request(&server.base, "GET", "/_admin/nodes", &[], vec![]).await;
+    assert_eq!(unauthorized.status, 401);
 }

@@ -10,7 +10,10 @@ use crate::error::StoreError;
 use super::pg_error;
 
 /// The migrations, oldest first: (version, SQL).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_nodes.sql")),
+];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;

@@ -25,6 +25,7 @@ mod code;
 mod kv;
 mod listen;
 mod migrations;
+mod nodes;
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub use code::PgCodeStore;
 pub use kv::PgKvStore;
 pub use listen::CodeEvent;
 pub use migrations::SCHEMA_VERSION;
+pub use nodes::NodeRecord;
 
 /// The notification channel a code change is announced on; the payload is the function id.
 /// With [`PgOptions::schema`] set the channel is `functions_code_<schema>` (channels are

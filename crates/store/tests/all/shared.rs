@@ -188,3 +188,52 @@ async fn every_code_change_on_one_node_is_heard_by_the_other_and_a_reconnect_res
     drop(other);
     f.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_that_heartbeat_are_listed_until_they_go_quiet_or_leave() {
+    use store::postgres::NodeRecord;
+    let Some(f) = backend::postgres().await else {
+        return;
+    };
+    let other = f.another_node().await;
+    let a = f.store.postgres().expect("postgres");
+    let b = other.postgres().expect("postgres");
+    let node = |id: &str, address: &str| NodeRecord {
+        id: id.into(),
+        address: address.into(),
+        version: "test".into(),
+        started_at: crate::T0_MS,
+        heartbeat_at: 0,
+        resident_isolates: 3,
+        in_flight: 1,
+    };
+    a.heartbeat(&node("a", "127.0.0.1:1"))
+        .await
+        .expect("heartbeat");
+    b.heartbeat(&node("b", "127.0.0.1:2"))
+        .await
+        .expect("heartbeat");
+    let window = std::time::Duration::from_secs(15);
+    let listed = a.nodes(window).await.expect("nodes");
+    let ids: Vec<&str> = listed.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(listed[0].heartbeat_at, crate::T0_MS);
+    assert_eq!(listed[1].resident_isolates, 3);
+    // b goes quiet: 20 s later only a, which beat again, is live.
+    f.clock.advance(std::time::Duration::from_secs(20));
+    a.heartbeat(&node("a", "127.0.0.1:1"))
+        .await
+        .expect("heartbeat");
+    let ids: Vec<String> = b
+        .nodes(window)
+        .await
+        .expect("nodes")
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(ids, ["a"]);
+    a.leave("a").await.expect("leave");
+    assert!(b.nodes(window).await.expect("nodes").is_empty());
+    drop(other);
+    f.cleanup().await;
+}
