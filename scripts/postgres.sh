@@ -9,6 +9,21 @@
 # Run as root (CI, this machine) or as any user who can run initdb (then without runuser).
 # `pg_start` installs the `postgresql` package with apt-get when its binaries are missing.
 
+# apt-get install that starts no service: Debian's postinst scripts start a package's daemon
+# (a `main` PostgreSQL cluster, nginx on port 80) unless policy-rc.d says no.
+apt_install_without_services() {
+  local made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+  local status=$?
+  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+  return $status
+}
+
 pg_bindir() {
   local dir
   dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -41,7 +56,7 @@ pg_start() {
   local bindir port password
   bindir=$(pg_bindir) || true
   if [ -z "$bindir" ]; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+    apt_install_without_services postgresql
     bindir=$(pg_bindir)
   fi
   PG_DIR=$(mktemp -d /tmp/functions-pg.XXXXXX)

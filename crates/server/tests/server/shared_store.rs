@@ -352,3 +352,213 @@ async fn on_the_embedded_store_the_node_list_is_this_node_alone() {
     let unauthorized = request(&server.base, "GET", "/_admin/nodes", &[], vec![]).await;
     assert_eq!(unauthorized.status, 401);
 }
+
+/// `scripts/cluster.sh` started in a directory of its own; stopped on drop.
+struct Cluster {
+    state: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    front: Remote,
+    nodes: Vec<Remote>,
+}
+
+impl Cluster {
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cluster.sh")
+    }
+
+    /// `None` (skip) without nginx outside CI.
+    fn start(n: usize) -> Option<Cluster> {
+        let have_nginx = Command::new("sh")
+            .args(["-c", "command -v nginx"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !have_nginx && !std::env::var("CI").is_ok_and(|v| v == "true") {
+            eprintln!("skipped: nginx is not installed (.ci/run installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("cluster");
+        let out = Command::new("bash")
+            .arg(Self::script())
+            .args(["start", &n.to_string()])
+            .env("CLUSTER_DIR", &state)
+            .env("FUNCTIONS_BIN", BIN)
+            .env("FUNCTIONS_ADMIN_TOKEN", TOKEN)
+            .output()
+            .expect("run scripts/cluster.sh");
+        assert!(
+            out.status.success(),
+            "cluster.sh start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = std::fs::read_to_string(state.join("env")).expect("cluster env");
+        let value = |name: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+                .map(|v| v.trim_matches('\'').to_owned())
+                .unwrap_or_else(|| panic!("{name} in {env}"))
+        };
+        Some(Cluster {
+            front: Remote {
+                base: value("FUNCTIONS_URL"),
+            },
+            nodes: value("NODE_URLS")
+                .split(' ')
+                .map(|base| Remote {
+                    base: base.to_owned(),
+                })
+                .collect(),
+            state,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(Self::script())
+            .arg("stop")
+            .env("CLUSTER_DIR", &self.state)
+            .output();
+    }
+}
+
+/// A node or the proxy, by URL.
+struct Remote {
+    base: String,
+}
+
+impl Remote {
+    async fn version(&self, id: &str) -> Option<String> {
+        let r = request(
+            &self.base,
+            "POST",
+            &format!("/{id}"),
+            &[("x-rpc-method", "version")],
+            b"[]".to_vec(),
+        )
+        .await;
+        if r.status == 404 {
+            return None;
+        }
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+        v["result"]["label"].as_str().map(str::to_owned)
+    }
+
+    async fn wait_for_version(&self, id: &str, want: Option<&str>) -> Duration {
+        let start = Instant::now();
+        while self.version(id).await.as_deref() != want {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{} does not serve {want:?} of {id}",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        start.elapsed()
+    }
+
+    fn ws(&self, id: &str) -> String {
+        format!("{}/_rpc/{id}", self.base.replacen("http://", "ws://", 1))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_behind_nginx_share_deploys_kv_and_sessions() {
+    let Some(cluster) = Cluster::start(3) else {
+        return;
+    };
+    let [a, b, c] = &cluster.nodes[..] else {
+        panic!("three nodes")
+    };
+    let bindings = json!({ "KV": {"type": "kv", "namespace": "shared"} });
+    let auth = format!("Bearer {TOKEN}");
+    let deploy = |to: &Remote, label: &str| {
+        let body = js_bundle(label, bindings.clone()).to_string().into_bytes();
+        let base = to.base.clone();
+        let auth = auth.clone();
+        async move {
+            request(
+                &base,
+                "PUT",
+                "/_admin/functions/app",
+                &[("authorization", &auth)],
+                body,
+            )
+            .await
+            .status
+        }
+    };
+    // Deploy through A: B, C and the proxy serve it.
+    assert_eq!(deploy(a, "v1").await, 200);
+    for remote in [b, c, &cluster.front] {
+        remote.wait_for_version("app", Some("v1")).await;
+    }
+    // A redeploy through the proxy reaches every node (each had v1 cached).
+    assert_eq!(deploy(&cluster.front, "v2").await, 200);
+    for remote in [a, b, c] {
+        let took = remote.wait_for_version("app", Some("v2")).await;
+        eprintln!("{} serves v2 after {took:?}", remote.base);
+    }
+    // KV written through A, read through C; a capnweb WebSocket session through nginx.
+    let on_a = websocket::connect(&a.ws("app"), None, Limits::default())
+        .await
+        .expect("connects to A");
+    on_a.remote_main()
+        .call("binding", vec!["KV".into()])
+        .to_stub()
+        .call("put", vec!["k".into(), "via A".into()])
+        .await
+        .expect("kv put on A");
+    let through = websocket::connect(&cluster.front.ws("app"), None, Limits::default())
+        .await
+        .expect("a WebSocket session through nginx");
+    let read = through
+        .remote_main()
+        .call("binding", vec!["KV".into()])
+        .to_stub()
+        .call("get", vec!["k".into()])
+        .await
+        .expect("kv get through nginx");
+    assert_eq!(read.as_str(), Some("via A"));
+    let on_c = websocket::connect(&c.ws("app"), None, Limits::default())
+        .await
+        .expect("connects to C");
+    let read = on_c
+        .remote_main()
+        .call("binding", vec!["KV".into()])
+        .to_stub()
+        .call("get", vec!["k".into()])
+        .await
+        .expect("kv get on C");
+    assert_eq!(read.as_str(), Some("via A"));
+    drop((on_a, through, on_c));
+    // Rollback and delete through the proxy reach every node.
+    let r = request(
+        &cluster.front.base,
+        "POST",
+        "/_admin/functions/app/rollback",
+        &[("authorization", &auth)],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    for remote in [a, b, c] {
+        remote.wait_for_version("app", Some("v1")).await;
+    }
+    let r = request(
+        &cluster.front.base,
+        "DELETE",
+        "/_admin/functions/app",
+        &[("authorization", &auth)],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    for remote in [a, b, c] {
+        remote.wait_for_version("app", None).await;
+    }
+}
