@@ -38,6 +38,8 @@ pub struct Config {
     /// The shared store's URL (`postgres://…`); `None` uses the embedded store in
     /// `data_dir`.
     pub store_url: Option<String>,
+    /// Most connections a node keeps to a shared store.
+    pub store_connections: usize,
     /// The admin token; `None` uses the stored one or generates one (embedded store only:
     /// a shared store requires it).
     pub admin_token: Option<String>,
@@ -57,6 +59,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: PathBuf::from(".functions"),
             store_url: None,
+            store_connections: 16,
             admin_token: None,
             shutdown_grace: Duration::from_secs(10),
             body_limit: http::DEFAULT_BODY_LIMIT,
@@ -102,7 +105,12 @@ async fn open_store(config: &Config) -> Result<(Store, (String, TokenSource)), S
         }
         // Checked first: a missing token is a configuration error, whatever the database says.
         let token = token::required(config.admin_token.clone())?;
-        let store = Store::connect_postgres(url).await?;
+        let options = store::postgres::PgOptions {
+            pool_size: config.store_connections,
+            ..store::postgres::PgOptions::default()
+        };
+        let store =
+            Store::connect_postgres_with(url, options, Arc::new(store::SystemClock)).await?;
         tracing::info!("store: PostgreSQL (shared)");
         return Ok((store, (token, TokenSource::Given)));
     }

@@ -117,6 +117,10 @@ struct ServeArgs {
     /// the admin token in FUNCTIONS_ADMIN_TOKEN (the same on every node).
     #[arg(long, env = "FUNCTIONS_STORE", hide_env_values = true)]
     store: Option<String>,
+    /// Most connections this node keeps to a shared store (each waits at most 5 s for a
+    /// free one before the call fails as unavailable).
+    #[arg(long, default_value_t = 16)]
+    store_connections: usize,
     /// Deploy every function in this directory at startup (each subdirectory with a
     /// function.json, and each top-level .js file).
     #[arg(long)]
@@ -271,6 +275,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         listen: args.listen,
         data_dir: args.data.clone(),
         store_url: args.store.filter(|s| !s.is_empty()),
+        store_connections: args.store_connections,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
         storage_quota: store::Quota {

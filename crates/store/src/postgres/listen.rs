@@ -56,7 +56,11 @@ async fn listen(
     backoff: &mut Duration,
 ) -> Result<(), StoreError> {
     let mut config = config.clone();
-    config.application_name("functions-listener");
+    let name = format!(
+        "{}-listener",
+        config.get_application_name().unwrap_or("functions")
+    );
+    config.application_name(&name);
     let (client, mut connection) = config.connect(NoTls).await.map_err(pg_error)?;
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
     // Driving the connection delivers query results to `client` and notifications here.

@@ -62,6 +62,9 @@ pub struct PgOptions {
     /// The schema to keep the tables in (created if missing); `None` uses the connection's
     /// default (`public`). Lowercase letters, digits and `_` only.
     pub schema: Option<String>,
+    /// The `application_name` of its connections (the listener's is this plus
+    /// `-listener`), as `pg_stat_activity` shows them.
+    pub application_name: String,
 }
 
 impl Default for PgOptions {
@@ -70,6 +73,7 @@ impl Default for PgOptions {
             pool_size: 16,
             timeout: Duration::from_secs(5),
             schema: None,
+            application_name: "functions".to_owned(),
         }
     }
 }
@@ -132,7 +136,7 @@ impl PgBackend {
             create_schema(&config, schema).await?;
             config.options(format!("-c search_path={schema}"));
         }
-        config.application_name("functions");
+        config.application_name(&options.application_name);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,

@@ -23,11 +23,17 @@ pub(crate) struct Fixture {
 }
 
 impl Fixture {
+    /// The `application_name` of this fixture's connections (its listener's adds `-listener`).
+    pub(crate) fn application_name(&self) -> &str {
+        &self.schema.as_ref().expect("a PostgreSQL fixture").1
+    }
+
     /// Another store on the same PostgreSQL schema (another node), on the same clock.
     pub(crate) async fn another_node(&self) -> Store {
         let (url, schema) = self.schema.as_ref().expect("a PostgreSQL fixture");
         let options = store::postgres::PgOptions {
             schema: Some(schema.clone()),
+            application_name: schema.clone(),
             ..store::postgres::PgOptions::default()
         };
         Store::connect_postgres_with(url, options, Arc::new(self.clock.clone()))
@@ -83,6 +89,8 @@ pub(crate) async fn postgres() -> Option<Fixture> {
     let clock = ManualClock::new(T0_MS);
     let options = store::postgres::PgOptions {
         schema: Some(schema.clone()),
+        // Tests that cut connections find theirs by this name.
+        application_name: schema.clone(),
         ..store::postgres::PgOptions::default()
     };
     let store = Store::connect_postgres_with(&url, options, Arc::new(clock.clone()))

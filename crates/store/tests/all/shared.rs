@@ -167,11 +167,12 @@ async fn every_code_change_on_one_node_is_heard_by_the_other_and_a_reconnect_res
         .await
         .expect("connect");
     tokio::spawn(connection);
+    let listener = format!("{}-listener", f.application_name());
     let killed = client
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = 'functions-listener'",
-            &[],
+             WHERE application_name = $1",
+            &[&listener],
         )
         .await
         .expect("terminate");
@@ -235,5 +236,77 @@ async fn nodes_that_heartbeat_are_listed_until_they_go_quiet_or_leave() {
     a.leave("a").await.expect("leave");
     assert!(b.nodes(window).await.expect("nodes").is_empty());
     drop(other);
+    f.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_whose_connections_are_cut_recovers_without_losing_acknowledged_writes() {
+    let Some(f) = backend::postgres().await else {
+        return;
+    };
+    let kv = f.store.kv().clone();
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let key = format!("before-{i}");
+        kv.put(
+            "NS",
+            &key,
+            b"v".to_vec(),
+            KvPutOptions::default(),
+            Quota::default(),
+        )
+        .await
+        .expect("put");
+        acknowledged.push(key);
+    }
+    // Cut every pooled connection from the database side (what a restart does to them).
+    let url = std::env::var(backend::POSTGRES_ENV).expect("url");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let cut = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&f.application_name()],
+        )
+        .await
+        .expect("terminate");
+    assert!(!cut.is_empty(), "the pool had connections");
+    // Writes go on: each either is acknowledged or fails as Unavailable (never another
+    // error), and the pool recovers by itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut failed = 0;
+    let mut i = 0;
+    while acknowledged.len() < 40 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool did not recover"
+        );
+        let key = format!("after-{i}");
+        i += 1;
+        match kv
+            .put(
+                "NS",
+                &key,
+                b"v".to_vec(),
+                KvPutOptions::default(),
+                Quota::default(),
+            )
+            .await
+        {
+            Ok(()) => acknowledged.push(key),
+            Err(e) if e.is_unavailable() => failed += 1,
+            Err(e) => panic!("unexpected error: {e:?}"),
+        }
+    }
+    eprintln!("{failed} calls failed as unavailable while the pool reconnected");
+    for key in &acknowledged {
+        assert!(
+            kv.get("NS", key).await.expect("get").is_some(),
+            "acknowledged {key} is there"
+        );
+    }
     f.cleanup().await;
 }
