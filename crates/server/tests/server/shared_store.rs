@@ -562,3 +562,168 @@ async fn three_nodes_behind_nginx_share_deploys_kv_and_sessions() {
         remote.wait_for_version("app", None).await;
     }
 }
+
+/// A function whose fetch handler writes (`PUT /?k=KEY`) and reads (`GET /?k=KEY`) its KV.
+const KV_WRITER_JS: &str = r#"
+export default {
+  async fetch(request, env) {
+    const key = new URL(request.url).searchParams.get("k");
+    if (request.method === "PUT") {
+      await env.KV.put(key, "acknowledged");
+      return new Response("ok");
+    }
+    const value = await env.KV.get(key);
+    return new Response(value ?? "missing", { status: value === null ? 404 : 200 });
+  },
+};
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_node_kill_and_a_database_restart() {
+    let Some(cluster) = Cluster::start(3) else {
+        return;
+    };
+    let auth = format!("Bearer {TOKEN}");
+    let bundle = crate::common::code(
+        KV_WRITER_JS,
+        json!({ "KV": {"type": "kv", "namespace": "durable"} }),
+    );
+    let r = request(
+        &cluster.nodes[0].base,
+        "PUT",
+        "/_admin/functions/writer",
+        &[("authorization", &auth)],
+        bundle.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let front = cluster.front.base.clone();
+    let put = |i: usize| {
+        let front = front.clone();
+        async move {
+            let r = request(&front, "PUT", &format!("/writer/?k=k{i}"), &[], vec![]).await;
+            // The function does not catch the binding's StorageUnavailableError, so its
+            // fetch fails with 500 naming it; anything else unexpected is reported as 0.
+            let unavailable = String::from_utf8_lossy(&r.body).contains("StorageUnavailableError");
+            match r.status {
+                500 if !unavailable => 0,
+                s => s,
+            }
+        }
+    };
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut i = 0;
+    let mut write = |n: usize| {
+        let range = i..i + n;
+        i += n;
+        range
+    };
+    for k in write(50) {
+        match put(k).await {
+            200 => acknowledged.push(k),
+            _ => refused += 1,
+        }
+    }
+    assert_eq!(refused, 0, "no failures before anything broke");
+
+    // kill -9 every node but the last, one after the other, under the stream of writes:
+    // nginx moves the function to a node that is alive.
+    let pids = std::fs::read_to_string(cluster.state.join("node.pids")).expect("pids");
+    let pids: Vec<&str> = pids.lines().collect();
+    for pid in &pids[..2] {
+        let killed = Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        for k in write(50) {
+            match put(k).await {
+                200 => acknowledged.push(k),
+                _ => refused += 1,
+            }
+        }
+    }
+    let survivor = &cluster.nodes[2];
+
+    // Restart PostgreSQL under the stream: writes fail (503) while it is down, then succeed
+    // again on the same node processes.
+    let env = std::fs::read_to_string(cluster.state.join("env")).expect("env");
+    let var = |name: &str| {
+        env.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .expect("in env")
+            .to_owned()
+    };
+    let (pg_dir, pg_bin) = (var("PG_DIR"), var("PG_BINDIR"));
+    let restart = std::thread::spawn(move || {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]);
+        let status = cmd
+            .arg(format!("{pg_bin}/pg_ctl"))
+            .args([
+                "-D",
+                &format!("{pg_dir}/data"),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("pg_ctl restart");
+        assert!(status.success(), "PostgreSQL restarted");
+    });
+    let mut during = Vec::new();
+    while !restart.is_finished() {
+        for k in write(5) {
+            let status = put(k).await;
+            during.push(status);
+            if status == 200 {
+                acknowledged.push(k);
+            } else {
+                refused += 1;
+            }
+        }
+    }
+    restart.join().expect("restart thread");
+    assert!(
+        during.iter().all(|s| [200, 500, 502, 503].contains(s)),
+        "while the database restarts a write succeeds, or fails as unavailable \
+         (StorageUnavailableError, 502 or 503): {during:?}"
+    );
+    // Recovered without restarting the node: writes succeed again.
+    let start = Instant::now();
+    loop {
+        let k = write(1).start;
+        if put(k).await == 200 {
+            acknowledged.push(k);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the node recovers"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for k in write(20) {
+        assert_eq!(put(k).await, 200, "writes succeed after the recovery");
+        acknowledged.push(k);
+    }
+    eprintln!(
+        "{} writes acknowledged, {refused} refused (kills and the restart)",
+        acknowledged.len()
+    );
+    // Every acknowledged write is there, read from the surviving node.
+    for k in &acknowledged {
+        let r = request(
+            &survivor.base,
+            "GET",
+            &format!("/writer/?k=k{k}"),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, 200, "acknowledged write k{k} is present");
+    }
+}
