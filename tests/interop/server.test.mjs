@@ -373,10 +373,9 @@ describe("http surfaces", () => {
         (l) =>
           l.startsWith("functions_invocations_total{") &&
           l.includes('function="math"') &&
-          l.includes('method="add"') &&
-          l.includes('surface="rpc_http"'),
+          l.includes('method="add"'),
       );
-    assert.ok(line, `a math/add/rpc_http counter in:\n${text}`);
+    assert.ok(line, `a math/add counter in:\n${text}`);
     assert.ok(Number(line.split(" ").pop()) >= 1);
     assert.match(text, /functions_cold_starts_total\{[^}]*function="math"/);
   });

@@ -64,7 +64,9 @@ impl ModuleSource {
 /// wasm's epoch check, compiled into every loop and function — after which the call is
 /// rejected and the isolate discarded; and it cannot recurse past `max_stack_bytes` (a
 /// catchable `InternalError`, no crash; in wasm, a `RuntimeError` past
-/// `wasm::MAX_WASM_STACK`).
+/// `wasm::MAX_WASM_STACK`). What an invocation leaves running after it answered runs on the
+/// same CPU budget and is bounded in time (`wait_until`, `wall_time`) and number
+/// (`max_timers`); see `background.rs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Memory limit: JavaScript heap plus WebAssembly linear memories (their accessible
@@ -74,10 +76,22 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// CPU time one invocation may use, summed over every slice of JavaScript that runs for
     /// it (the call itself, and each continuation after an await on a timer, an RPC result or
-    /// another event); also the longest any single slice may run. Default 1 s.
+    /// another event, before and after it answered: timers it left, `ctx.waitUntil` work);
+    /// also the longest any single slice may run. Default 1 s.
     pub cpu_time: Duration,
     /// Native stack QuickJS may use. Default 1 MiB.
     pub max_stack_bytes: usize,
+    /// How long work an invocation handed to `ctx.waitUntil` may go on after it answered;
+    /// then whatever it left running is cancelled (unless a held capability it was called on
+    /// keeps it). Default 30 s.
+    pub wait_until: Duration,
+    /// Wall-clock time an invocation may take to answer (queueing on its thread included);
+    /// past it the caller gets a `ResourceLimitError` and everything the invocation left
+    /// running is cancelled. The isolate is kept. Default 60 s.
+    pub wall_time: Duration,
+    /// Timers (`setTimeout`, `setInterval`) one isolate may have pending at once; one more
+    /// throws a `RangeError`. Default 10,000.
+    pub max_timers: usize,
 }
 
 impl Default for Limits {
@@ -86,6 +100,9 @@ impl Default for Limits {
             memory_bytes: 128 * 1024 * 1024,
             cpu_time: Duration::from_millis(1000),
             max_stack_bytes: 1024 * 1024,
+            wait_until: Duration::from_secs(30),
+            wall_time: Duration::from_secs(60),
+            max_timers: 10_000,
         }
     }
 }
@@ -105,6 +122,9 @@ pub struct IsolateConfig {
     pub global_outbound: Option<Stub>,
     /// Resource limits.
     pub limits: Limits,
+    /// The budget of calls in flight this isolate shares with its group (a parent's
+    /// children), or `None` for no budget. See [`CallBudget`](crate::CallBudget).
+    pub call_budget: Option<std::sync::Arc<crate::CallBudget>>,
 }
 
 impl IsolateConfig {
@@ -117,6 +137,7 @@ impl IsolateConfig {
             env: Value::Object(Default::default()),
             global_outbound: None,
             limits: Limits::default(),
+            call_budget: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The per-isolate host on its JavaScript thread: the registries that keep JavaScript objects
 //! alive while Rust holds capabilities to them, the calls waiting for JavaScript to settle,
 //! and the entry points the rest of the crate uses to run JavaScript (invoke a method, read a
-//! property, call the fetch handler, fire a timer).
+//! property, call the fetch handler, fire a timer). What each invocation owns and how long
+//! its background work may go on is `background.rs`'s job.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -10,9 +11,10 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use capnweb::{RpcError, Value};
-use rquickjs::{Array, Ctx, Function, Object, Persistent, Value as JsValue};
+use rquickjs::{Array, Ctx, Exception, Function, Object, Persistent, Promise, Value as JsValue};
 use tokio::sync::oneshot;
 
+use crate::background::{Background, Ended, TimerError, Verdict};
 use crate::bridge;
 use crate::config::{IsolateConfig, Limits};
 use crate::error::{resource_limit_error, LoadError};
@@ -24,9 +26,8 @@ pub(crate) type Reply = oneshot::Sender<Result<Value, RpcError>>;
 
 type Saved = Persistent<JsValue<'static>>;
 
-/// A JavaScript promise waiting for a capnweb result: resolve, reject, and the invocation that
-/// is waiting on it.
-type Pull = (Saved, Saved, Option<u64>);
+/// What JavaScript is told when it waits on the host outside any invocation.
+const GLOBAL_SCOPE_IO: &str = "Disallowed operation called within global scope: waiting on an RPC result or a stream works only while handling a request (inside a handler)";
 
 /// What a call into a JavaScript object does.
 pub(crate) enum Op {
@@ -35,6 +36,10 @@ pub(crate) enum Op {
     /// Reads a property (a getter).
     Get(String),
 }
+
+/// A capnweb stream fed from JavaScript: its writing end, the isolate it keeps alive, and the
+/// invocation that feeds it.
+type Sender = (capnweb::StreamSender, Arc<Shared>, Option<u64>);
 
 /// One isolate's host state. Lives on the isolate's thread only.
 ///
@@ -53,11 +58,9 @@ pub(crate) struct Host {
     deadline: Rc<Cell<Option<Instant>>>,
     /// The running slice: when it started and which invocation it runs for.
     slice: Cell<Option<(Instant, Option<u64>)>>,
-    /// CPU time used so far by each invocation still waiting to settle, by call id.
-    budgets: RefCell<HashMap<u64, Duration>>,
-    /// The trace of each invocation still waiting to settle that has one, by call id: it is
-    /// current (`capnweb::trace`) while JavaScript runs for the invocation.
-    traces: RefCell<HashMap<u64, capnweb::trace::TraceId>>,
+    /// Every invocation still going: the CPU it used, its trace (current while JavaScript
+    /// runs for it) and the background work it owns (timers, promises waiting on capnweb).
+    background: Background,
     /// Set when an allocation was refused because the heap limit was reached (shared with the
     /// runtime's allocator, see `state::LimitedAllocator`).
     oom: Rc<Cell<bool>>,
@@ -70,16 +73,13 @@ pub(crate) struct Host {
     objects: RefCell<HashMap<u64, Saved>>,
     /// Calls waiting for JavaScript to settle them, by call id.
     replies: RefCell<HashMap<u64, Reply>>,
-    /// JavaScript promises waiting for a capnweb result: (resolve, reject, the invocation
-    /// that asked), by id.
-    pulls: RefCell<HashMap<u64, Pull>>,
     /// The isolate's WebAssembly, and its JavaScript API once built (on first use of the
     /// `WebAssembly` global or of a `.wasm` module).
     wasm: Rc<wasm::Wasm>,
     wasm_api: RefCell<Option<Saved>>,
-    /// Capnweb streams fed from JavaScript streams, by id.
-    /// Each holds the isolate alive until its stream ends.
-    senders: RefCell<HashMap<u64, (capnweb::StreamSender, Arc<Shared>)>>,
+    /// Capnweb streams fed from JavaScript streams, by id, with the invocation that feeds
+    /// each. Each holds the isolate alive until its stream ends.
+    senders: RefCell<HashMap<u64, Sender>>,
 }
 
 impl Host {
@@ -97,8 +97,7 @@ impl Host {
             interrupted,
             deadline,
             slice: Cell::new(None),
-            budgets: RefCell::default(),
-            traces: RefCell::default(),
+            background: Background::default(),
             oom,
             helpers: RefCell::default(),
             web: RefCell::default(),
@@ -107,7 +106,6 @@ impl Host {
             ctx_obj: RefCell::default(),
             objects: RefCell::default(),
             replies: RefCell::default(),
-            pulls: RefCell::default(),
             wasm,
             wasm_api: RefCell::default(),
             senders: RefCell::default(),
@@ -150,8 +148,8 @@ impl Host {
         let (Some((start, _)), Some(id)) = (self.slice.get(), invocation) else {
             return;
         };
-        capnweb::trace::set(self.traces.borrow().get(&id).copied());
-        let Some(used) = self.budgets.borrow().get(&id).copied() else {
+        capnweb::trace::set(self.background.trace(id));
+        let Some(used) = self.background.used(id) else {
             return;
         };
         self.slice.set(Some((start, Some(id))));
@@ -175,28 +173,28 @@ impl Host {
         let Some((start, Some(id))) = self.slice.take() else {
             return;
         };
-        let elapsed = start.elapsed();
-        if let Some(used) = self.budgets.borrow_mut().get_mut(&id) {
-            *used += elapsed;
-            if *used >= self.limits().cpu_time {
+        if let Some(used) = self.background.charge(id, start.elapsed()) {
+            if used >= self.limits().cpu_time {
                 self.interrupted.set(true);
             }
         }
     }
 
-    /// Starts an invocation (a call from outside): it gets a reply id and a CPU budget, and
-    /// the running slice works for it.
-    fn begin_invocation(&self, reply: Reply, trace: Option<capnweb::trace::TraceId>) -> u64 {
-        let id = self.add_reply(reply);
-        self.budgets.borrow_mut().insert(id, Duration::ZERO);
-        if let Some(t) = trace {
-            self.traces.borrow_mut().insert(id, t);
-        }
+    /// Starts invocation `id` (a call from outside, made on the capability in slot `scope`
+    /// if any): it gets a reply and a CPU budget, and the running slice works for it.
+    fn begin_invocation(
+        &self,
+        id: u64,
+        reply: Reply,
+        trace: Option<capnweb::trace::TraceId>,
+        scope: Option<u64>,
+    ) {
+        self.replies.borrow_mut().insert(id, reply);
+        self.background.begin(id, trace, scope);
         capnweb::trace::set(trace);
         if let Some((start, _)) = self.slice.get() {
             self.slice.set(Some((start, Some(id))));
         }
-        id
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -415,6 +413,10 @@ impl Host {
 
     /// Forgets slot `slot`, calling `[Symbol.dispose]` on the object if it has one.
     pub(crate) fn release<'js>(&self, ctx: &Ctx<'js>, slot: u64) {
+        self.background.scope_released(slot);
+        if let Some(shared) = self.shared() {
+            shared.forget_released(slot);
+        }
         let Some(saved) = self.objects.borrow_mut().remove(&slot) else {
             return;
         };
@@ -466,16 +468,17 @@ impl Host {
         id
     }
 
-    /// Calls into a JavaScript object; `reply` gets the settled result.
+    /// Calls into a JavaScript object as invocation `id`; `reply` gets the settled result.
     pub(crate) fn invoke<'js>(
         &self,
         ctx: &Ctx<'js>,
+        id: u64,
         tref: &TargetRef,
         op: Op,
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
     ) {
-        let id = self.begin_invocation(reply, trace);
+        self.begin_invocation(id, reply, trace, Some(tref.slot()));
         let run = || -> rquickjs::Result<()> {
             let obj = self.target_object(ctx, tref)?;
             match op {
@@ -495,15 +498,16 @@ impl Host {
         }
     }
 
-    /// Calls the main module's fetch handler with `request`.
+    /// Calls the main module's fetch handler with `request`, as invocation `id`.
     pub(crate) fn fetch<'js>(
         &self,
         ctx: &Ctx<'js>,
+        id: u64,
         request: Value,
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
     ) {
-        let id = self.begin_invocation(reply, trace);
+        self.begin_invocation(id, reply, trace, None);
         let run = || -> rquickjs::Result<()> {
             let ns = self.saved(ctx, &self.namespace)?;
             let env = self.saved(ctx, &self.env)?;
@@ -549,8 +553,7 @@ impl Host {
 
     /// Answers call `id` (no-op if it was already answered).
     pub(crate) fn settle(&self, id: u64, result: Result<Value, RpcError>) {
-        self.budgets.borrow_mut().remove(&id);
-        self.traces.borrow_mut().remove(&id);
+        self.background.answered(id);
         let reply = self.replies.borrow_mut().remove(&id);
         if let Some(reply) = reply {
             let result = match self.limit_broken() {
@@ -565,19 +568,27 @@ impl Host {
     pub(crate) fn add_sender(&self, tx: capnweb::StreamSender) -> u64 {
         let id = self.next_id();
         if let Some(shared) = self.shared() {
-            self.senders.borrow_mut().insert(id, (tx, shared));
+            let owner = self.current().filter(|o| self.background.is_live(*o));
+            if let Some(owner) = owner {
+                self.background.add_stream(owner, id);
+            }
+            self.senders.borrow_mut().insert(id, (tx, shared, owner));
         }
         id
     }
 
     /// The writing end of stream `id`.
     pub(crate) fn sender(&self, id: u64) -> Option<capnweb::StreamSender> {
-        self.senders.borrow().get(&id).map(|(tx, _)| tx.clone())
+        self.senders.borrow().get(&id).map(|(tx, _, _)| tx.clone())
     }
 
     /// Forgets stream `id` (its reader sees the end once the chunks in flight are read).
     pub(crate) fn take_sender(&self, id: u64) -> Option<capnweb::StreamSender> {
-        self.senders.borrow_mut().remove(&id).map(|(tx, _)| tx)
+        let (tx, _, owner) = self.senders.borrow_mut().remove(&id)?;
+        if let Some(owner) = owner {
+            self.background.end_stream(owner, id);
+        }
+        Some(tx)
     }
 
     /// Registers a reply channel for a JavaScript promise being tracked (see `bridge`).
@@ -585,22 +596,38 @@ impl Host {
         self.add_reply(reply)
     }
 
-    pub(crate) fn add_pull<'js>(
+    /// A JavaScript promise settled with what `fut` gives, for the running invocation: the
+    /// wait is its background work, dropped (the promise never settles) when it ends.
+    /// Refused outside any invocation.
+    pub(crate) fn settle_later<'js, F>(
         &self,
         ctx: &Ctx<'js>,
-        resolve: Function<'js>,
-        reject: Function<'js>,
-    ) -> u64 {
+        fut: F,
+    ) -> rquickjs::Result<Promise<'js>>
+    where
+        F: std::future::Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        let owner = self
+            .current()
+            .filter(|o| self.background.is_live(*o))
+            .ok_or_else(|| Exception::throw_message(ctx, GLOBAL_SCOPE_IO))?;
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let (promise, resolve, reject) = ctx.promise()?;
         let id = self.next_id();
-        self.pulls.borrow_mut().insert(
+        self.background.add_pull(
             id,
-            (
-                Persistent::save(ctx, resolve.into_value()),
-                Persistent::save(ctx, reject.into_value()),
-                self.current(),
-            ),
+            owner,
+            Persistent::save(ctx, resolve.into_value()),
+            Persistent::save(ctx, reject.into_value()),
         );
-        id
+        let task = capnweb::rt::handle().spawn(async move {
+            let result = fut.await;
+            shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
+        });
+        self.background.set_pull_task(id, task.abort_handle());
+        Ok(promise)
     }
 
     /// Settles the JavaScript promise `id` with a capnweb result.
@@ -610,10 +637,14 @@ impl Host {
         id: u64,
         result: Result<Value, RpcError>,
     ) {
-        let Some((resolve, reject, owner)) = self.pulls.borrow_mut().remove(&id) else {
+        let Some(pull) = self.background.take_pull(id) else {
             return;
         };
-        self.enter(owner);
+        if !self.may_run(ctx, pull.owner) {
+            return;
+        }
+        let (resolve, reject) = (pull.resolve, pull.reject);
+        self.enter(Some(pull.owner));
         let run = || -> rquickjs::Result<()> {
             let (f, v) = match &result {
                 Ok(v) => (resolve.restore(ctx)?, bridge::to_js(self, ctx, v)?),
@@ -639,12 +670,153 @@ impl Host {
         }
     }
 
-    /// Fires timer `id`, set while `owner` was running.
-    pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, id: u64, owner: Option<u64>) {
-        self.enter(owner);
+    /// Arms timer `timer` (a JavaScript timer id) for the running invocation.
+    pub(crate) fn add_timer(&self, timer: u64, delay: Duration) -> Result<(), TimerError> {
+        let Some(shared) = self.shared() else {
+            return Err(TimerError::GlobalScope);
+        };
+        self.background.add_timer(
+            &shared,
+            self.current(),
+            timer,
+            delay,
+            self.limits().max_timers,
+        )
+    }
+
+    /// Clears timer `timer`: its host task stops at once.
+    pub(crate) fn clear_timer(&self, timer: u64) {
+        self.background.clear_timer(timer);
+    }
+
+    /// Fires timer `timer` (arming `seq`), for the invocation that armed it.
+    pub(crate) fn fire_timer<'js>(&self, ctx: &Ctx<'js>, timer: u64, seq: u64) {
+        let Some(owner) = self.background.take_fired(timer, seq) else {
+            return;
+        };
+        if !self.may_run(ctx, owner) {
+            self.undo(ctx, Ended::timer(timer));
+            return;
+        }
+        self.enter(Some(owner));
         if let Ok(f) = self.web_fn(ctx, "fireTimer") {
-            if f.call::<_, ()>((id,)).is_err() {
+            if f.call::<_, ()>((timer,)).is_err() {
                 let _ = ctx.catch();
+            }
+        }
+    }
+
+    /// `ctx.waitUntil`: keeps the running invocation going (within `Limits::wait_until` of
+    /// its answer) until the promise settles. Returns the token to hand back once it has.
+    pub(crate) fn keep_alive(&self) -> Option<u64> {
+        self.current().filter(|id| self.background.wait(*id))
+    }
+
+    /// A `ctx.waitUntil` promise of invocation `token` settled.
+    pub(crate) fn let_go(&self, token: u64) {
+        self.background.waited(token);
+    }
+
+    /// `ctx.waitUntil`'s time after invocation `id` answered is over.
+    pub(crate) fn wait_over(&self, id: u64) {
+        self.background.wait_over(id);
+    }
+
+    /// The caller of invocation `id` went away: no answer is sent, and its work goes on only
+    /// as long as something other than the answer keeps it.
+    pub(crate) fn abandon(&self, id: u64) {
+        if self.replies.borrow_mut().remove(&id).is_some() {
+            self.background.answered(id);
+        }
+    }
+
+    /// Invocation `id` did not answer within the wall-clock limit: its caller has the error,
+    /// and everything it left running ends now.
+    pub(crate) fn expire<'js>(&self, ctx: &Ctx<'js>, id: u64) {
+        let Some(reply) = self.replies.borrow_mut().remove(&id) else {
+            return;
+        };
+        let _ = reply.send(Err(crate::wall::wall_clock_error(self.limits().wall_time)));
+        let ended = self.background.end_now(id);
+        self.undo(ctx, ended);
+    }
+
+    /// Whether a timer or an awaited result of invocation `id` may run now; if not, the
+    /// invocation ends here (failed first if it never answered).
+    fn may_run<'js>(&self, ctx: &Ctx<'js>, id: u64) -> bool {
+        let limits = self.limits();
+        let verdict = self
+            .background
+            .verdict(id, limits.wait_until, limits.wall_time, |slot| {
+                self.scope_held(slot)
+            });
+        match verdict {
+            Verdict::Run => true,
+            Verdict::WallClock => {
+                self.expire(ctx, id);
+                false
+            }
+            Verdict::Over => {
+                let ended = self.background.end_now(id);
+                self.undo(ctx, ended);
+                false
+            }
+        }
+    }
+
+    /// Whether the capability in slot `slot` is still held (released capabilities are noted
+    /// at once by the thread that released them, before the release job runs here).
+    fn scope_held(&self, slot: u64) -> bool {
+        self.objects.borrow().contains_key(&slot)
+            && self.shared().is_some_and(|s| !s.is_released(slot))
+    }
+
+    /// Ends the invocations that no longer have a reason to go on (after each job, see
+    /// `ThreadState::run`), and starts `ctx.waitUntil`'s time for those that answered with
+    /// waitUntil work pending.
+    pub(crate) fn reap<'js>(&self, ctx: &Ctx<'js>) {
+        let ended = self
+            .background
+            .reap(|slot| self.scope_held(slot), |id| self.start_wait_bound(id));
+        self.undo(ctx, ended);
+    }
+
+    /// A task that ends invocation `id`'s `ctx.waitUntil` time after `Limits::wait_until`.
+    fn start_wait_bound(&self, id: u64) -> Option<tokio::task::AbortHandle> {
+        let weak = Arc::downgrade(&self.shared()?);
+        let bound = self.limits().wait_until;
+        let task = capnweb::rt::handle().spawn(async move {
+            tokio::time::sleep(bound).await;
+            if let Some(shared) = weak.upgrade() {
+                shared.post(move |_, host| host.wait_over(id));
+            }
+        });
+        Some(task.abort_handle())
+    }
+
+    /// Undoes in JavaScript what ended invocations left: their timers' entries, and the
+    /// streams they fed (cut off with an error).
+    fn undo<'js>(&self, ctx: &Ctx<'js>, ended: Ended) {
+        if !ended.timers.is_empty() {
+            let drop_timers = || -> rquickjs::Result<()> {
+                let ids = js_array(
+                    ctx,
+                    ended
+                        .timers
+                        .iter()
+                        .map(|t| JsValue::new_float(ctx.clone(), *t as f64))
+                        .collect(),
+                )?;
+                self.web_fn(ctx, "dropTimers")?.call::<_, ()>((ids,))
+            };
+            if drop_timers().is_err() {
+                let _ = ctx.catch();
+            }
+        }
+        for sid in ended.streams {
+            if let Some((tx, _, _)) = self.senders.borrow_mut().remove(&sid) {
+                let err = RpcError::error("the invocation that fed this stream ended");
+                drop(capnweb::rt::handle().spawn(async move { tx.abort(err).await }));
             }
         }
     }
@@ -666,12 +838,10 @@ impl Host {
     pub(crate) fn clear(&self, ctx: &Ctx<'_>) {
         self.wasm.clear(ctx);
         self.objects.borrow_mut().clear();
-        self.pulls.borrow_mut().clear();
-        self.budgets.borrow_mut().clear();
-        self.traces.borrow_mut().clear();
+        self.background.clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.
         let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();
-        for (tx, _shared) in senders {
+        for (tx, _shared, _) in senders {
             let err = RpcError::error(format!("isolate '{}' was shut down", self.id()));
             drop(capnweb::rt::handle().spawn(async move { tx.abort(err).await }));
         }

@@ -46,7 +46,16 @@ impl Isolate {
             .pick()
             .ok_or_else(|| LoadError::Runtime("no JavaScript thread is running".into()))?;
         let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(Shared::new(key, config.id.clone(), thread, tx));
+        let shared = Arc::new(Shared::new(
+            key,
+            config.id.clone(),
+            thread,
+            config.limits.wall_time,
+            tx,
+        ));
+        if let Some(budget) = &config.call_budget {
+            shared.gate.set_budget(budget.clone());
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let s = shared.clone();
         let start = Instant::now();
@@ -82,10 +91,36 @@ impl Isolate {
         self.shared.broken().is_some()
     }
 
+    /// Evicts the isolate: every new call into it (through any stub, however it was obtained)
+    /// is rejected with an `IsolateEvictedError` ([`crate::EVICTED_ERROR`]); calls already
+    /// running finish, and once none is left the isolate is torn down on its thread (its
+    /// timers and background work end, its heap is freed). Cannot be undone.
+    pub fn evict(&self) {
+        crate::gate::evict(&self.shared);
+    }
+
+    /// When a call last entered the isolate, as a tick of [`crate::use_tick`]'s clock (0:
+    /// never). Counts calls through every stub, however obtained, so a cache can tell an
+    /// isolate used through a held stub from an idle one.
+    pub fn last_used(&self) -> u64 {
+        self.shared.gate.last_used()
+    }
+
+    /// Whether [`Isolate::evict`] was called.
+    pub fn is_evicted(&self) -> bool {
+        self.shared.gate.is_evicted()
+    }
+
     /// The memory in use, in bytes, as last measured: the JavaScript heap plus the
     /// WebAssembly linear memories and tables it holds.
     pub fn memory_usage(&self) -> usize {
         self.shared.memory()
+    }
+
+    /// How many host tasks are alive to fire this isolate's timers: one per pending
+    /// `setTimeout` / `setInterval`, gone once the timer fired, was cleared or was cancelled.
+    pub fn timer_tasks(&self) -> usize {
+        self.shared.timer_tasks.load(Ordering::Relaxed)
     }
 
     /// Whether the default export has an `rpc` class (the seed's convention).
@@ -118,17 +153,19 @@ impl Isolate {
     /// Calls the fetch handler: `default.fetch(request, env, ctx)`, or `fetch(request)` on a
     /// default `WorkerEntrypoint` class.
     pub async fn fetch(&self, request: RequestValue) -> Result<ResponseValue, RpcError> {
+        let entered = crate::gate::enter(&self.shared)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
         let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.fetch(ctx, value, tx, trace));
+            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace));
         let start = Instant::now();
-        let result = match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(self.shared.gone_error()),
-        };
-        self.shared.fetch_metrics().record(start, result.is_err());
+        let result = crate::wall::answer(self.shared.clone(), id, rx).await;
+        drop(entered);
+        self.shared
+            .fetch_metrics()
+            .record(start.elapsed(), result.is_err());
         match result? {
             Value::Response(r) => Ok(*r),
             _ => Err(RpcError::type_error(

@@ -1,8 +1,10 @@
 //! JavaScript sandboxes on QuickJS (rquickjs): the `cloudflare:workers` module, web APIs
 //! (including `ReadableStream`, carried as capnweb streams with backpressure), the
 //! `WebAssembly` API (the `wasm` crate, on wasmtime; `.wasm` modules of the module map import as
-//! `WebAssembly.Module`s), memory and CPU limits that cover JavaScript and wasm alike, and the
-//! bridge between JavaScript values and capnweb values.
+//! `WebAssembly.Module`s), memory and CPU limits that cover JavaScript and wasm alike, bounded
+//! background work (what an invocation leaves running — timers, awaited results,
+//! `ctx.waitUntil` — is charged to it and ends with it; a wall-clock limit per invocation; a
+//! cap on pending timers), and the bridge between JavaScript values and capnweb values.
 //!
 //! An [`Isolate`] is one QuickJS runtime with its own heap, pinned to one of a few dedicated
 //! JavaScript threads (JavaScript never runs on tokio's I/O threads). Everything that crosses
@@ -33,22 +35,27 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
 
+mod background;
 mod bridge;
 mod bytecode;
 mod cjs;
 mod config;
 mod error;
+mod gate;
 mod host;
 mod isolate;
 mod limits;
-pub mod metrics;
 mod modules;
 mod natives;
 mod pool;
 mod state;
 mod target;
+mod wall;
 
 pub use config::{IsolateConfig, Limits, ModuleSource};
 pub use error::{resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
+pub use gate::{
+    evicted_error, use_tick, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR,
+};
 pub use isolate::Isolate;
 pub use pool::{js_threads, set_js_threads};

@@ -22,9 +22,7 @@ export const RpcPromise = m.RpcPromise;
 export const WorkerEntrypoint = m.WorkerEntrypoint;
 export const DurableObject = m.DurableObject;
 export const env = m.env;
-export function waitUntil(p) {
-  Promise.resolve(p).catch((e) => console.error("waitUntil promise rejected:", e));
-}
+export const waitUntil = m.waitUntil;
 export default m;
 "#;
 

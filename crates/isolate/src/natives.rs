@@ -11,7 +11,9 @@ use rquickjs::function::Opt;
 use rquickjs::{
     Array, Class, Ctx, Exception, Function, Object, Promise, TypedArray, Value as JsValue,
 };
+use std::future::IntoFuture;
 
+use crate::background::TimerError;
 use crate::bridge::{self, path_of, Cap, CapHandle, StreamHandle};
 use crate::host::{js_array, Host};
 
@@ -77,14 +79,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
                     .get()
                     .ok_or_else(|| Exception::throw_reference(&ctx, "RPC stub was disposed"))?;
                 let promise = cap.at(&path_of(&path)?);
-                let (js_promise, resolve, reject) = ctx.promise()?;
-                let id = host.add_pull(&ctx, resolve, reject);
-                let shared = host.shared().ok_or_else(|| gone(&ctx))?;
-                drop(capnweb::rt::handle().spawn(async move {
-                    let result = promise.await;
-                    shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
-                }));
-                Ok(js_promise)
+                host.settle_later(&ctx, promise.into_future())
             },
         )?,
     )?;
@@ -174,15 +169,36 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         "setTimer",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: u64, ms: f64| {
             let host = host_of(&ctx, &h)?;
-            let weak = std::sync::Arc::downgrade(&host.shared().ok_or_else(|| gone(&ctx))?);
             let delay = Duration::from_secs_f64((ms.max(0.0) / 1000.0).min(86_400.0 * 365.0));
-            let owner = host.current();
-            drop(capnweb::rt::handle().spawn(async move {
-                tokio::time::sleep(delay).await;
-                if let Some(shared) = weak.upgrade() {
-                    shared.post(move |ctx, host| host.fire_timer(ctx, id, owner));
-                }
-            }));
+            host.add_timer(id, delay).map_err(|e| match e {
+                TimerError::GlobalScope => Exception::throw_message(&ctx, &e.to_string()),
+                TimerError::TooMany(_) => Exception::throw_range(&ctx, &e.to_string()),
+            })
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "clearTimer",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: u64| {
+            host_of(&ctx, &h)?.clear_timer(id);
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "keepAlive",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>| {
+            Ok::<_, rquickjs::Error>(host_of(&ctx, &h)?.keep_alive())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "letGo",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, token: u64| {
+            host_of(&ctx, &h)?.let_go(token);
             Ok::<_, rquickjs::Error>(())
         })?,
     )?;
@@ -363,14 +379,9 @@ fn install_streams<'js>(
                     .sender(sid)
                     .ok_or_else(|| Exception::throw_type(&ctx, "the stream was closed"))?;
                 let chunk = bridge::to_value(&host, &ctx, chunk)?;
-                let (js_promise, resolve, reject) = ctx.promise()?;
-                let id = host.add_pull(&ctx, resolve, reject);
-                let shared = host.shared().ok_or_else(|| gone(&ctx))?;
-                drop(capnweb::rt::handle().spawn(async move {
-                    let result = tx.write(chunk).await.map(|()| capnweb::Value::Undefined);
-                    shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
-                }));
-                Ok(js_promise)
+                host.settle_later(&ctx, async move {
+                    tx.write(chunk).await.map(|()| capnweb::Value::Undefined)
+                })
             },
         )?,
     )?;
@@ -414,11 +425,8 @@ fn install_streams<'js>(
                     .stream
                     .clone()
                     .ok_or_else(|| Exception::throw_type(&ctx, "the stream was canceled"))?;
-                let (js_promise, resolve, reject) = ctx.promise()?;
-                let id = host.add_pull(&ctx, resolve, reject);
-                let shared = host.shared().ok_or_else(|| gone(&ctx))?;
-                drop(capnweb::rt::handle().spawn(async move {
-                    let result = match stream.next().await {
+                host.settle_later(&ctx, async move {
+                    match stream.next().await {
                         None => Ok(capnweb::Value::Array(vec![
                             capnweb::Value::Bool(true),
                             capnweb::Value::Undefined,
@@ -428,10 +436,8 @@ fn install_streams<'js>(
                             chunk,
                         ])),
                         Some(Err(e)) => Err(e),
-                    };
-                    shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
-                }));
-                Ok(js_promise)
+                    }
+                })
             },
         )?,
     )?;

@@ -4,7 +4,7 @@
 //! that enforces the CPU and memory limits.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,24 +26,43 @@ pub(crate) struct Shared {
     pub(crate) key: u64,
     pub(crate) id: String,
     pub(crate) thread: usize,
+    /// How long a caller waits for an invocation to answer (`Limits::wall_time`).
+    pub(crate) wall_time: std::time::Duration,
     tx: mpsc::Sender<Job>,
     next_id: AtomicU64,
     broken: Mutex<Option<String>>,
     memory: AtomicUsize,
-    fetch_metrics: std::sync::OnceLock<crate::metrics::CallMetrics>,
+    /// Host tasks alive that wait to fire one of the isolate's timers.
+    pub(crate) timer_tasks: Arc<AtomicUsize>,
+    /// Capability slots released by their holders whose release job has not run yet (so that
+    /// work queued ahead of it already sees them gone).
+    released: Mutex<HashSet<u64>>,
+    fetch_metrics: std::sync::OnceLock<Arc<telemetry::CallMetrics>>,
+    /// Whether new calls may enter (see `gate.rs`).
+    pub(crate) gate: crate::gate::Gate,
 }
 
 impl Shared {
-    pub(crate) fn new(key: u64, id: String, thread: usize, tx: mpsc::Sender<Job>) -> Self {
+    pub(crate) fn new(
+        key: u64,
+        id: String,
+        thread: usize,
+        wall_time: std::time::Duration,
+        tx: mpsc::Sender<Job>,
+    ) -> Self {
         Shared {
             key,
             id,
             thread,
+            wall_time,
             tx,
             next_id: AtomicU64::new(1),
             broken: Mutex::new(None),
             memory: AtomicUsize::new(0),
+            timer_tasks: Arc::default(),
+            released: Mutex::default(),
             fetch_metrics: std::sync::OnceLock::new(),
+            gate: crate::gate::Gate::default(),
         }
     }
 
@@ -69,6 +88,30 @@ impl Shared {
         self.tx.send(job).is_ok()
     }
 
+    /// Notes that the capability in slot `slot` was released (from any thread).
+    pub(crate) fn note_released(&self, slot: u64) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot);
+    }
+
+    /// Whether the capability in slot `slot` was released and its release job has not run.
+    pub(crate) fn is_released(&self, slot: u64) -> bool {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&slot)
+    }
+
+    /// Forgets a released slot (its release job ran).
+    pub(crate) fn forget_released(&self, slot: u64) {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&slot);
+    }
+
     /// Why the isolate was discarded, if it was.
     pub(crate) fn broken(&self) -> Option<String> {
         self.broken
@@ -87,9 +130,9 @@ impl Shared {
     }
 
     /// The metric handles of this isolate's fetch calls (made on the first call).
-    pub(crate) fn fetch_metrics(&self) -> &crate::metrics::CallMetrics {
+    pub(crate) fn fetch_metrics(&self) -> &telemetry::CallMetrics {
         self.fetch_metrics
-            .get_or_init(|| crate::metrics::CallMetrics::new(&self.id, "fetch"))
+            .get_or_init(|| telemetry::call_metrics(&self.id, "fetch"))
     }
 
     /// The error a call sees when the isolate is gone.
@@ -200,6 +243,9 @@ impl ThreadState {
         st.ctx.with(|ctx| {
             f(&ctx, &host);
             while host.limit_broken().is_none() && ctx.execute_pending_job() {}
+            if host.limit_broken().is_none() {
+                host.reap(&ctx);
+            }
         });
         host.end_slice();
         if let Some(reason) = host.limit_broken() {
@@ -290,4 +336,21 @@ impl IsolateState {
 
 fn heap_used(rt: &Runtime) -> usize {
     usize::try_from(rt.memory_usage().memory_used_size).unwrap_or(0)
+}
+
+/// One live task counted in a shared counter, for as long as this value lives (moved into the
+/// task, it is dropped when the task ends or is aborted).
+pub(crate) struct TaskCount(Arc<AtomicUsize>);
+
+impl TaskCount {
+    pub(crate) fn enter(count: &Arc<AtomicUsize>) -> TaskCount {
+        count.fetch_add(1, Ordering::Relaxed);
+        TaskCount(count.clone())
+    }
+}
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -1,6 +1,7 @@
-//! [`JsTarget`]: a JavaScript object seen from capnweb. Calls post a job to the isolate's
-//! thread (in call order, which keeps e-order), run the method there, and answer over a
-//! oneshot once the JavaScript promise settles.
+//! [`JsTarget`]: a JavaScript object seen from capnweb. Calls pass the isolate's gate
+//! (`gate.rs`: refused once it is evicted or its group is over its call budget), post a job to
+//! the isolate's thread (in call order, which keeps e-order), run the method there, and answer
+//! over a oneshot once the JavaScript promise settles.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -43,19 +44,23 @@ impl JsTarget {
     }
 
     fn run(&self, method: &str, op: Op) -> CallResult {
+        let entered = match crate::gate::enter(&self.shared) {
+            Ok(e) => e,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tref = self.tref.clone();
         let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.invoke(ctx, &tref, op, tx, trace));
+            .post(move |ctx, host| host.invoke(ctx, id, &tref, op, tx, trace));
         let shared = self.shared.clone();
         let method = method.to_owned();
         let start = Instant::now();
+        let answer = crate::wall::answer(shared.clone(), id, rx);
         Box::pin(async move {
-            let result = match rx.await {
-                Ok(r) => r,
-                Err(_) => Err(shared.gone_error()),
-            };
+            let result = answer.await;
+            drop(entered);
             tracing::trace!(
                 target: "isolate::rpc",
                 function = shared.id.as_str(),
@@ -63,7 +68,7 @@ impl JsTarget {
                 method = method.as_str(),
                 "call settled"
             );
-            crate::metrics::record_call(&shared.id, &method, start, result.is_err());
+            telemetry::record_call(&shared.id, &method, start.elapsed(), result.is_err());
             result
         })
     }
@@ -80,6 +85,7 @@ impl RpcTarget for JsTarget {
 
     fn on_dispose(&self) {
         let slot = self.tref.slot();
+        self.shared.note_released(slot);
         self.shared.post(move |ctx, host| host.release(ctx, slot));
     }
 }

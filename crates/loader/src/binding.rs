@@ -1,27 +1,28 @@
 //! The `env.LOADER` binding: the Worker Loader as a capnweb capability, so JavaScript calls
 //! `env.LOADER.get(id, () => code)` and `env.LOADER.load(code)` through the same bridge as
-//! every other call.
+//! every other call. What it loads are the [`Children`] of the function that holds it.
 
 use std::sync::Arc;
 
 use capnweb::{CallResult, RpcError, RpcTarget, Value};
 
+use crate::children::Children;
 use crate::code::WorkerCode;
-use crate::loader::Loader;
 
+/// `env.LOADER` of one parent: what it loads are its [`Children`].
 pub(crate) struct LoaderBinding {
-    loader: Loader,
+    children: Children,
 }
 
 impl LoaderBinding {
-    pub(crate) fn new(loader: Loader) -> Self {
-        LoaderBinding { loader }
+    pub(crate) fn new(children: Children) -> Self {
+        LoaderBinding { children }
     }
 }
 
 impl RpcTarget for LoaderBinding {
     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallResult {
-        let loader = self.loader.clone();
+        let loader = self.children.clone();
         match method {
             "get" => {
                 let mut args = args.into_iter();

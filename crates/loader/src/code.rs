@@ -2,8 +2,6 @@
 //! or from a capnweb value (what JavaScript passes to `env.LOADER.get(id, () => code)`), and
 //! validated with clear errors.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use capnweb::{Object, Stub, Value};
 use indexmap::IndexMap;
@@ -257,15 +255,9 @@ impl WorkerCode {
     }
 
     /// The isolate configuration for function `id`, with `defaults` for unset limits.
+    /// The loader clamps these limits before it builds anything (see [`crate::Loader::limits_for`]).
     pub fn to_isolate_config(&self, id: &str, defaults: Limits) -> IsolateConfig {
-        let mut limits = defaults;
-        if let Some(ms) = self.limits.cpu_ms {
-            limits.cpu_time = Duration::from_millis(ms);
-        }
-        if let Some(mb) = self.limits.memory_mb {
-            limits.memory_bytes =
-                usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
-        }
+        let limits = crate::limits::requested(&self.limits, defaults);
         IsolateConfig {
             id: id.to_owned(),
             modules: self
@@ -277,6 +269,7 @@ impl WorkerCode {
             env: Value::Object(self.env.clone()),
             global_outbound: self.global_outbound.clone(),
             limits,
+            call_budget: None,
         }
     }
 }

@@ -32,6 +32,24 @@ pub enum LoaderError {
         /// Why.
         error: isolate::LoadError,
     },
+    /// The child was evicted: its parent was retired (redeployed, rolled back, deleted), or it
+    /// was the least recently used past its parent's cap on resident children. A `load()`
+    /// child cannot come back; a `get()` child comes back on the next call unless its parent
+    /// was retired. Reaches JavaScript as an `IsolateEvictedError`.
+    #[error("isolate '{id}' was evicted")]
+    Evicted {
+        /// The child's isolate id.
+        id: String,
+    },
+    /// The children of one parent already had their most calls (and loads) in flight.
+    /// Reaches JavaScript as a `TooManyCallsError`.
+    #[error("too many calls in flight into the code '{parent}' loaded: at most {max} at once")]
+    TooManyCalls {
+        /// The parent.
+        parent: String,
+        /// The cap.
+        max: usize,
+    },
 }
 
 impl LoaderError {
@@ -42,6 +60,10 @@ impl LoaderError {
                 error: isolate::LoadError::ResourceLimit(m),
                 ..
             } => isolate::resource_limit_error(m.clone()),
+            LoaderError::Evicted { id } => isolate::evicted_error(id),
+            LoaderError::TooManyCalls { .. } => {
+                RpcError::new(isolate::TOO_MANY_CALLS_ERROR, self.to_string())
+            }
             other => RpcError::error(other.to_string()),
         }
     }

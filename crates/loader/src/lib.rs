@@ -21,6 +21,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! What a function loads itself (through its `env.LOADER`) are its [`Children`]
+//! ([`Loader::children`]): they run with at most the function's limits, are counted and capped
+//! per parent (resident, in flight), and stop with it ([`Children::close`]); calls through stubs
+//! into an evicted child fail with `IsolateEvictedError` ([`isolate::EVICTED_ERROR`]).
+//!
 //! Both JavaScript conventions work: workerd's (`export default { fetch }`, `WorkerEntrypoint`
 //! classes, [`WorkerStub::get_entrypoint`]) and the seed's (`export default { rpc: Class }`,
 //! [`WorkerStub::get_rpc_target`]). What it deliberately does not do: speak HTTP or store code
@@ -29,14 +34,17 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod binding;
+mod children;
 mod code;
 mod error;
+mod limits;
 mod loader;
-pub mod metrics;
+mod metrics;
 mod stub;
 
+pub use children::Children;
 pub use code::{CodeError, WorkerCode, WorkerLimits};
 pub use error::LoaderError;
 pub use isolate::{Limits, ModuleSource};
-pub use loader::{Loader, LoaderConfig};
+pub use loader::{ChildrenConfig, Loader, LoaderConfig};
 pub use stub::WorkerStub;

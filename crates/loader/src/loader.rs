@@ -1,6 +1,8 @@
 //! [`Loader`]: functions by id, each loaded once into an isolate and kept in an LRU cache
 //! under a count and memory budget. Concurrent gets of one id share one load; failures are
-//! not cached; broken isolates (a limit exceeded) are rebuilt on next use.
+//! not cached; broken isolates (a limit exceeded) are rebuilt on next use. Limits asked for
+//! are clamped to [`LoaderConfig::max_limits`]; what a function loads itself is its
+//! [`Children`] (`children.rs`).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,8 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use indexmap::IndexMap;
 use isolate::{Isolate, Limits};
 
-use crate::code::WorkerCode;
+use crate::children::Children;
+use crate::code::{WorkerCode, WorkerLimits};
 use crate::error::LoaderError;
 use crate::stub::{Source, WorkerStub};
 
@@ -22,16 +25,22 @@ pub(crate) type LoadFuture = Shared<BoxFuture<'static, Result<Isolate, LoaderErr
 pub(crate) type GetCode =
     Arc<dyn Fn() -> BoxFuture<'static, Result<WorkerCode, String>> + Send + Sync>;
 
-/// Cache sizing and default limits.
+/// Cache sizing, default and maximum limits, and what one parent's children may use.
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
-    /// Most isolates kept resident. Default 1000.
+    /// Most isolates kept resident (functions loaded with [`Loader::get`]; children are
+    /// counted per parent, see [`LoaderConfig::children`]). Default 1000.
     pub max_isolates: usize,
     /// Most JavaScript heap (summed over resident isolates) before the least recently used
     /// are evicted. Default 2 GiB.
     pub memory_budget: usize,
-    /// Limits for functions whose code sets none.
+    /// Limits for functions whose code sets none (clamped to `max_limits`).
     pub default_limits: Limits,
+    /// The most any code gets: CPU time, memory and stack asked for above these are silently
+    /// clamped to them. Default 30 s of CPU per invocation, 512 MiB, the default stack.
+    pub max_limits: Limits,
+    /// What the children of one parent (code it loads through its `env.LOADER`) may use.
+    pub children: ChildrenConfig,
 }
 
 impl Default for LoaderConfig {
@@ -40,6 +49,32 @@ impl Default for LoaderConfig {
             max_isolates: 1000,
             memory_budget: 2 * 1024 * 1024 * 1024,
             default_limits: Limits::default(),
+            max_limits: Limits {
+                cpu_time: std::time::Duration::from_millis(30_000),
+                memory_bytes: 512 * 1024 * 1024,
+                ..Limits::default()
+            },
+            children: ChildrenConfig::default(),
+        }
+    }
+}
+
+/// Caps on the children of one parent ([`Children`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildrenConfig {
+    /// Most children resident at once (`get` and `load` alike); past it the least recently
+    /// used is evicted. Default 1000.
+    pub max_resident: usize,
+    /// Most calls (and loads) in flight into the children at once; one more is rejected at
+    /// once with a `TooManyCallsError`. Default 32.
+    pub max_in_flight: usize,
+}
+
+impl Default for ChildrenConfig {
+    fn default() -> Self {
+        ChildrenConfig {
+            max_resident: 1000,
+            max_in_flight: 32,
         }
     }
 }
@@ -101,23 +136,47 @@ impl Loader {
         })
     }
 
-    /// A one-shot function from `code`: not cached, not shared.
+    /// A one-shot function from `code`: not cached, not shared, not counted (the host's own
+    /// use, such as test-loading a deploy; code that a function loads goes through its
+    /// [`Children`], which count it).
     pub fn load(&self, code: WorkerCode) -> WorkerStub {
-        let id = format!(
-            "anonymous-{}",
-            NEXT_ANON.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let limits = self.inner.config.default_limits;
-        let fut = async move { build(&id, Ok(code), limits).await }
+        let id = anonymous_id();
+        let limits = self.limits_for(&code.limits);
+        let fut = async move { build(&id, Ok(code), limits, None).await }
             .boxed()
             .shared();
         WorkerStub::new(Source::OneShot(fut))
     }
 
-    /// The `env.LOADER` binding: a capability whose `get(id, getCode)` and `load(code)` return
-    /// worker stubs (`getRpcTarget()`, `getEntrypoint(name?)`, `fetch(request)`).
+    /// The limits code asking for `requested` runs with: what it asks for, else the default,
+    /// clamped to [`LoaderConfig::max_limits`].
+    pub fn limits_for(&self, requested: &WorkerLimits) -> Limits {
+        let config = &self.inner.config;
+        let defaults = crate::limits::within(config.default_limits, &config.max_limits);
+        crate::limits::within(
+            crate::limits::requested(requested, defaults),
+            &config.max_limits,
+        )
+    }
+
+    /// The children of parent `name` (a function version), which runs with `limits`: the code
+    /// it loads is cached under `"<name>/<id>"`, runs with at most `limits`, and is counted
+    /// and capped as [`LoaderConfig::children`] says. Hand [`Children::binding`] to the parent
+    /// as its `env.LOADER`; call [`Children::close`] when the parent is retired.
+    pub fn children(&self, name: impl Into<String>, limits: Limits) -> Children {
+        Children::new(self, name.into(), limits)
+    }
+
+    /// An `env.LOADER` binding of its own (a fresh [`Children`] with no name, running with the
+    /// loader's maximum limits): its `get(id, getCode)` and `load(code)` return worker stubs
+    /// (`getRpcTarget()`, `getEntrypoint(name?)`, `fetch(request)`).
     pub fn binding(&self) -> Stub {
-        Stub::new(crate::binding::LoaderBinding::new(self.clone()))
+        self.children("", self.inner.config.max_limits).binding()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LoaderConfig {
+        &self.inner.config
     }
 
     /// How many isolates are resident.
@@ -128,7 +187,6 @@ impl Loader {
     /// Evicts function `id` (its next use is a cold start). Returns whether it was resident.
     pub fn evict(&self, id: &str) -> bool {
         let removed = self.lock().shift_remove(id).is_some();
-        metrics_resident(self);
         removed
     }
 
@@ -138,7 +196,6 @@ impl Loader {
         let old = std::mem::take(&mut *self.lock());
         let n = old.len();
         drop(old);
-        metrics_resident(self);
         n
     }
 
@@ -160,13 +217,16 @@ impl Loader {
                 return fut;
             }
         }
-        let limits = self.inner.config.default_limits;
         let code = get_code.clone();
         let fid = id.to_owned();
         let loader = self.clone();
         let fut = async move {
             let code = code().await;
-            let result = build(&fid, code, limits).await;
+            let limits = match &code {
+                Ok(c) => loader.limits_for(&c.limits),
+                Err(_) => loader.inner.config.default_limits,
+            };
+            let result = build(&fid, code, limits, None).await;
             match &result {
                 Ok(_) => loader.enforce_budget(&fid),
                 Err(_) => {
@@ -189,9 +249,7 @@ impl Loader {
             cache.shift_remove_index(0);
             crate::metrics::evicted();
         }
-        let n = cache.len();
         drop(cache);
-        crate::metrics::resident(n);
         fut
     }
 
@@ -216,20 +274,26 @@ impl Loader {
             cache.shift_remove(&victim);
             crate::metrics::evicted();
         }
-        crate::metrics::resident(cache.len());
     }
-}
-
-fn metrics_resident(loader: &Loader) {
-    crate::metrics::resident(loader.resident());
 }
 
 static NEXT_ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-async fn build(
+/// A fresh `anonymous-N` id for code loaded with `load`.
+pub(crate) fn anonymous_id() -> String {
+    format!(
+        "anonymous-{}",
+        NEXT_ANON.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+/// Builds an isolate for `id` from `code` with exactly `limits`, counting its calls against
+/// `budget` if there is one.
+pub(crate) async fn build(
     id: &str,
     code: Result<WorkerCode, String>,
     limits: Limits,
+    budget: Option<Arc<isolate::CallBudget>>,
 ) -> Result<Isolate, LoaderError> {
     let start = Instant::now();
     let result = async {
@@ -237,7 +301,10 @@ async fn build(
             id: id.to_owned(),
             message,
         })?;
-        Isolate::new(code.to_isolate_config(id, limits))
+        let mut config = code.to_isolate_config(id, limits);
+        config.limits = limits;
+        config.call_budget = budget;
+        Isolate::new(config)
             .await
             .map_err(|error| LoaderError::Load {
                 id: id.to_owned(),
@@ -246,7 +313,7 @@ async fn build(
     }
     .await;
     match &result {
-        Ok(_) => crate::metrics::cold_start(id, start.elapsed().as_secs_f64()),
+        Ok(_) => crate::metrics::cold_start(id, start.elapsed()),
         Err(e) => {
             tracing::warn!(function = id, "load failed: {e}");
             crate::metrics::load_error(id);

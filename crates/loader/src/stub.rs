@@ -8,6 +8,7 @@ use capnweb::{
 };
 use isolate::Isolate;
 
+use crate::children::{ChildKey, Children};
 use crate::loader::{GetCode, LoadFuture, Loader};
 use crate::LoaderError;
 
@@ -18,6 +19,13 @@ pub(crate) enum Source {
         get_code: GetCode,
     },
     OneShot(LoadFuture),
+    /// A child of one parent (`Children::get` or `Children::load`).
+    Child {
+        children: Children,
+        key: ChildKey,
+        /// `None` for a `load` child.
+        get_code: Option<GetCode>,
+    },
 }
 
 /// A loaded (or loading) function.
@@ -31,6 +39,9 @@ impl std::fmt::Debug for WorkerStub {
         match &*self.source {
             Source::Cached { id, .. } => write!(f, "WorkerStub({id})"),
             Source::OneShot(_) => f.write_str("WorkerStub(one-shot)"),
+            Source::Child { children, key, .. } => {
+                write!(f, "WorkerStub({:?} of {:?})", key, children.name())
+            }
         }
     }
 }
@@ -51,6 +62,11 @@ impl WorkerStub {
                 get_code,
             } => loader.resolve(id, get_code).await,
             Source::OneShot(fut) => fut.clone().await,
+            Source::Child {
+                children,
+                key,
+                get_code,
+            } => children.resolve(key, get_code.as_ref())?.await,
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use capnweb::{RequestValue, ResponseValue, RpcError, Stub};
 use futures::future::BoxFuture;
 
-use crate::manifest::Bundle;
+use crate::manifest::{Bundle, MaxLimits};
 
 /// What a host call returns.
 pub type HostFuture<T> = BoxFuture<'static, Result<T, HostError>>;
@@ -59,7 +59,8 @@ pub trait FunctionHost: Send + Sync + 'static {
     }
 
     /// Tells the host which version of `id` is now live (`None`: the function was deleted), so
-    /// it may drop what it cached for other versions. Calls still running keep theirs.
+    /// it may drop what it cached for other versions, and stop the code they loaded (their
+    /// children). Calls still running keep their version.
     fn retire(&self, id: &str, live_version: Option<u64>) {
         let _ = (id, live_version);
     }
@@ -76,11 +77,18 @@ pub trait FunctionHost: Send + Sync + 'static {
         Box::pin(async { Ok(false) })
     }
 
-    /// The `loader` binding for function `id` (`{ "type": "loader" }` in its bindings), or
-    /// `None` when this host cannot load code dynamically (the binding then refuses calls).
-    fn loader_binding(&self, id: &str) -> Option<Stub> {
-        let _ = id;
+    /// The `loader` binding of version `version` of function `id` (`{ "type": "loader" }` in
+    /// its bindings), or `None` when this host cannot load code dynamically (the binding then
+    /// refuses calls). What the version loads through it are its children: they run with at
+    /// most the version's limits, and [`FunctionHost::retire`] stops them with it.
+    fn loader_binding(&self, id: &str, version: u64, bundle: &Bundle) -> Option<Stub> {
+        let _ = (id, version, bundle);
         None
+    }
+
+    /// The largest limits a bundle may declare on this host; a deploy above them is refused.
+    fn max_limits(&self) -> MaxLimits {
+        MaxLimits::default()
     }
 
     /// Drops everything the host caches (at server shutdown), so the bindings its loaded

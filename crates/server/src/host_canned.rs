@@ -45,7 +45,7 @@ impl CannedHost {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
         let versions = loaded.entry(function.id.clone()).or_default();
         if versions.insert(function.version) {
-            crate::metrics::record_cold_start(&function.id);
+            telemetry::record_cold_start(&function.id, std::time::Duration::ZERO);
             crate::metrics::set_resident(
                 &function.id,
                 versions.len(),

@@ -17,18 +17,25 @@
 //!   and the default entrypoint has no such member: a plain `export default { fetch }`) goes
 //!   to its fetch handler, which may read the header itself (the seed's loader front end).
 //!
-//! Code loaded through `env.LOADER.get(id, …)` is cached under `"<caller>/<id>"`, so one
-//! function can never reach another function's dynamically loaded code by guessing its id.
+//! Code a function loads through `env.LOADER` (its children, [`loader::Children`]) belongs to
+//! the function version that loaded it: cached under `"<caller>/<id>"` (one function can never
+//! reach another function's dynamically loaded code by guessing its id), run with at most that
+//! version's limits, counted and capped per version, and evicted when the version is retired
+//! (a deploy, rollback or delete), so children holding an old version's bindings stop.
+//!
+//! Limits: a bundle's `limits` over the loader's defaults, clamped to the loader's maximum
+//! ([`LoaderConfig::max_limits`], `serve --max-cpu-ms` / `--max-memory-mb`), which
+//! [`FunctionHost::max_limits`] reports so the registry refuses deploys above it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use capnweb::{CallResult, Object, RpcError, RpcTarget, Stub, Value};
+use capnweb::{Object, RpcError, Stub, Value};
 use indexmap::IndexMap;
-use loader::{Loader, LoaderConfig, LoaderError, ModuleSource, WorkerCode, WorkerLimits};
+use loader::{Children, Loader, LoaderConfig, LoaderError, ModuleSource, WorkerCode, WorkerLimits};
 
 use crate::host::{Function, FunctionHost, HostError, HostFuture};
-use crate::manifest::{Binding, Bundle, Module};
+use crate::manifest::{Binding, Bundle, MaxLimits, Module};
 
 /// The Worker Loader's host. Cheap to share behind an `Arc`.
 pub struct LoaderHost {
@@ -36,6 +43,8 @@ pub struct LoaderHost {
     /// Per function: the versions this host has handed to the loader, with their last
     /// measured heap size.
     versions: Arc<Mutex<HashMap<String, HashMap<u64, u64>>>>,
+    /// Per function and version: the code that version loaded through its `env.LOADER`.
+    children: Mutex<HashMap<String, HashMap<u64, Children>>>,
 }
 
 impl std::fmt::Debug for LoaderHost {
@@ -73,12 +82,52 @@ impl LoaderHost {
         LoaderHost {
             loader,
             versions: Arc::default(),
+            children: Mutex::default(),
         }
+    }
+
+    /// The children of version `version` of `id` (what it loaded through `env.LOADER`), if it
+    /// has a loader binding and is not retired.
+    pub fn children_of(&self, id: &str, version: u64) -> Option<Children> {
+        self.children_lock().get(id)?.get(&version).cloned()
+    }
+
+    fn children_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, Children>>> {
+        self.children.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The loader.
     pub fn loader(&self) -> &Loader {
         &self.loader
+    }
+
+    /// Closes the children of every version of `id` but `live_version`: they hold that
+    /// version's bindings, so they stop with it.
+    fn retire_children(&self, id: &str, live_version: Option<u64>) {
+        let retired: Vec<Children> = {
+            let mut map = self.children_lock();
+            let Some(vs) = map.get_mut(id) else {
+                return;
+            };
+            let retired = vs
+                .iter()
+                .filter(|(v, _)| Some(**v) != live_version)
+                .map(|(_, c)| c.clone())
+                .collect();
+            vs.retain(|v, _| Some(*v) == live_version);
+            if vs.is_empty() {
+                map.remove(id);
+            }
+            retired
+        };
+        for children in retired {
+            let n = children.close();
+            tracing::debug!(
+                function = id,
+                evicted = n,
+                "children of a retired version closed"
+            );
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<u64, u64>>> {
@@ -96,10 +145,7 @@ impl LoaderHost {
         self.loader
             .get(cache_key(&function.id, function.version), move || {
                 let f = f.clone();
-                async move {
-                    crate::metrics::record_cold_start(&f.id);
-                    Ok::<_, String>(worker_code(&f.bundle, f.env.clone()))
-                }
+                async move { Ok::<_, String>(worker_code(&f.bundle, f.env.clone())) }
             })
     }
 
@@ -268,54 +314,63 @@ impl FunctionHost for LoaderHost {
     fn retire(&self, id: &str, live_version: Option<u64>) {
         let stale: Vec<u64> = {
             let mut map = self.lock();
-            let Some(vs) = map.get_mut(id) else {
-                return;
-            };
-            let stale = vs
-                .keys()
-                .copied()
-                .filter(|v| Some(*v) != live_version)
-                .collect();
-            vs.retain(|v, _| Some(*v) == live_version);
-            crate::metrics::set_resident(id, vs.len(), vs.values().sum());
-            if vs.is_empty() {
-                map.remove(id);
+            match map.get_mut(id) {
+                None => Vec::new(),
+                Some(vs) => {
+                    let stale = vs
+                        .keys()
+                        .copied()
+                        .filter(|v| Some(*v) != live_version)
+                        .collect();
+                    vs.retain(|v, _| Some(*v) == live_version);
+                    crate::metrics::set_resident(id, vs.len(), vs.values().sum());
+                    if vs.is_empty() {
+                        map.remove(id);
+                    }
+                    stale
+                }
             }
-            stale
         };
         for v in stale {
             self.loader.evict(&cache_key(id, v));
         }
+        self.retire_children(id, live_version);
     }
 
-    fn loader_binding(&self, id: &str) -> Option<Stub> {
-        Some(Stub::new(ScopedLoader {
-            inner: self.loader.binding(),
-            scope: id.to_owned(),
-        }))
+    fn loader_binding(&self, id: &str, version: u64, bundle: &Bundle) -> Option<Stub> {
+        let limits = self.loader.limits_for(&WorkerLimits {
+            cpu_ms: bundle.limits.cpu_ms,
+            memory_mb: bundle.limits.memory_mb,
+        });
+        let children = self
+            .children_lock()
+            .entry(id.to_owned())
+            .or_default()
+            .entry(version)
+            .or_insert_with(|| self.loader.children(id, limits))
+            .clone();
+        Some(children.binding())
+    }
+
+    fn max_limits(&self) -> MaxLimits {
+        let max = self.loader.config().max_limits;
+        MaxLimits {
+            cpu_ms: u64::try_from(max.cpu_time.as_millis()).unwrap_or(u64::MAX),
+            memory_mb: (max.memory_bytes / (1024 * 1024)) as u64,
+        }
     }
 
     fn shutdown(&self) {
         self.lock().clear();
-        self.loader.clear();
-    }
-}
-
-/// `env.LOADER` of one function: the loader binding with ids scoped to the caller.
-struct ScopedLoader {
-    inner: Stub,
-    scope: String,
-}
-
-impl RpcTarget for ScopedLoader {
-    fn call(self: Arc<Self>, method: &str, mut args: Vec<Value>) -> CallResult {
-        if method == "get" {
-            if let Some(Value::String(id)) = args.first_mut() {
-                *id = format!("{}/{id}", self.scope);
-            }
+        let all: Vec<Children> = self
+            .children_lock()
+            .drain()
+            .flat_map(|(_, vs)| vs.into_values())
+            .collect();
+        for children in all {
+            children.close();
         }
-        let promise = self.inner.call(method, args);
-        Box::pin(async move { promise.await })
+        self.loader.clear();
     }
 }
 

@@ -46,9 +46,10 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-/// Largest `limits.cpuMs` accepted.
+/// Largest `limits.cpuMs` a bundle can say (whatever the server allows; a server's own
+/// maximum, [`MaxLimits`], is at most this).
 pub const MAX_CPU_MS: u64 = 300_000;
-/// Largest `limits.memoryMb` accepted.
+/// Largest `limits.memoryMb` a bundle can say (a server's own maximum is at most this).
 pub const MAX_MEMORY_MB: u64 = 4096;
 /// Longest module name, in bytes.
 pub const MAX_MODULE_NAME_BYTES: usize = 512;
@@ -268,6 +269,52 @@ pub struct Limits {
     pub cpu_ms: Option<u64>,
     /// Memory of the isolate, in MiB.
     pub memory_mb: Option<u64>,
+}
+
+impl Limits {
+    /// Refuses limits above `max` (a server's `--max-cpu-ms` / `--max-memory-mb`), naming the
+    /// field and the maximum.
+    pub fn check_within(&self, max: &MaxLimits) -> Result<(), ManifestError> {
+        if let Some(c) = self.cpu_ms.filter(|c| *c > max.cpu_ms) {
+            return Err(invalid(
+                "limits.cpuMs",
+                format!(
+                    "{c} is above this server's maximum of {} (serve --max-cpu-ms)",
+                    max.cpu_ms
+                ),
+            ));
+        }
+        if let Some(m) = self.memory_mb.filter(|m| *m > max.memory_mb) {
+            return Err(invalid(
+                "limits.memoryMb",
+                format!(
+                    "{m} is above this server's maximum of {} (serve --max-memory-mb)",
+                    max.memory_mb
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The largest limits a bundle may declare on a server (`serve --max-cpu-ms`,
+/// `--max-memory-mb`). A deploy above them is refused (400); a stored bundle above them (the
+/// server was restarted with a lower maximum) runs clamped to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxLimits {
+    /// CPU time per invocation, in milliseconds. Default 30,000.
+    pub cpu_ms: u64,
+    /// Memory of an isolate, in MiB. Default 512.
+    pub memory_mb: u64,
+}
+
+impl Default for MaxLimits {
+    fn default() -> Self {
+        MaxLimits {
+            cpu_ms: 30_000,
+            memory_mb: 512,
+        }
+    }
 }
 
 /// A validated bundle: everything the host needs to load a function.

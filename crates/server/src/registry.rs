@@ -125,7 +125,7 @@ impl Registry {
             .bindings
             .values()
             .any(|b| matches!(b, crate::manifest::Binding::Loader))
-            .then(|| self.host.loader_binding(id))
+            .then(|| self.host.loader_binding(id, version, &bundle))
             .flatten();
         let env = bindings::build_env(&bundle, &self.store, self.me.clone(), loader, self.quota);
         Arc::new(Function {
@@ -167,8 +167,9 @@ impl Registry {
         Ok(loaded)
     }
 
-    /// Validates, test-loads and stores `bundle` as the new live version of `id`; returns it.
-    /// On any error nothing changes.
+    /// Validates (limits above the host's [`FunctionHost::max_limits`] are refused),
+    /// test-loads and stores `bundle` as the new live version of `id`; returns it. On any
+    /// error nothing changes.
     pub async fn deploy(
         &self,
         id: &str,
@@ -176,6 +177,7 @@ impl Registry {
         note: Option<String>,
     ) -> Result<u64, RegistryError> {
         store::validate_function_id(id)?;
+        bundle.limits.check_within(&self.host.max_limits())?;
         let bundle = Arc::new(bundle);
         self.host
             .check(id, bundle.clone())

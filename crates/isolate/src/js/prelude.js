@@ -179,11 +179,20 @@
     }
   }
 
+  // Keeps the running invocation going until `p` settles, for at most the waitUntil bound
+  // after its answer (the host keeps count; see background.rs).
+  function waitUntil(p) {
+    const token = native.keepAlive();
+    const done = () => { if (token !== undefined) native.letGo(token); };
+    Promise.resolve(p).then(done, (e) => {
+      console.error("waitUntil promise rejected:", e);
+      done();
+    });
+  }
+
   function makeCtx() {
     return {
-      waitUntil(p) {
-        Promise.resolve(p).catch((e) => console.error("waitUntil promise rejected:", e));
-      },
+      waitUntil,
       passThroughOnException() {},
       props: {},
     };
@@ -316,7 +325,7 @@
     return new C(u8.buffer, 0, u8.byteLength / C.BYTES_PER_ELEMENT);
   }
 
-  const builtin = { RpcTarget, RpcStub, RpcPromise, WorkerEntrypoint, DurableObject, env: {} };
+  const builtin = { RpcTarget, RpcStub, RpcPromise, WorkerEntrypoint, DurableObject, waitUntil, env: {} };
   Object.defineProperty(globalThis, "__cloudflare_workers", { value: builtin });
   for (const [k, v] of [["RpcTarget", RpcTarget], ["RpcStub", RpcStub]]) {
     Object.defineProperty(globalThis, k, { value: v, writable: true, configurable: true });

@@ -35,24 +35,37 @@
   // ---- timers --------------------------------------------------------------------------
   const timers = new Map();
   let nextTimer = 1;
+  // The host owns each pending timer (a task charged to the invocation that armed it, see
+  // background.rs): it refuses timers in global scope or past the isolate's limit, and
+  // cancels them when their invocation ends (calling dropTimers).
   function addTimer(fn, ms, args, repeat) {
     if (typeof fn !== "function") throw new TypeError("timer callback must be a function");
     const id = nextTimer++;
     const delay = Math.max(0, Number(ms) || 0);
-    timers.set(id, { fn, args, repeat, delay });
     native.setTimer(id, delay);
+    timers.set(id, { fn, args, repeat, delay });
     return id;
   }
   function fireTimer(id) {
     const t = timers.get(id);
     if (!t) return;
-    if (t.repeat) native.setTimer(id, t.delay); else timers.delete(id);
+    timers.delete(id);
+    if (t.repeat) {
+      native.setTimer(id, t.delay);
+      timers.set(id, t);
+    }
     try { t.fn(...t.args); } catch (e) { console.error("Uncaught exception in timer:", e); }
+  }
+  function clearTimer(id) {
+    if (timers.delete(id)) native.clearTimer(id);
+  }
+  function dropTimers(ids) {
+    for (const id of ids) timers.delete(id);
   }
   define("setTimeout", (fn, ms, ...args) => addTimer(fn, ms, args, false));
   define("setInterval", (fn, ms, ...args) => addTimer(fn, ms, args, true));
-  define("clearTimeout", (id) => { timers.delete(id); });
-  define("clearInterval", (id) => { timers.delete(id); });
+  define("clearTimeout", clearTimer);
+  define("clearInterval", clearTimer);
   if (typeof G.queueMicrotask !== "function") {
     define("queueMicrotask", (fn) => {
       if (typeof fn !== "function") throw new TypeError("queueMicrotask callback must be a function");
@@ -696,6 +709,7 @@
   function headerPairs(h) { return h._pairs(); }
   return {
     fireTimer,
+    dropTimers,
     resetClock() { timeOrigin = Date.now(); },
     setOutbound(stub) { outbound = stub; },
     snapshot(v) {

@@ -15,6 +15,7 @@ pub fn config(id: &str, modules: &[(&str, ModuleSource)]) -> IsolateConfig {
         env: Value::Object(Default::default()),
         global_outbound: None,
         limits: Default::default(),
+        call_budget: None,
     }
 }
 

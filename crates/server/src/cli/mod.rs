@@ -140,6 +140,75 @@ struct ServeArgs {
     /// lower it.
     #[arg(long, default_value_t = store::DEFAULT_QUOTA_KEYS)]
     storage_quota_keys: u64,
+    #[command(flatten)]
+    background: BackgroundArgs,
+    /// Most CPU time per invocation a function may declare (`limits.cpuMs`), in ms: a deploy
+    /// above it is refused (400), and the default (1,000) is capped to it. Code a function
+    /// loads gets at most the function's.
+    #[arg(long, default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=server::manifest::MAX_CPU_MS))]
+    max_cpu_ms: u64,
+    /// Most memory a function may declare (`limits.memoryMb`), in MiB: a deploy above it is
+    /// refused (400), and the default (128) is capped to it. Code a function loads gets at
+    /// most the function's.
+    #[arg(long, default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=server::manifest::MAX_MEMORY_MB))]
+    max_memory_mb: u64,
+    /// Most children (code loaded through env.LOADER, `get` and `load` alike) resident per
+    /// function version; past it the least recently used is evicted.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_children: u64,
+    /// Most calls (and loads) in flight into one function version's children at once; one
+    /// more is refused at once with a TooManyCallsError.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    max_child_calls: u64,
+}
+
+impl ServeArgs {
+    /// The Worker Loader's configuration these flags ask for.
+    fn loader_config(&self) -> loader::LoaderConfig {
+        let defaults = loader::LoaderConfig::default();
+        let mib = |mb: u64| usize::try_from(mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        loader::LoaderConfig {
+            max_limits: loader::Limits {
+                cpu_time: std::time::Duration::from_millis(self.max_cpu_ms),
+                memory_bytes: mib(self.max_memory_mb),
+                ..defaults.max_limits
+            },
+            children: loader::ChildrenConfig {
+                max_resident: usize::try_from(self.max_children).unwrap_or(usize::MAX),
+                max_in_flight: usize::try_from(self.max_child_calls).unwrap_or(usize::MAX),
+            },
+            default_limits: self.background.limits(),
+            ..defaults
+        }
+    }
+}
+
+/// How long and how much background work an invocation may leave (see the README's Limits).
+#[derive(Args)]
+struct BackgroundArgs {
+    /// Milliseconds that work handed to `ctx.waitUntil` may go on after the response.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    wait_until_ms: u64,
+    /// Milliseconds an invocation may take to answer before it fails.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    wall_time_ms: u64,
+    /// Timers (setTimeout/setInterval) one isolate may have pending.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_timers: u64,
+}
+
+impl BackgroundArgs {
+    /// The isolate limits these flags set (the others at their defaults).
+    fn limits(&self) -> isolate::Limits {
+        isolate::Limits {
+            wait_until: std::time::Duration::from_millis(self.wait_until_ms),
+            wall_time: std::time::Duration::from_millis(self.wall_time_ms),
+            max_timers: usize::try_from(self.max_timers).unwrap_or(usize::MAX),
+            ..isolate::Limits::default()
+        }
+    }
 }
 
 #[derive(Args)]
@@ -262,8 +331,8 @@ impl Cli {
 }
 
 /// The host that runs function code: the Worker Loader (QuickJS isolates).
-fn host() -> Arc<dyn FunctionHost> {
-    Arc::new(LoaderHost::new())
+fn host(args: &ServeArgs) -> Arc<dyn FunctionHost> {
+    Arc::new(LoaderHost::with_config(args.loader_config()))
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
@@ -271,6 +340,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(dir) => server::function_dir::discover(dir)?,
         None => Vec::new(),
     };
+    let host = host(&args);
     let config = Config {
         listen: args.listen,
         data_dir: args.data.clone(),
@@ -284,7 +354,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         ..Config::default()
     };
-    let server = Server::start(config, host()).await?;
+    let server = Server::start(config, host).await?;
     for f in to_deploy {
         let version = server
             .registry()

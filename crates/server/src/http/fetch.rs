@@ -7,8 +7,6 @@
 //! arguments) and the answer is `{"result": …}` (200) or `{"error": {name, message, …}}`
 //! with the status from [`super::status`].
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
@@ -80,10 +78,7 @@ pub async fn handle(
         None => format!("http://{host}{rest}"),
     };
     let request = super::convert::request_value(&method, url, &headers, body);
-    let started = Instant::now();
     let result = state.registry.host().fetch(function.clone(), request).await;
-    let ok = matches!(&result, Ok(r) if r.status < 500);
-    crate::metrics::record_call(&function.id, "fetch", "fetch", ok, started.elapsed());
     match result {
         Ok(resp) => super::convert::response(resp),
         Err(e) => {
@@ -124,7 +119,6 @@ async fn rpc_call(
         );
     };
     let args: Vec<Value> = args.iter().map(Value::from_json).collect();
-    let started = Instant::now();
     let target = match state
         .registry
         .host()
@@ -132,25 +126,9 @@ async fn rpc_call(
         .await
     {
         Ok(t) => t,
-        Err(e) => {
-            crate::metrics::record_call(
-                &function.id,
-                &method,
-                "rpc_http",
-                false,
-                started.elapsed(),
-            );
-            return status::host_error(&e);
-        }
+        Err(e) => return status::host_error(&e),
     };
     let result = target.call(&method, args).await;
-    crate::metrics::record_call(
-        &function.id,
-        &method,
-        "rpc_http",
-        result.is_ok(),
-        started.elapsed(),
-    );
     match result {
         Ok(v) => status::json(200, json!({ "result": status::js_numbers(v.to_json()) })),
         Err(e) => {

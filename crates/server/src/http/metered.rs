@@ -1,19 +1,17 @@
-//! [`MeteredTarget`]: wraps a function's RPC target so every method call on it is counted
-//! and timed (per function and method) in the metrics, and carries the trace that was current
-//! when it was made: a `/_rpc` WebSocket session's calls arrive long after the upgrade request
-//! that opened it, and each continues that request's trace.
+//! [`MeteredTarget`]: wraps a function's RPC target so every method call on it carries the
+//! trace that was current when it was made: a `/_rpc` WebSocket session's calls arrive long
+//! after the upgrade request that opened it, and each continues that request's trace. (Calls
+//! are counted and timed where they run, by the isolate crate, through `telemetry`.)
 
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::time::Instant;
 
 use capnweb::{CallResult, RpcTarget, Stub, Value};
 
-/// A stub that forwards to `inner` and records each call.
+/// A stub that forwards to `inner` under the trace it was made in.
 pub struct MeteredTarget {
     inner: Stub,
     function: String,
-    surface: &'static str,
     trace: Option<capnweb::trace::TraceId>,
 }
 
@@ -28,11 +26,10 @@ impl std::fmt::Debug for MeteredTarget {
 impl MeteredTarget {
     /// Wraps `inner` (the RPC target of `function`) as a new stub; calls on it carry the
     /// trace current now.
-    pub fn wrap(inner: Stub, function: &str, surface: &'static str) -> Stub {
+    pub fn wrap(inner: Stub, function: &str, _surface: &'static str) -> Stub {
         Stub::new(MeteredTarget {
             inner,
             function: function.to_owned(),
-            surface,
             trace: capnweb::trace::current(),
         })
     }
@@ -40,7 +37,6 @@ impl MeteredTarget {
 
 impl RpcTarget for MeteredTarget {
     fn call(self: Arc<Self>, method: &str, args: Vec<Value>) -> CallResult {
-        let started = Instant::now();
         let trace = self.trace.or_else(capnweb::trace::current);
         let promise = capnweb::trace::with_trace(trace, || {
             if method.is_empty() {
@@ -49,18 +45,7 @@ impl RpcTarget for MeteredTarget {
                 self.inner.call(method, args)
             }
         });
-        let method = method.to_owned();
-        Box::pin(async move {
-            let result = promise.await;
-            crate::metrics::record_call(
-                &self.function,
-                &method,
-                self.surface,
-                result.is_ok(),
-                started.elapsed(),
-            );
-            result
-        })
+        Box::pin(promise.into_future())
     }
 
     fn get(self: Arc<Self>, name: &str) -> CallResult {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod bindings;
+mod children;
 mod common;
 mod fetch;
 mod loader_host;
