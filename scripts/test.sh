@@ -10,15 +10,16 @@ if [ -z "${FUNCTIONS_TEST_POSTGRES:-}" ]; then
   echo "FUNCTIONS_TEST_POSTGRES is not set: the store suite's PostgreSQL half is skipped" >&2
 fi
 
+# The pinned Node packages (package-lock.json) first: the capnweb crate's tests run against
+# the JavaScript reference server too, and under CI=true they fail rather than skip without it.
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace
 # The libFuzzer target builds and runs its seeds on stable (fuzz/ tests already ran its
 # harness over mutations; coverage-guided fuzzing: scripts/fuzz.sh).
 cargo build -p capnweb-fuzz --bin decode_message
 target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
-
-# The pinned Node packages (package-lock.json) for the interop suites.
-(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
 # The official capnweb 0.12.0 client against our Rust interop server...
 (cd tests/interop && INTEROP_SERVER="$PWD/../../target/debug/examples/interop_server" node --test client.test.mjs)
