@@ -51,27 +51,44 @@ start() {
 
   local urls=() servers=""
   for i in $(seq 1 "$n"); do
-    local port
-    port=$(free_port)
+    # Port 0: each node binds a free port itself and prints it.
     FUNCTIONS_ADMIN_TOKEN=$token FUNCTIONS_STORE=$store RUST_LOG=${RUST_LOG:-warn} \
-      nohup "$bin" serve --listen "127.0.0.1:$port" --data "$CLUSTER_DIR/node$i" \
+      nohup "$bin" serve --listen "127.0.0.1:0" --data "$CLUSTER_DIR/node$i" \
       >"$CLUSTER_DIR/logs/node$i.log" 2>&1 &
     echo $! >>"$CLUSTER_DIR/node.pids"
-    urls+=("http://127.0.0.1:$port")
-    servers+="        server 127.0.0.1:$port max_fails=3 fail_timeout=10s;\n"
+  done
+  for i in $(seq 1 "$n"); do
+    local url=""
+    for _ in $(seq 1 300); do
+      url=$(sed -n 's/^listening on //p' "$CLUSTER_DIR/logs/node$i.log" | head -n 1)
+      [ -n "$url" ] && break
+      sleep 0.05
+    done
+    if [ -z "$url" ]; then
+      echo "node $i did not start:" >&2
+      cat "$CLUSTER_DIR/logs/node$i.log" >&2
+      return 1
+    fi
+    urls+=("$url")
+    servers+="        server ${url#http://} max_fails=3 fail_timeout=10s;\n"
   done
   for u in "${urls[@]}"; do wait_listening "$u"; done
 
-  local front
-  front=$(free_port)
-  awk -v servers="$servers" -v listen="        listen 127.0.0.1:$front;" '
-    /# NODES/ { printf "%s", servers; skip = 1; next }
-    /# END NODES/ { skip = 0; next }
-    /# LISTEN/ { print listen; getline; next }
-    !skip { print }
-  ' deploy/nginx.conf >"$CLUSTER_DIR/nginx/nginx.conf"
-  nginx -p "$CLUSTER_DIR/nginx" -c nginx.conf -t -q
-  nginx -p "$CLUSTER_DIR/nginx" -c nginx.conf
+  local front tries=0
+  while :; do
+    front=$(free_port)
+    awk -v servers="$servers" -v listen="        listen 127.0.0.1:$front;" '
+      /# NODES/ { printf "%s", servers; skip = 1; next }
+      /# END NODES/ { skip = 0; next }
+      /# LISTEN/ { print listen; getline; next }
+      !skip { print }
+    ' deploy/nginx.conf >"$CLUSTER_DIR/nginx/nginx.conf"
+    nginx -p "$CLUSTER_DIR/nginx" -c nginx.conf -t -q
+    # The port may be taken between the check and the bind: try another.
+    nginx -p "$CLUSTER_DIR/nginx" -c nginx.conf 2>>"$CLUSTER_DIR/logs/nginx-start.log" && break
+    tries=$((tries + 1))
+    [ "$tries" -lt 5 ] || { cat "$CLUSTER_DIR/logs/nginx-start.log" >&2; return 1; }
+  done
   wait_listening "http://127.0.0.1:$front"
   {
     echo "export FUNCTIONS_URL=http://127.0.0.1:$front"

@@ -68,11 +68,22 @@ pg_start() {
     --auth=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 ||
     { cat "$PG_DIR/initdb.log" >&2; return 1; }
   rm -f "$PG_DIR/pwfile"
-  port=$(pg_free_port)
-  # fsync stays on: the tests prove that acknowledged writes survive.
-  pg_as "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
-    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null ||
-    { cat "$PG_DIR/postgres.log" >&2; return 1; }
+  # A free port can be taken between the check and the bind (other tests start servers
+  # too): try a few.
+  local tries=0
+  while :; do
+    port=$(pg_free_port)
+    # fsync stays on: the tests prove that acknowledged writes survive.
+    if pg_as "$bindir/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
+      -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" >/dev/null; then
+      break
+    fi
+    tries=$((tries + 1))
+    if [ "$tries" -ge 5 ]; then
+      cat "$PG_DIR/postgres.log" >&2
+      return 1
+    fi
+  done
   PG_BINDIR=$bindir
   export PG_DIR PG_BINDIR
   export FUNCTIONS_TEST_POSTGRES="postgres://postgres:$password@127.0.0.1:$port/postgres"
