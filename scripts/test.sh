@@ -1,7 +1,18 @@
 #!/usr/bin/env bash
 # The test command (README): every Rust test in one build, then the Node interop suites.
+#
+# The store suite runs on redb and, when FUNCTIONS_TEST_POSTGRES names a database, on
+# PostgreSQL too (.ci/run starts one with scripts/postgres.sh; locally:
+# `source scripts/postgres.sh && pg_start && bash scripts/test.sh; pg_stop`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${FUNCTIONS_TEST_POSTGRES:-}" ]; then
+  echo "FUNCTIONS_TEST_POSTGRES is not set: the store suite's PostgreSQL half is skipped" >&2
+fi
+
+# The pinned Node packages (package-lock.json) first: the capnweb crate's tests run against
+# the JavaScript reference server too, and under CI=true they fail rather than skip without it.
+(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace
@@ -11,9 +22,6 @@ cargo test -p isolate --features test-panic --test panic
 # harness over mutations; coverage-guided fuzzing: scripts/fuzz.sh).
 cargo build -p capnweb-fuzz --bin decode_message
 target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
-
-# The pinned Node packages (package-lock.json) for the interop suites.
-(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
 
 # The official capnweb 0.12.0 client against our Rust interop server...
 (cd tests/interop && INTEROP_SERVER="$PWD/../../target/debug/examples/interop_server" node --test client.test.mjs)

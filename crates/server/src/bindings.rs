@@ -66,25 +66,27 @@ pub fn build_env(
 /// name for a storage quota refusal).
 pub const QUOTA_EXCEEDED_ERROR: &str = "QuotaExceededError";
 
-/// Runs a store call on the blocking pool and turns its error into a thrown JS error.
-pub(crate) async fn store_call<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+/// The error name a KV or blob call throws when the store cannot be reached (the shared
+/// database is down or every connection is busy): retrying later may succeed.
+pub const STORAGE_UNAVAILABLE_ERROR: &str = "StorageUnavailableError";
+
+/// Awaits a store call and turns its error into a thrown JS error.
+pub(crate) async fn store_call<T>(
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, RpcError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RpcError::error(format!("storage task failed: {e}")))?
-        .map_err(store_error)
+    f.await.map_err(store_error)
 }
 
 /// A store error as the JS error a Workers binding would throw: bad input is a `TypeError`
-/// (a `RangeError` for sizes and limits, [`QUOTA_EXCEEDED_ERROR`] past a quota), a backend
-/// failure is an `Error`.
+/// (a `RangeError` for sizes and limits, [`QUOTA_EXCEEDED_ERROR`] past a quota), an
+/// unreachable store is a [`STORAGE_UNAVAILABLE_ERROR`], a backend failure is an `Error`.
 pub(crate) fn store_error(e: StoreError) -> RpcError {
     let name = match &e {
         StoreError::TooLarge { .. }
         | StoreError::InvalidListLimit { .. }
         | StoreError::TooManyKeys { .. } => "RangeError",
         StoreError::QuotaExceeded { .. } => QUOTA_EXCEEDED_ERROR,
+        StoreError::Unavailable(_) => STORAGE_UNAVAILABLE_ERROR,
         e if e.is_client_error() => "TypeError",
         _ => "Error",
     };

@@ -16,6 +16,12 @@
 //! chunks of at most 64 KiB, readable once), `bodyUsed`, and the accessors `text()`, `json()`, `arrayBuffer()`, `bytes()`, `blob()` as function
 //! capabilities, so `const o = await env.R2.get(k); await o.text()` works from JavaScript
 //! and over the wire while the metadata stay plain, synchronously readable properties.
+//!
+//! Bodies stream: a `put` of a `ReadableStream` hands its chunks to the store as they
+//! arrive, and `body` is fed from the store's chunks as the reader pulls them (at most 16
+//! chunks of 64 KiB wait unread), so neither holds a whole object in memory. The accessors
+//! read the object again when called (they need all of it) and throw if it was replaced
+//! in between.
 //! `writeHttpMetadata(headers)` is not provided.
 //!
 //! As in R2, `list` leaves `httpMetadata` and `customMetadata` out of its objects unless
@@ -27,9 +33,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use capnweb::{Bytes, CallResult, Object, ReadableStream, RpcError, RpcTarget, Stub, Value};
-use store::{BlobListOptions, BlobMeta, BlobPutOptions, HttpMetadata, Quota, Store};
+use futures::StreamExt;
+use store::{
+    BlobBody, BlobListOptions, BlobMeta, BlobPutOptions, BlobStore, HttpMetadata, Quota, Store,
+    StoreError, BLOB_MAX_BODY_BYTES,
+};
 
-use crate::bindings::{body_bytes, key_arg, number_opt, options_arg, store_call, string_opt};
+use crate::bindings::{key_arg, number_opt, options_arg, store_call, store_error, string_opt};
 
 /// The largest chunk of an object's `body` stream.
 const BODY_CHUNK: usize = 64 * 1024;
@@ -56,20 +66,28 @@ impl BlobBinding {
     async fn put(&self, args: Vec<Value>) -> Result<Value, RpcError> {
         let mut args = args.into_iter();
         let key = key_arg(&[args.next().unwrap_or_default()], 0, "key")?;
-        let body = match args.next().unwrap_or_default() {
-            Value::Null | Value::Undefined => Vec::new(),
-            v => body_bytes(v, "value").await?,
-        };
+        let value = args.next().unwrap_or_default();
         let opts = options_arg(&[args.next().unwrap_or_default()], 0)?;
         let options = BlobPutOptions {
             http_metadata: http_metadata_arg(opts.get("httpMetadata"))?,
             custom_metadata: custom_metadata_arg(opts.get("customMetadata"))?,
         };
-        let blob = self.store.blob().clone();
-        let bucket = self.bucket.clone();
-        let quota = self.quota;
-        let meta = store_call(move || blob.put(&bucket, &key, &body, options, quota)).await?;
-        Ok(Value::Object(object_meta(&meta, true)))
+        let failure = Arc::new(std::sync::Mutex::new(None));
+        let body = body_stream(value, failure.clone())?;
+        let put = self
+            .store
+            .blob()
+            .put(&self.bucket, &key, body, options, self.quota)
+            .await;
+        match put {
+            Ok(meta) => Ok(Value::Object(object_meta(&meta, true))),
+            // The value's own stream failed: throw what it threw.
+            Err(StoreError::BodyFailed(_)) => {
+                let thrown = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Err(thrown.unwrap_or_else(|| RpcError::error("the value stream failed")))
+            }
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     async fn get_object(&self, args: Vec<Value>) -> Result<Value, RpcError> {
@@ -82,27 +100,38 @@ impl BlobBinding {
                 )));
             }
         }
-        let blob = self.store.blob().clone();
-        let bucket = self.bucket.clone();
-        Ok(match store_call(move || blob.get(&bucket, &key)).await? {
-            None => Value::Null,
-            Some((meta, body)) => {
-                let mut o = object_meta(&meta, true);
-                let content_type = meta.http_metadata.content_type.clone().unwrap_or_default();
-                add_body(&mut o, body, content_type);
-                Value::Object(o)
-            }
-        })
+        Ok(
+            match store_call(self.store.blob().get(&self.bucket, &key)).await? {
+                None => Value::Null,
+                Some(object) => {
+                    let mut o = object_meta(&object.meta, true);
+                    let source = BodySource {
+                        blob: self.store.blob().clone(),
+                        bucket: self.bucket.clone(),
+                        key,
+                        version: object.meta.version.clone(),
+                        content_type: object
+                            .meta
+                            .http_metadata
+                            .content_type
+                            .clone()
+                            .unwrap_or_default(),
+                    };
+                    add_body(&mut o, object.body, source);
+                    Value::Object(o)
+                }
+            },
+        )
     }
 
     async fn head(&self, args: Vec<Value>) -> Result<Value, RpcError> {
         let key = key_arg(&args, 0, "key")?;
-        let blob = self.store.blob().clone();
-        let bucket = self.bucket.clone();
-        Ok(match store_call(move || blob.head(&bucket, &key)).await? {
-            None => Value::Null,
-            Some(meta) => Value::Object(object_meta(&meta, true)),
-        })
+        Ok(
+            match store_call(self.store.blob().head(&self.bucket, &key)).await? {
+                None => Value::Null,
+                Some(meta) => Value::Object(object_meta(&meta, true)),
+            },
+        )
     }
 
     async fn delete(&self, args: Vec<Value>) -> Result<Value, RpcError> {
@@ -122,13 +151,8 @@ impl BlobBinding {
                 ))
             }
         };
-        let blob = self.store.blob().clone();
-        let bucket = self.bucket.clone();
-        store_call(move || {
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            blob.delete(&bucket, &refs)
-        })
-        .await?;
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        store_call(self.store.blob().delete(&self.bucket, &refs)).await?;
         Ok(Value::Undefined)
     }
 
@@ -148,9 +172,7 @@ impl BlobBinding {
             limit: number_opt(&opts, "limit")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
             delimiter: string_opt(&opts, "delimiter")?,
         };
-        let blob = self.store.blob().clone();
-        let bucket = self.bucket.clone();
-        let result = store_call(move || blob.list(&bucket, options)).await?;
+        let result = store_call(self.store.blob().list(&self.bucket, options)).await?;
         let with_http = include.iter().any(|s| s == "httpMetadata");
         let with_custom = include.iter().any(|s| s == "customMetadata");
         let objects = result
@@ -208,53 +230,154 @@ impl RpcTarget for BlobBinding {
     }
 }
 
-/// The `R2Object` fields of `meta`; with or without the two metadata maps.
+/// A `put` value as a body stream: a string (UTF-8), bytes, a Blob, `null` (empty), or a
+/// `ReadableStream` whose chunks are passed on as they arrive. A chunk that is not bytes, or
+/// an error from the stream, ends the body: what was thrown is kept in `failure`.
+fn body_stream(
+    value: Value,
+    failure: Arc<std::sync::Mutex<Option<RpcError>>>,
+) -> Result<BlobBody, RpcError> {
+    let bytes = match value {
+        Value::Null | Value::Undefined => Vec::new(),
+        Value::String(s) => s.into_bytes(),
+        Value::Bytes(b) => b.data,
+        Value::Blob(b) => b.data,
+        Value::Readable(r) => {
+            let stream = futures::stream::unfold(Some(r), move |reader| {
+                let failure = failure.clone();
+                async move {
+                    let reader = reader?;
+                    let chunk = match reader.next().await? {
+                        Ok(Value::Bytes(b)) => Ok(bytes::Bytes::from(b.data)),
+                        Ok(Value::String(s)) => Ok(bytes::Bytes::from(s.into_bytes())),
+                        Ok(other) => Err(RpcError::type_error(format!(
+                            "stream chunk is not bytes: {:?}",
+                            other.to_json()
+                        ))),
+                        Err(e) => Err(e),
+                    };
+                    match chunk {
+                        Ok(chunk) => Some((Ok(chunk), Some(reader))),
+                        Err(e) => {
+                            let message = e.message().to_owned();
+                            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                            Some((Err(StoreError::BodyFailed(message)), None))
+                        }
+                    }
+                }
+            });
+            return Ok(stream.boxed());
+        }
+        _ => return Err(RpcError::type_error(
+            "value must be a string, ArrayBuffer, ArrayBufferView, Blob, ReadableStream or null",
+        )),
+    };
+    Ok(store::body_from_bytes(bytes))
+}
+
+/// Where a `get`'s accessors read the object again from.
+#[derive(Clone)]
+struct BodySource {
+    blob: Arc<dyn BlobStore>,
+    bucket: String,
+    key: String,
+    version: String,
+    content_type: String,
+}
+
+impl BodySource {
+    /// The whole body of the version `get` returned, read again.
+    async fn read(&self) -> Result<Vec<u8>, RpcError> {
+        let object = store_call(self.blob.get(&self.bucket, &self.key))
+            .await?
+            .filter(|o| o.meta.version == self.version)
+            .ok_or_else(|| {
+                store_error(StoreError::ObjectChanged {
+                    key: self.key.clone(),
+                })
+            })?;
+        store_call(store::read_body(object.body, BLOB_MAX_BODY_BYTES)).await
+    }
+}
+
+/// Feeds `body` into a capnweb stream in chunks of at most [`BODY_CHUNK`] bytes, pulling
+/// from the store only as the reader keeps up.
+fn body_readable(mut body: BlobBody) -> ReadableStream {
+    let (tx, readable) = ReadableStream::channel();
+    tokio::spawn(async move {
+        let mut sent_any = false;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    for piece in chunk.chunks(BODY_CHUNK) {
+                        sent_any = true;
+                        if tx
+                            .write(Value::Bytes(Bytes::new(piece.to_vec())))
+                            .await
+                            .is_err()
+                        {
+                            return; // The reader went away.
+                        }
+                    }
+                }
+                Err(e) => {
+                    tx.abort(store_error(e)).await;
+                    return;
+                }
+            }
+        }
+        if !sent_any {
+            // As before: an empty body is one empty chunk.
+            let _ = tx.write(Value::Bytes(Bytes::new(Vec::new()))).await;
+        }
+    });
+    readable
+}
+
 /// Adds an `R2ObjectBody`'s body and accessors to `o`: `body` (a stream of the bytes),
 /// `bodyUsed` (always `false`: the accessors can be called more than once, whether or not
 /// `body` was read), and `text()`, `json()`,
 /// `arrayBuffer()`, `bytes()`, `blob()` as function capabilities, so JavaScript's
 /// `await obj.text()` works through the bridge while the metadata stay plain properties.
-fn add_body(o: &mut Object, body: Vec<u8>, content_type: String) {
-    let body: Arc<[u8]> = body.into();
-    o.insert(
-        "body".into(),
-        Value::Readable(ReadableStream::from_bytes_chunked(&body, BODY_CHUNK)),
-    );
+fn add_body(o: &mut Object, body: BlobBody, source: BodySource) {
+    o.insert("body".into(), Value::Readable(body_readable(body)));
     o.insert("bodyUsed".into(), Value::Bool(false));
-    let accessor = |f: fn(&[u8], &str) -> Result<Value, RpcError>| {
-        let body = body.clone();
-        let content_type = content_type.clone();
+    let accessor = |f: fn(Vec<u8>, &str) -> Result<Value, RpcError>| {
+        let source = source.clone();
         Value::Stub(Stub::from_fn(move |_args| {
-            let out = f(&body, &content_type);
-            async move { out }
+            let source = source.clone();
+            async move {
+                let bytes = source.read().await?;
+                f(bytes, &source.content_type)
+            }
         }))
     };
     o.insert(
         "text".into(),
-        accessor(|b, _| Ok(Value::String(String::from_utf8_lossy(b).into_owned()))),
+        accessor(|b, _| Ok(Value::String(String::from_utf8_lossy(&b).into_owned()))),
     );
     o.insert(
         "json".into(),
         accessor(|b, _| {
-            serde_json::from_slice::<serde_json::Value>(b)
+            serde_json::from_slice::<serde_json::Value>(&b)
                 .map(|j| Value::from_json(&j))
                 .map_err(|e| RpcError::new("SyntaxError", format!("body is not JSON: {e}")))
         }),
     );
     o.insert(
         "arrayBuffer".into(),
-        accessor(|b, _| Ok(Value::Bytes(Bytes::new(b.to_vec())))),
+        accessor(|b, _| Ok(Value::Bytes(Bytes::new(b)))),
     );
     o.insert(
         "bytes".into(),
-        accessor(|b, _| Ok(Value::Bytes(Bytes::new(b.to_vec())))),
+        accessor(|b, _| Ok(Value::Bytes(Bytes::new(b)))),
     );
     o.insert(
         "blob".into(),
         accessor(|b, ct| {
             Ok(Value::Blob(Box::new(capnweb::BlobValue {
                 content_type: ct.to_owned(),
-                data: b.to_vec(),
+                data: b,
             })))
         }),
     );

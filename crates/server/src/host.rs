@@ -52,6 +52,12 @@ pub trait FunctionHost: Send + Sync + 'static {
     /// (an instance of `default.rpc` when the default export has one, else the default export).
     fn rpc_target(&self, function: Arc<Function>, entrypoint: Option<String>) -> HostFuture<Stub>;
 
+    /// How many isolates (or other loaded instances) the host holds now, for the node
+    /// registry. Hosts that load nothing report 0.
+    fn resident_isolates(&self) -> usize {
+        0
+    }
+
     /// Tells the host which version of `id` is now live (`None`: the function was deleted), so
     /// it may drop what it cached for other versions, and stop the code they loaded (their
     /// children). Calls still running keep their version.

@@ -308,6 +308,10 @@ impl FunctionHost for LoaderHost {
         })
     }
 
+    fn resident_isolates(&self) -> usize {
+        self.loader.resident()
+    }
+
     fn retire(&self, id: &str, live_version: Option<u64>) {
         let stale: Vec<u64> = {
             let mut map = self.lock();

@@ -51,9 +51,7 @@ impl KvBinding {
     }
 
     async fn entry(&self, key: String) -> Result<Option<KvEntry>, RpcError> {
-        let kv = self.store.kv().clone();
-        let ns = self.namespace.clone();
-        store_call(move || kv.get(&ns, &key)).await
+        store_call(self.store.kv().get(&self.namespace, &key)).await
     }
 
     async fn get_value(&self, args: Vec<Value>, with_metadata: bool) -> Result<Value, RpcError> {
@@ -96,18 +94,18 @@ impl KvBinding {
                 Some(m) => Some(m.to_json()),
             },
         };
-        let kv = self.store.kv().clone();
-        let ns = self.namespace.clone();
-        let quota = self.quota;
-        store_call(move || kv.put(&ns, &key, &value, options, quota)).await?;
+        store_call(
+            self.store
+                .kv()
+                .put(&self.namespace, &key, value, options, self.quota),
+        )
+        .await?;
         Ok(Value::Undefined)
     }
 
     async fn delete(&self, args: Vec<Value>) -> Result<Value, RpcError> {
         let key = key_arg(&args, 0, "key")?;
-        let kv = self.store.kv().clone();
-        let ns = self.namespace.clone();
-        store_call(move || kv.delete(&ns, &key)).await?;
+        store_call(self.store.kv().delete(&self.namespace, &key)).await?;
         Ok(Value::Undefined)
     }
 
@@ -118,9 +116,7 @@ impl KvBinding {
             cursor: string_opt(&opts, "cursor")?,
             limit: number_opt(&opts, "limit")?.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
         };
-        let kv = self.store.kv().clone();
-        let ns = self.namespace.clone();
-        let result = store_call(move || kv.list(&ns, options)).await?;
+        let result = store_call(self.store.kv().list(&self.namespace, options)).await?;
         let keys = result
             .keys
             .into_iter()

@@ -32,6 +32,7 @@
 
 pub mod bindings;
 pub mod blob_binding;
+pub mod cluster;
 pub mod function_dir;
 pub mod host;
 pub mod host_canned;
@@ -41,6 +42,7 @@ pub mod kv_binding;
 pub mod logs;
 pub mod manifest;
 pub mod metrics;
+pub mod node;
 pub mod registry;
 pub mod server;
 pub mod token;

@@ -7,8 +7,10 @@
 //! wait on it.
 //!
 //! The live table is this process's cache of the store. With a single node (the embedded
-//! store) it is always right; several nodes on a shared store would need change notification
-//! (see the store crate's docs).
+//! store) it is always right. On a shared store another node may change a function: then
+//! [`Registry::refresh`] (on a notification) or [`Registry::reconcile`] (periodically, and
+//! after the listener reconnects) drops the stale entry and retires its isolates, and the
+//! next call loads the new live version (see `cluster.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,15 +69,6 @@ impl std::fmt::Debug for Registry {
             .field("store", &self.store)
             .finish()
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RegistryError::Task(e.to_string()))?
-        .map_err(RegistryError::Store)
 }
 
 impl Registry {
@@ -144,9 +137,7 @@ impl Registry {
     }
 
     async fn load_live(&self, id: &str) -> Result<Option<Arc<Function>>, RegistryError> {
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let Some(cv) = blocking(move || code.live(&owned)).await? else {
+        let Some(cv) = self.store.code().live(id).await? else {
             return Ok(None);
         };
         let bundle = Bundle::from_json(&cv.bundle).map_err(|e| RegistryError::Corrupt {
@@ -195,9 +186,7 @@ impl Registry {
         let bytes = serde_json::to_vec(&bundle.to_json())
             .map_err(|e| RegistryError::Task(e.to_string()))?;
         let _guard = self.admin.lock().await;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let version = blocking(move || code.deploy(&owned, &bytes, note.as_deref())).await?;
+        let version = self.store.code().deploy(id, bytes, note.as_deref()).await?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.set_cached(id, Some(self.make_function(id, version, bundle)));
         self.host.retire(id, Some(version));
@@ -209,9 +198,7 @@ impl Registry {
     pub async fn rollback(&self, id: &str) -> Result<u64, RegistryError> {
         store::validate_function_id(id)?;
         let _guard = self.admin.lock().await;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let version = blocking(move || code.rollback(&owned)).await?;
+        let version = self.store.code().rollback(id).await?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         let loaded = self.load_live(id).await?;
         self.set_cached(id, loaded);
@@ -224,9 +211,7 @@ impl Registry {
     pub async fn delete(&self, id: &str) -> Result<bool, RegistryError> {
         store::validate_function_id(id)?;
         let _guard = self.admin.lock().await;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        let existed = blocking(move || code.delete(&owned)).await?;
+        let existed = self.store.code().delete(id).await?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.set_cached(id, None);
         self.host.retire(id, None);
@@ -236,8 +221,7 @@ impl Registry {
 
     /// Summaries of every deployed function.
     pub async fn list(&self) -> Result<Vec<FunctionInfo>, RegistryError> {
-        let code = self.store.code().clone();
-        blocking(move || code.list()).await
+        Ok(self.store.code().list().await?)
     }
 
     /// One function's summary and versions, or `None`.
@@ -246,15 +230,11 @@ impl Registry {
         id: &str,
     ) -> Result<Option<(FunctionInfo, Vec<VersionInfo>)>, RegistryError> {
         store::validate_function_id(id)?;
-        let code = self.store.code().clone();
-        let owned = id.to_owned();
-        blocking(move || {
-            let Some(info) = code.info(&owned)? else {
-                return Ok(None);
-            };
-            Ok(Some((info, code.versions(&owned)?)))
-        })
-        .await
+        let code = self.store.code();
+        let Some(info) = code.info(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((info, code.versions(id).await?)))
     }
 
     /// The storage a function's live version is bound to: each KV and blob binding with its
@@ -263,39 +243,85 @@ impl Registry {
         let Some(f) = self.live(id).await? else {
             return Ok(Vec::new());
         };
-        let store = self.store.clone();
         let cap = self.quota;
-        blocking(move || {
-            let mut out = Vec::new();
-            for (name, binding) in &f.bundle.bindings {
-                let (kind, container, quota, usage) = match binding {
-                    Binding::Kv { namespace, quota } => (
-                        "kv",
-                        namespace,
-                        quota.within(cap),
-                        store.kv().usage(namespace)?,
-                    ),
-                    Binding::Blob { bucket, quota } => (
-                        "blob",
-                        bucket,
-                        quota.within(cap),
-                        store.blob().usage(bucket)?,
-                    ),
-                    _ => continue,
-                };
-                out.push(serde_json::json!({
-                    "binding": name,
-                    "type": kind,
-                    "name": container,
-                    "bytes": usage.bytes,
-                    "keys": usage.keys,
-                    "maxBytes": quota.max_bytes,
-                    "maxKeys": quota.max_keys,
-                }));
+        let mut out = Vec::new();
+        for (name, binding) in &f.bundle.bindings {
+            let (kind, container, quota, usage) = match binding {
+                Binding::Kv { namespace, quota } => (
+                    "kv",
+                    namespace,
+                    quota.within(cap),
+                    self.store.kv().usage(namespace).await?,
+                ),
+                Binding::Blob { bucket, quota } => (
+                    "blob",
+                    bucket,
+                    quota.within(cap),
+                    self.store.blob().usage(bucket).await?,
+                ),
+                _ => continue,
+            };
+            out.push(serde_json::json!({
+                "binding": name,
+                "type": kind,
+                "name": container,
+                "bytes": usage.bytes,
+                "keys": usage.keys,
+                "maxBytes": quota.max_bytes,
+                "maxKeys": quota.max_keys,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Brings `id` in line with the store after a change made elsewhere (another node's
+    /// deploy, rollback or delete): a cached version that is no longer live is dropped, and
+    /// the host retires every version but the live one. The next call loads the live version.
+    pub async fn refresh(&self, id: &str) -> Result<(), RegistryError> {
+        if store::validate_function_id(id).is_err() {
+            return Ok(());
+        }
+        // Any lazy load that raced with the change must not be cached.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let live = self.store.code().live_version(id).await?;
+        let _guard = self.admin.lock().await;
+        let cached = self.cached(id).map(|f| f.version);
+        if cached.is_some() && cached != live {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            self.set_cached(id, None);
+            tracing::info!(function = id, ?cached, ?live, "changed on another node");
+        }
+        self.host.retire(id, live);
+        Ok(())
+    }
+
+    /// Compares every cached function with the store and [`refresh`](Registry::refresh)es
+    /// those that changed; returns how many did. Run periodically and whenever change
+    /// notifications may have been missed.
+    pub async fn reconcile(&self) -> Result<usize, RegistryError> {
+        let live: HashMap<String, u64> = self
+            .store
+            .code()
+            .list()
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f.live_version))
+            .collect();
+        let cached: Vec<(String, u64)> = self
+            .live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, f)| (id.clone(), f.version))
+            .collect();
+        let mut changed = 0;
+        for (id, version) in cached {
+            if live.get(&id) != Some(&version) {
+                self.refresh(&id).await?;
+                changed += 1;
             }
-            Ok(out)
-        })
-        .await
+        }
+        Ok(changed)
     }
 
     /// Drops every cached function (and with them their binding stubs): used at shutdown.

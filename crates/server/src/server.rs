@@ -1,6 +1,11 @@
 //! [`Server`]: opens the store, resolves the admin token, binds and serves; shuts down
 //! gracefully.
 //!
+//! The store is the embedded redb file in the data directory, or, with
+//! [`Config::store_url`] set to a `postgres://` URL, a PostgreSQL database shared with other
+//! nodes. A shared store takes its admin token from the operator only (the flag or
+//! `FUNCTIONS_ADMIN_TOKEN`): nodes never generate one each.
+//!
 //! Shutdown ([`Server::shutdown`]): stop accepting, let in-flight requests finish for at most
 //! [`Config::shutdown_grace`], then drop every cached function and the store. Every store
 //! write commits (and fsyncs) before it returns, so there is nothing left to flush after
@@ -30,7 +35,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The data directory (store, admin token).
     pub data_dir: PathBuf,
-    /// The admin token; `None` uses the stored one or generates one.
+    /// The shared store's URL (`postgres://…`); `None` uses the embedded store in
+    /// `data_dir`.
+    pub store_url: Option<String>,
+    /// Most connections a node keeps to a shared store.
+    pub store_connections: usize,
+    /// The admin token; `None` uses the stored one or generates one (embedded store only:
+    /// a shared store requires it).
     pub admin_token: Option<String>,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
@@ -50,6 +61,8 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             data_dir: PathBuf::from(".functions"),
+            store_url: None,
+            store_connections: 16,
             admin_token: None,
             shutdown_grace: Duration::from_secs(10),
             body_limit: http::DEFAULT_BODY_LIMIT,
@@ -84,6 +97,41 @@ pub enum ServerError {
     Serve(String),
 }
 
+/// Opens the configured store and resolves the admin token.
+async fn open_store(config: &Config) -> Result<(Store, (String, TokenSource)), ServerError> {
+    if let Some(url) = &config.store_url {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ServerError::Store(StoreError::Config(
+                "--store must be a postgres:// or postgresql:// URL (leave it out for the \
+                 embedded store in the data directory)"
+                    .to_owned(),
+            )));
+        }
+        // Checked first: a missing token is a configuration error, whatever the database says.
+        let token = token::required(config.admin_token.clone())?;
+        let options = store::postgres::PgOptions {
+            pool_size: config.store_connections,
+            ..store::postgres::PgOptions::default()
+        };
+        let store =
+            Store::connect_postgres_with(url, options, Arc::new(store::SystemClock)).await?;
+        tracing::info!("store: PostgreSQL (shared)");
+        return Ok((store, (token, TokenSource::Given)));
+    }
+    let data_dir = config.data_dir.clone();
+    let given = config.admin_token.clone();
+    tokio::task::spawn_blocking(move || {
+        // Private from the start: KV values, blobs and bundle `env`s live here.
+        store::private::create_dir_all(&data_dir)?;
+        store::private::restrict_dir(&data_dir)?;
+        let store = Store::open(data_dir.join(STORE_FILE))?;
+        let token = token::load_or_create(&data_dir, given)?;
+        Ok::<_, ServerError>((store, token))
+    })
+    .await
+    .map_err(|e| ServerError::Serve(e.to_string()))?
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -95,38 +143,27 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     end_streams: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The node registry heartbeat (shared store only); it leaves the registry on shutdown.
+    heartbeat: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Opens the store in `config.data_dir`, binds `config.listen` and starts serving with
-    /// functions run by `host`.
+    /// Opens the store (`config.store_url`, else the file in `config.data_dir`), binds
+    /// `config.listen` and starts serving with functions run by `host`.
     pub async fn start(config: Config, host: Arc<dyn FunctionHost>) -> Result<Server, ServerError> {
         crate::metrics::install();
-        let data_dir = config.data_dir.clone();
-        let given = config.admin_token.clone();
-        let (store, (token, token_source)) = tokio::task::spawn_blocking(move || {
-            // Private from the start: KV values, blobs and bundle `env`s live here.
-            store::private::create_dir_all(&data_dir)?;
-            store::private::restrict_dir(&data_dir)?;
-            let store = Store::open(data_dir.join(STORE_FILE))?;
-            let token = token::load_or_create(&data_dir, given)?;
-            Ok::<_, ServerError>((store, token))
-        })
-        .await
-        .map_err(|e| ServerError::Serve(e.to_string()))??;
-        let registry = Registry::with_quota(store, host, config.storage_quota);
+        let (store, (token, token_source)) = open_store(&config).await?;
+        let watch = store.postgres().map(|pg| pg.watch_code());
+        let pg = store.postgres().cloned();
+        let registry = Registry::with_quota(store, host.clone(), config.storage_quota);
         let (end_streams, shutdown) = tokio::sync::watch::channel(false);
-        let state = AppState {
-            registry: registry.clone(),
-            admin_token: Arc::new(token.clone()),
-            rpc_limits: config.rpc_limits.clone(),
-            rpc_admission: capnweb::Admission::new(),
-            trusted_proxies: Arc::new(crate::http::client_addr::TrustedProxies(
-                config.trusted_proxies.clone(),
-            )),
-            shutdown,
-        };
-        let app = http::router(state, config.body_limit);
+        if let Some(events) = watch {
+            tokio::spawn(crate::cluster::follow(
+                Arc::downgrade(&registry),
+                events,
+                shutdown.clone(),
+            ));
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServerError::Bind {
@@ -137,6 +174,21 @@ impl Server {
             addr: config.listen,
             source,
         })?;
+        let node = crate::node::Node::new(format!("http://{addr}"), host);
+        let heartbeat =
+            pg.map(|pg| tokio::spawn(crate::node::heartbeat(node.clone(), pg, shutdown.clone())));
+        let state = AppState {
+            registry: registry.clone(),
+            admin_token: Arc::new(token.clone()),
+            rpc_limits: config.rpc_limits.clone(),
+            rpc_admission: capnweb::Admission::new(),
+            trusted_proxies: Arc::new(crate::http::client_addr::TrustedProxies(
+                config.trusted_proxies.clone(),
+            )),
+            shutdown,
+            node,
+        };
+        let app = http::router(state, config.body_limit);
         let (stop, stopped) = oneshot::channel::<()>();
         // TCP_NODELAY: small RPC messages must not wait for delayed ACKs.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -164,6 +216,7 @@ impl Server {
             stop: Some(stop),
             end_streams,
             task,
+            heartbeat,
         })
     }
 
@@ -207,6 +260,10 @@ impl Server {
                 Ok(())
             }
         };
+        if let Some(heartbeat) = self.heartbeat.take() {
+            // Leaving the registry is a courtesy: a node that does not is dropped after 15 s.
+            let _ = tokio::time::timeout(Duration::from_secs(2), heartbeat).await;
+        }
         self.registry.clear();
         self.registry.host().shutdown();
         result

@@ -1,5 +1,6 @@
 //! The admin token: given by the operator, or generated on first start and kept in the data
-//! directory (file [`TOKEN_FILE`], mode 0600 on Unix) so restarts keep it.
+//! directory (file [`TOKEN_FILE`], mode 0600 on Unix) so restarts keep it. With a shared
+//! store ([`required`]) it must be given: several nodes would each generate their own.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,12 @@ pub enum TokenError {
     /// The token given or stored is empty or has whitespace or control characters.
     #[error("admin token {0}: it must be non-empty printable ASCII without spaces")]
     Invalid(&'static str),
+    /// A shared store is configured but no token was given.
+    #[error(
+        "an admin token is required with a shared store (--store postgres://…): set \
+         FUNCTIONS_ADMIN_TOKEN to the same token on every node"
+    )]
+    Required,
     /// The system's random source failed.
     #[error("cannot generate an admin token: {0}")]
     Random(String),
@@ -85,6 +92,19 @@ pub fn read(data_dir: &Path) -> Result<Option<String>, TokenError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(TokenError::Io { path, source }),
     }
+}
+
+/// The token given by the operator, checked; [`TokenError::Required`] when there is none
+/// (a shared store: every node must use the same token, so none may generate one).
+pub fn required(given: Option<String>) -> Result<String, TokenError> {
+    let t = given.map(|t| t.trim().to_owned()).unwrap_or_default();
+    if t.is_empty() {
+        return Err(TokenError::Required);
+    }
+    if !valid(&t) {
+        return Err(TokenError::Invalid("given"));
+    }
+    Ok(t)
 }
 
 /// The token to use: `given`, else the stored one, else a new one (written to `data_dir`).

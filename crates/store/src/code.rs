@@ -86,44 +86,50 @@ pub struct FunctionInfo {
 /// the first path segment of a request straight in. Every mutating method
 /// commits before it returns: once it returns `Ok`, the change survives a
 /// crash of the process.
+#[async_trait::async_trait]
 pub trait CodeStore: Send + Sync + fmt::Debug {
     /// Stores `bundle` as a new version of `id` and makes it live, in one
     /// transaction: readers see either the old live version or the new one.
     /// Returns the new version number.
-    fn deploy(&self, id: &str, bundle: &[u8], note: Option<&str>) -> Result<u64, StoreError>;
+    async fn deploy(
+        &self,
+        id: &str,
+        bundle: Vec<u8>,
+        note: Option<&str>,
+    ) -> Result<u64, StoreError>;
 
     /// The live version of `id` with its bundle, or `None` if `id` is not deployed.
-    fn live(&self, id: &str) -> Result<Option<CodeVersion>, StoreError>;
+    async fn live(&self, id: &str) -> Result<Option<CodeVersion>, StoreError>;
 
     /// Only the live version number (cheap: does not read the bundle).
-    fn live_version(&self, id: &str) -> Result<Option<u64>, StoreError>;
+    async fn live_version(&self, id: &str) -> Result<Option<u64>, StoreError>;
 
     /// One version with its bundle, or `None` if `id` or the version does not exist.
-    fn get_version(&self, id: &str, version: u64) -> Result<Option<CodeVersion>, StoreError>;
+    async fn get_version(&self, id: &str, version: u64) -> Result<Option<CodeVersion>, StoreError>;
 
     /// All versions of `id`, oldest first. Empty if `id` is not deployed.
-    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError>;
+    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError>;
 
     /// Summary of one function, or `None` if it is not deployed.
-    fn info(&self, id: &str) -> Result<Option<FunctionInfo>, StoreError>;
+    async fn info(&self, id: &str) -> Result<Option<FunctionInfo>, StoreError>;
 
     /// Summaries of all deployed functions, ordered by id.
-    fn list(&self) -> Result<Vec<FunctionInfo>, StoreError>;
+    async fn list(&self) -> Result<Vec<FunctionInfo>, StoreError>;
 
     /// Makes the newest version older than the live one live and returns it.
     ///
     /// Fails with [`StoreError::FunctionNotFound`] or
     /// [`StoreError::NoPreviousVersion`]; the live version is unchanged then.
-    fn rollback(&self, id: &str) -> Result<u64, StoreError>;
+    async fn rollback(&self, id: &str) -> Result<u64, StoreError>;
 
     /// Makes `version` live. Fails with [`StoreError::FunctionNotFound`] or
     /// [`StoreError::VersionNotFound`].
-    fn set_live(&self, id: &str, version: u64) -> Result<(), StoreError>;
+    async fn set_live(&self, id: &str, version: u64) -> Result<(), StoreError>;
 
     /// Removes the function and all its versions. Returns whether it existed.
     ///
     /// Version numbers are not reused by a later deploy under the same id.
-    fn delete(&self, id: &str) -> Result<bool, StoreError>;
+    async fn delete(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Checks a function id against `[a-z0-9][a-z0-9-]{0,62}`.

@@ -182,6 +182,28 @@ pub enum StoreError {
         limit: u64,
     },
 
+    /// A blob's body stream outlived its object: the object was replaced or deleted before
+    /// the stream's last chunk was read (the stream never mixes two versions).
+    #[error("object {key:?} was replaced or deleted while its body was being read")]
+    ObjectChanged {
+        /// The object's key (shortened if long).
+        key: String,
+    },
+
+    /// A blob body stream given to `put` failed (its producer threw or went away); nothing
+    /// was written.
+    #[error("the body stream failed: {0}")]
+    BodyFailed(String),
+
+    /// The store is configured wrongly (a malformed database URL, a bad schema name).
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+
+    /// The storage backend cannot be reached now (the database is down or every connection
+    /// is busy); the call may succeed if retried later. Nothing was written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+
     /// The storage backend failed (I/O error, full disk, damaged file, ...).
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -198,8 +220,16 @@ impl StoreError {
                 | StoreError::AlreadyOpen { .. }
                 | StoreError::UnsupportedSchema { .. }
                 | StoreError::Io { .. }
+                | StoreError::Unavailable(_)
+                | StoreError::Config(_)
                 | StoreError::Backend(_)
         )
+    }
+
+    /// True for [`StoreError::Unavailable`]: the backend is unreachable for now (an HTTP
+    /// front end answers 503 with `Retry-After`).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
     }
 
     /// True for [`StoreError::FunctionNotFound`] and [`StoreError::VersionNotFound`].
@@ -241,6 +271,7 @@ from_redb!(
     redb::TableError,
     redb::StorageError,
     redb::CommitError,
+    redb::SetDurabilityError,
 );
 
 impl From<redb::Error> for StoreError {

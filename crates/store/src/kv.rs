@@ -108,35 +108,42 @@ pub struct KvListResult {
 /// Every method validates its namespace and key first (see the `KV_*`
 /// constants) and fails with a [`StoreError`] naming the rule broken. Every
 /// mutating method commits before it returns.
+#[async_trait::async_trait]
 pub trait KvStore: Send + Sync + fmt::Debug {
     /// The entry under `key`, or `None` if absent or expired.
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>, StoreError>;
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>, StoreError>;
 
     /// Stores `value` under `key`, replacing any previous entry, if the namespace stays
     /// within `quota` (else [`StoreError::QuotaExceeded`] and nothing is written).
-    fn put(
+    async fn put(
         &self,
         namespace: &str,
         key: &str,
-        value: &[u8],
+        value: Vec<u8>,
         options: KvPutOptions,
         quota: Quota,
     ) -> Result<(), StoreError>;
 
     /// What the namespace holds (expired entries not yet swept included).
-    fn usage(&self, namespace: &str) -> Result<Usage, StoreError>;
+    async fn usage(&self, namespace: &str) -> Result<Usage, StoreError>;
 
     /// Removes `key`. Deleting an absent key is not an error.
-    fn delete(&self, namespace: &str, key: &str) -> Result<(), StoreError>;
+    async fn delete(&self, namespace: &str, key: &str) -> Result<(), StoreError>;
 
     /// One page of keys in ascending byte order, without values.
     ///
     /// Paging with the returned cursor until `list_complete` visits every key
     /// that existed for the whole listing exactly once.
-    fn list(&self, namespace: &str, options: KvListOptions) -> Result<KvListResult, StoreError>;
+    async fn list(
+        &self,
+        namespace: &str,
+        options: KvListOptions,
+    ) -> Result<KvListResult, StoreError>;
 
-    /// Deletes every expired entry in every namespace; returns how many.
-    fn purge_expired(&self) -> Result<u64, StoreError>;
+    /// Deletes every expired entry in every namespace; returns how many. (The
+    /// PostgreSQL backend also sweeps here the chunks of blob uploads that a crashed node
+    /// left unfinished.)
+    async fn purge_expired(&self) -> Result<u64, StoreError>;
 }
 
 /// Checks a namespace name: non-empty, at most [`KV_MAX_NAMESPACE_BYTES`].
@@ -213,7 +220,7 @@ pub(crate) fn validate_put(
                 ttl,
                 reason: "expiration TTL is too large",
             })?;
-        return Ok(Some(expiration));
+        return check_bound(expiration).map(Some);
     }
     if let Some(expiration) = options.expiration {
         if expiration <= now_secs {
@@ -228,9 +235,22 @@ pub(crate) fn validate_put(
                 reason: "expiration times must be at least 60 seconds in the future",
             });
         }
-        return Ok(Some(expiration));
+        return check_bound(expiration).map(Some);
     }
     Ok(None)
+}
+
+/// The latest expiration either backend can store: 2^63 - 1 seconds (PostgreSQL's `bigint`).
+pub const KV_MAX_EXPIRATION: u64 = i64::MAX as u64;
+
+fn check_bound(expiration: u64) -> Result<u64, StoreError> {
+    if expiration > KV_MAX_EXPIRATION {
+        return Err(StoreError::InvalidExpiration {
+            expiration,
+            reason: "must be at most 2^63 - 1 seconds since the unix epoch",
+        });
+    }
+    Ok(expiration)
 }
 
 /// The page size a list call asked for, checked.

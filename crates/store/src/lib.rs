@@ -4,43 +4,57 @@
 //! Three traits say what the rest of the system may ask of storage:
 //! [`CodeStore`] (numbered, immutable versions of each function's bundle, one
 //! of them live), [`KvStore`] (namespaced keys with metadata and expiry) and
-//! [`BlobStore`] (bucketed objects with HTTP and custom metadata). A [`Store`]
-//! holds one of each behind an `Arc`; it is cheap to clone and `Send + Sync`.
+//! [`BlobStore`] (bucketed objects with HTTP and custom metadata, bodies as
+//! streams). A [`Store`] holds one of each behind an `Arc`; it is cheap to clone
+//! and `Send + Sync`.
 //!
-//! The default backend is embedded: one [redb](https://www.redb.org) file, no
-//! server to install ([`Store::open`]), or a database in memory for tests
-//! ([`Store::in_memory`]).
+//! Two backends implement them with the same semantics, proven by one test suite
+//! (`tests/all`) run against both:
+//!
+//! - **embedded** (the default): one [redb](https://www.redb.org) file, no server
+//!   to install ([`Store::open`]), or a database in memory for tests
+//!   ([`Store::in_memory`]);
+//! - **PostgreSQL** ([`Store::connect_postgres`]), for several nodes over one shared
+//!   database: a connection pool, embedded schema migrations applied at connect, and
+//!   a notification on every code change (see [`postgres`]).
 //!
 //! ```
 //! use store::{KvPutOptions, Quota, Store};
 //!
-//! # fn main() -> Result<(), store::StoreError> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), store::StoreError> {
 //! let store = Store::in_memory()?;
 //!
-//! let v1 = store.code().deploy("hello", br#"{"main":"index.js"}"#, Some("first"))?;
-//! let v2 = store.code().deploy("hello", br#"{"main":"v2.js"}"#, None)?;
-//! assert_eq!(store.code().live("hello")?.map(|c| c.version), Some(v2));
-//! assert_eq!(store.code().rollback("hello")?, v1);
+//! let v1 = store.code().deploy("hello", br#"{"main":"index.js"}"#.to_vec(), Some("first")).await?;
+//! let v2 = store.code().deploy("hello", br#"{"main":"v2.js"}"#.to_vec(), None).await?;
+//! assert_eq!(store.code().live("hello").await?.map(|c| c.version), Some(v2));
+//! assert_eq!(store.code().rollback("hello").await?, v1);
 //!
-//! store.kv().put("SESSIONS", "user:1", b"alice", KvPutOptions::default(), Quota::default())?;
-//! let entry = store.kv().get("SESSIONS", "user:1")?;
+//! let kv = store.kv();
+//! kv.put("SESSIONS", "user:1", b"alice".to_vec(), KvPutOptions::default(), Quota::default()).await?;
+//! let entry = kv.get("SESSIONS", "user:1").await?;
 //! assert_eq!(entry.map(|e| e.value), Some(b"alice".to_vec()));
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! # Calling from async code
+//! # Why the traits are async
 //!
-//! Every method is synchronous and may block on disk I/O (a write waits for
-//! an fsync). From async code call it inside `tokio::task::spawn_blocking`,
-//! moving a clone of the [`Store`] (or of the `Arc` that [`Store::code`]
-//! returns) into the closure.
+//! Every method is `async` (through `async-trait`, so the traits stay object safe). The
+//! callers are async already (the HTTP server and the capnweb bindings), PostgreSQL is
+//! network I/O that should not hold a blocking thread per query, and a blob body is a
+//! stream whose chunks are read from the database as the consumer pulls them: an async
+//! stream composes with the HTTP body and capnweb's `ReadableStream` where a blocking
+//! reader could not. The redb backend keeps its synchronous, fsyncing transactions and
+//! runs each on tokio's blocking pool (`spawn_blocking`), so callers need a tokio runtime.
 //!
 //! # Durability and concurrency
 //!
 //! Each mutating call commits its own transaction before returning, so a
-//! change that returned `Ok` survives a crash or SIGKILL of the process. Reads
-//! never block; writes to one database are serialized.
+//! change that returned `Ok` survives a crash or SIGKILL of the process (and, on
+//! PostgreSQL, of any node). On redb, reads never block and writes to one file are
+//! serialized; on PostgreSQL, writes to one KV namespace or bucket are serialized by a
+//! lock on its usage row, and writes to different ones run in parallel.
 //!
 //! # Untrusted input
 //!
@@ -48,21 +62,12 @@
 //! code. Every call checks them against documented limits
 //! ([`FUNCTION_ID_MAX_LEN`], the `KV_*` and `BLOB_*` constants) before
 //! touching storage and fails with a [`StoreError`] that names the rule; no
-//! input makes a call panic. The limits bound each call; quotas across calls
-//! (total bytes per namespace, writes per second) belong to the caller.
+//! input makes a call panic. [`Quota`]s bound what one namespace or bucket holds
+//! in total, checked inside the write transaction.
 //!
 //! # What it does not do (yet)
 //!
-//! - **A shared database for many nodes.** The traits are written so that one
-//!   can be added without changing callers: a `postgres` (or similar) module
-//!   implementing the three traits over a connection pool, with the same
-//!   tables as the redb backend (`code_functions`, `code_versions`, ...;
-//!   `bytea` columns for bundles, values and bodies, or an object store for
-//!   large bodies), `deploy` as one SQL transaction that bumps a per-id
-//!   counter row with `SELECT ... FOR UPDATE`, KV expiry as an indexed column,
-//!   and a [`Store::from_parts`] constructor call. Nodes that cache code
-//!   would also need change notification (e.g. `LISTEN/NOTIFY`) or a short
-//!   TTL on [`CodeStore::live_version`] checks.
+//! - TLS to PostgreSQL (the database is expected on loopback or a private network).
 //! - Range or conditional reads of blobs, multipart uploads, KV `getWithMetadata`
 //!   caching semantics (`cacheTtl`): everything here is read-your-writes.
 //! - Pruning old code versions: they accumulate until the function is deleted.
@@ -77,6 +82,7 @@ mod code;
 mod cursor;
 mod error;
 mod kv;
+pub mod postgres;
 pub mod private;
 mod quota;
 pub mod redb_backend;
@@ -85,8 +91,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use blob::{
-    BlobListOptions, BlobListResult, BlobMeta, BlobPutOptions, BlobStore, HttpMetadata,
-    BLOB_LIST_DEFAULT_LIMIT, BLOB_LIST_MAX_LIMIT, BLOB_MAX_BODY_BYTES, BLOB_MAX_BUCKET_BYTES,
+    body_from_bytes, read_body, BlobBody, BlobListOptions, BlobListResult, BlobMeta, BlobObject,
+    BlobPutOptions, BlobStore, HttpMetadata, BLOB_CHUNK_BYTES, BLOB_LIST_DEFAULT_LIMIT,
+    BLOB_LIST_MAX_LIMIT, BLOB_MAX_BODY_BYTES, BLOB_MAX_BUCKET_BYTES,
     BLOB_MAX_CUSTOM_METADATA_BYTES, BLOB_MAX_DELETE_KEYS, BLOB_MAX_HTTP_METADATA_BYTES,
     BLOB_MAX_KEY_BYTES,
 };
@@ -98,8 +105,8 @@ pub use code::{
 pub use error::StoreError;
 pub use kv::{
     KvEntry, KvKey, KvListOptions, KvListResult, KvPutOptions, KvStore, KV_LIST_DEFAULT_LIMIT,
-    KV_LIST_MAX_LIMIT, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES, KV_MAX_NAMESPACE_BYTES,
-    KV_MAX_VALUE_BYTES, KV_MIN_TTL_SECS,
+    KV_LIST_MAX_LIMIT, KV_MAX_EXPIRATION, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES,
+    KV_MAX_NAMESPACE_BYTES, KV_MAX_VALUE_BYTES, KV_MIN_TTL_SECS,
 };
 pub use quota::{Quota, QuotaResource, QuotaScope, Usage, DEFAULT_QUOTA_BYTES, DEFAULT_QUOTA_KEYS};
 
@@ -112,6 +119,7 @@ pub struct Store {
     code: Arc<dyn CodeStore>,
     kv: Arc<dyn KvStore>,
     blob: Arc<dyn BlobStore>,
+    postgres: Option<postgres::PgBackend>,
 }
 
 impl Store {
@@ -142,6 +150,28 @@ impl Store {
         Ok(Self::from_redb(&RedbBackend::in_memory(clock)?))
     }
 
+    /// Connects to the PostgreSQL database at `url` with the default pool settings and the
+    /// system clock, applying schema migrations (see [`postgres::PgBackend::connect`]).
+    pub async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        Self::connect_postgres_with(url, postgres::PgOptions::default(), Arc::new(SystemClock))
+            .await
+    }
+
+    /// [`Store::connect_postgres`] with chosen pool settings and clock.
+    pub async fn connect_postgres_with(
+        url: &str,
+        options: postgres::PgOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let backend = postgres::PgBackend::connect(url, options, clock).await?;
+        Ok(Store {
+            code: Arc::new(backend.code()),
+            kv: Arc::new(backend.kv()),
+            blob: Arc::new(backend.blob()),
+            postgres: Some(backend),
+        })
+    }
+
     /// A store made of any three implementations (another backend, or test
     /// doubles).
     pub fn from_parts(
@@ -149,7 +179,12 @@ impl Store {
         kv: Arc<dyn KvStore>,
         blob: Arc<dyn BlobStore>,
     ) -> Self {
-        Store { code, kv, blob }
+        Store {
+            code,
+            kv,
+            blob,
+            postgres: None,
+        }
     }
 
     fn from_redb(backend: &RedbBackend) -> Self {
@@ -157,7 +192,13 @@ impl Store {
             code: Arc::new(backend.code()),
             kv: Arc::new(backend.kv()),
             blob: Arc::new(backend.blob()),
+            postgres: None,
         }
+    }
+
+    /// The PostgreSQL backend, when this store is one (shared by several nodes).
+    pub fn postgres(&self) -> Option<&postgres::PgBackend> {
+        self.postgres.as_ref()
     }
 
     /// The code store. Call methods through it directly, or clone the `Arc`

@@ -137,10 +137,12 @@ impl Usage {
 
 /// Bytes one stored entry counts for.
 pub(crate) fn entry_bytes(key: &str, value_len: usize, record_len: usize) -> u64 {
-    let total = key
-        .len()
-        .saturating_add(value_len)
-        .saturating_add(record_len);
+    entry_len(key.len(), value_len, record_len)
+}
+
+/// Bytes one stored entry counts for, from the three lengths.
+pub(crate) fn entry_len(key_len: usize, value_len: usize, record_len: usize) -> u64 {
+    let total = key_len.saturating_add(value_len).saturating_add(record_len);
     u64::try_from(total).unwrap_or(u64::MAX)
 }
 

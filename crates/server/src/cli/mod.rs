@@ -82,6 +82,11 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// List the live nodes of the cluster (on the embedded store: the one server).
+    Nodes {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Print a function's console output (console.log & co.) live, until Ctrl-C.
     ///
     /// Each line prints as `TIMESTAMP LEVEL message` (UTC; `[sub-id]` before the message for
@@ -108,6 +113,15 @@ struct ServeArgs {
     /// Data directory: the store and the admin token.
     #[arg(long, default_value = ".functions")]
     data: PathBuf,
+    /// A shared store for several nodes: `postgres://user:password@host:port/db`. Without
+    /// it the store is the embedded file in the data directory. A shared store requires
+    /// the admin token in FUNCTIONS_ADMIN_TOKEN (the same on every node).
+    #[arg(long, env = "FUNCTIONS_STORE", hide_env_values = true)]
+    store: Option<String>,
+    /// Most connections this node keeps to a shared store (each waits at most 5 s for a
+    /// free one before the call fails as unavailable).
+    #[arg(long, default_value_t = 16)]
+    store_connections: usize,
     /// Deploy every function in this directory at startup (each subdirectory with a
     /// function.json, and each top-level .js file).
     #[arg(long)]
@@ -300,6 +314,34 @@ impl Cli {
                 conn,
             } => call(&conn.server, &id, &method, &args, ws).await,
             Command::Logs { id, json, conn } => logs(&conn.client()?, &id, json).await,
+            Command::Nodes { conn } => {
+                let out = conn.client()?.admin("GET", "/_admin/nodes", None).await?;
+                let nodes = out["nodes"].as_array().cloned().unwrap_or_default();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                println!("ID\tADDRESS\tVERSION\tUPTIME\tISOLATES\tIN FLIGHT\tLAST SEEN");
+                for n in nodes {
+                    let ms = |k: &str| n[k].as_u64().unwrap_or(0);
+                    println!(
+                        "{}{}\t{}\t{}\t{}s\t{}\t{}\t{:.1}s ago",
+                        n["id"].as_str().unwrap_or("?"),
+                        if n["self"].as_bool() == Some(true) {
+                            "*"
+                        } else {
+                            ""
+                        },
+                        n["address"].as_str().unwrap_or("?"),
+                        n["version"].as_str().unwrap_or("?"),
+                        now.saturating_sub(ms("started_at")) / 1000,
+                        ms("resident_isolates"),
+                        ms("in_flight"),
+                        now.saturating_sub(ms("heartbeat_at")) as f64 / 1000.0,
+                    );
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -327,6 +369,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let config = Config {
         listen: args.listen,
         data_dir: args.data.clone(),
+        store_url: args.store.filter(|s| !s.is_empty()),
+        store_connections: args.store_connections,
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
         storage_quota: store::Quota {

@@ -10,6 +10,7 @@
 //! | `DELETE /_admin/functions/<id>` | `{"id", "deleted": true}` or 404 |
 //! | `POST /_admin/functions/<id>/rollback` | `{"id", "version"}` (the version now live), 404, or 409 with nothing older |
 //! | `GET /_admin/functions/<id>/logs` | live console output as NDJSON, or 404 (see [`super::logs`]) |
+//! | `GET /_admin/nodes` | `{"nodes": [{id, address, version, started_at, heartbeat_at, resident_isolates, in_flight, self}]}`: the nodes that reported within 15 s (on the embedded store, this node alone) |
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header;
@@ -132,4 +133,32 @@ pub async fn rollback(State(state): State<AppState>, Path(id): Path<String>) -> 
         Ok(version) => status::json(200, json!({ "id": id, "version": version })),
         Err(e) => status::registry_error(&e),
     }
+}
+
+/// `GET /_admin/nodes`: the live nodes of the cluster (this node alone on the embedded store).
+pub async fn nodes(State(state): State<AppState>) -> Response {
+    let me = state.node.record();
+    let nodes = match state.registry.store().postgres() {
+        None => vec![me.clone()],
+        Some(pg) => match pg.nodes(crate::node::LIVE_WITHIN).await {
+            Ok(mut nodes) => {
+                // This node is live even before its first heartbeat lands.
+                if !nodes.iter().any(|n| n.id == me.id) {
+                    nodes.push(me.clone());
+                }
+                nodes
+            }
+            Err(e) => return status::store_error(&e),
+        },
+    };
+    let nodes: Vec<serde_json::Value> = nodes
+        .into_iter()
+        .map(|n| {
+            let mine = n.id == me.id;
+            let mut v = serde_json::to_value(n).unwrap_or_default();
+            v["self"] = json!(mine);
+            v
+        })
+        .collect();
+    status::json(200, json!({ "nodes": nodes }))
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<client_addr::TrustedProxies>,
     /// Turns `true` when the server shuts down (ends the long-lived log streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// This node (for `/_admin/nodes`).
+    pub node: Arc<crate::node::Node>,
 }
 
 /// Builds the router.
@@ -63,6 +65,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         )
         .route("/_admin/functions/{id}/rollback", post(admin::rollback))
         .route("/_admin/functions/{id}/logs", get(logs::stream))
+        .route("/_admin/nodes", get(admin::nodes))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admin::require_token,
@@ -75,5 +78,6 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .fallback(fetch::handle)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(trace::layer))
+        .layer(axum::middleware::from_fn(crate::node::count_in_flight))
         .with_state(state)
 }

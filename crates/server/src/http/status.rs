@@ -12,6 +12,7 @@
 //! | malformed bundle, bad id, code that fails to load | 400 | `ManifestError` / `InvalidFunctionId` / `CheckFailed` |
 //! | rollback with no older version | 409 | `Conflict` |
 //! | a body over the size limit | 413 | `TooLarge` |
+//! | the store cannot be reached (shared database down) | 503 with `Retry-After: 1` | `StorageUnavailable` |
 //! | the store failed | 500 | `StorageError` |
 
 use axum::http::StatusCode;
@@ -78,6 +79,14 @@ pub fn host_error(e: &HostError) -> Response {
 
 /// A failed store call as a response.
 pub fn store_error(e: &StoreError) -> Response {
+    if e.is_unavailable() {
+        let mut response = error(503, "StorageUnavailable", e.to_string());
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return response;
+    }
     let (status, name) = match e {
         StoreError::InvalidFunctionId { .. } => (400, "InvalidFunctionId"),
         e if e.is_not_found() => (404, "NotFound"),

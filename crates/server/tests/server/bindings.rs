@@ -533,3 +533,37 @@ async fn a_binding_quota_is_refused_unless_positive_integers() {
         );
     }
 }
+
+#[tokio::test]
+async fn blob_body_of_several_stored_chunks_streams_out_whole_and_in_order() {
+    let b = blob();
+    let big: Vec<u8> = (0..(2 * store::BLOB_CHUNK_BYTES + 100))
+        .map(|i| (i % 253) as u8)
+        .collect();
+    b.call(
+        "put",
+        vec!["big".into(), Value::Bytes(capnweb::Bytes::new(big.clone()))],
+    )
+    .await
+    .expect("put");
+    let body = b
+        .call("get", vec!["big".into()])
+        .get("body")
+        .await
+        .expect("get");
+    let Value::Readable(body) = body else {
+        panic!("body is a stream")
+    };
+    let mut read = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = body.next().await {
+        let Value::Bytes(chunk) = chunk.expect("chunk") else {
+            panic!("bytes")
+        };
+        assert!(chunk.data.len() <= 64 * 1024, "chunks of at most 64 KiB");
+        read.extend_from_slice(&chunk.data);
+        chunks += 1;
+    }
+    assert_eq!(chunks, big.len().div_ceil(64 * 1024));
+    assert!(read == big, "{} bytes read back", read.len());
+}

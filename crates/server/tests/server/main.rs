@@ -12,3 +12,4 @@ mod logs;
 mod ops;
 mod process;
 mod rpc;
+mod shared_store;

@@ -386,6 +386,7 @@ fn every_command_has_help() {
         vec!["rollback", "--help"],
         vec!["call", "--help"],
         vec!["logs", "--help"],
+        vec!["nodes", "--help"],
     ] {
         let out = Command::new(BIN).args(&cmd).output().expect("run");
         assert!(out.status.success(), "{cmd:?}");

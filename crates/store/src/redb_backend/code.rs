@@ -6,7 +6,8 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    from_json, to_json, Shared, CODE_BUNDLES, CODE_COUNTERS, CODE_FUNCTIONS, CODE_VERSIONS,
+    blocking, from_json, to_json, Shared, CODE_BUNDLES, CODE_COUNTERS, CODE_FUNCTIONS,
+    CODE_VERSIONS,
 };
 use crate::code::{
     validate_deploy, validate_function_id, CodeStore, CodeVersion, FunctionInfo, VersionInfo,
@@ -117,8 +118,13 @@ impl RedbCodeStore {
     }
 }
 
-impl CodeStore for RedbCodeStore {
-    fn deploy(&self, id: &str, bundle: &[u8], note: Option<&str>) -> Result<u64, StoreError> {
+impl RedbCodeStore {
+    fn deploy_blocking(
+        &self,
+        id: &str,
+        bundle: &[u8],
+        note: Option<&str>,
+    ) -> Result<u64, StoreError> {
         validate_function_id(id)?;
         validate_deploy(bundle, note)?;
         let now = self.shared.clock.now_ms();
@@ -166,7 +172,7 @@ impl CodeStore for RedbCodeStore {
         Ok(version)
     }
 
-    fn live(&self, id: &str) -> Result<Option<CodeVersion>, StoreError> {
+    fn live_blocking(&self, id: &str) -> Result<Option<CodeVersion>, StoreError> {
         validate_function_id(id)?;
         let txn = self.shared.db.begin_read()?;
         let functions = txn.open_table(CODE_FUNCTIONS)?;
@@ -176,20 +182,24 @@ impl CodeStore for RedbCodeStore {
         }
     }
 
-    fn live_version(&self, id: &str) -> Result<Option<u64>, StoreError> {
+    fn live_version_blocking(&self, id: &str) -> Result<Option<u64>, StoreError> {
         validate_function_id(id)?;
         let txn = self.shared.db.begin_read()?;
         let functions = txn.open_table(CODE_FUNCTIONS)?;
         Ok(Self::function_record(&functions, id)?.map(|r| r.live))
     }
 
-    fn get_version(&self, id: &str, version: u64) -> Result<Option<CodeVersion>, StoreError> {
+    fn get_version_blocking(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<CodeVersion>, StoreError> {
         validate_function_id(id)?;
         let txn = self.shared.db.begin_read()?;
         Self::read_version(&txn, id, version)
     }
 
-    fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError> {
+    fn versions_blocking(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError> {
         validate_function_id(id)?;
         let txn = self.shared.db.begin_read()?;
         let functions = txn.open_table(CODE_FUNCTIONS)?;
@@ -213,14 +223,14 @@ impl CodeStore for RedbCodeStore {
         Ok(out)
     }
 
-    fn info(&self, id: &str) -> Result<Option<FunctionInfo>, StoreError> {
+    fn info_blocking(&self, id: &str) -> Result<Option<FunctionInfo>, StoreError> {
         validate_function_id(id)?;
         let txn = self.shared.db.begin_read()?;
         let functions = txn.open_table(CODE_FUNCTIONS)?;
         Ok(Self::function_record(&functions, id)?.map(|r| Self::info_of(id, &r)))
     }
 
-    fn list(&self) -> Result<Vec<FunctionInfo>, StoreError> {
+    fn list_blocking(&self) -> Result<Vec<FunctionInfo>, StoreError> {
         let txn = self.shared.db.begin_read()?;
         let functions = txn.open_table(CODE_FUNCTIONS)?;
         let mut out = Vec::new();
@@ -232,7 +242,7 @@ impl CodeStore for RedbCodeStore {
         Ok(out)
     }
 
-    fn rollback(&self, id: &str) -> Result<u64, StoreError> {
+    fn rollback_blocking(&self, id: &str) -> Result<u64, StoreError> {
         self.switch_live(id, |versions, record| {
             let previous = versions.range((id, 0)..(id, record.live))?.next_back();
             match previous {
@@ -245,7 +255,7 @@ impl CodeStore for RedbCodeStore {
         })
     }
 
-    fn set_live(&self, id: &str, version: u64) -> Result<(), StoreError> {
+    fn set_live_blocking(&self, id: &str, version: u64) -> Result<(), StoreError> {
         self.switch_live(id, |versions, _| {
             if versions.get((id, version))?.is_some() {
                 Ok(version)
@@ -259,7 +269,7 @@ impl CodeStore for RedbCodeStore {
         .map(|_| ())
     }
 
-    fn delete(&self, id: &str) -> Result<bool, StoreError> {
+    fn delete_blocking(&self, id: &str) -> Result<bool, StoreError> {
         validate_function_id(id)?;
         let txn = self.shared.db.begin_write()?;
         let existed = {
@@ -273,5 +283,63 @@ impl CodeStore for RedbCodeStore {
         };
         txn.commit()?;
         Ok(existed)
+    }
+}
+
+#[async_trait::async_trait]
+impl CodeStore for RedbCodeStore {
+    async fn deploy(
+        &self,
+        id: &str,
+        bundle: Vec<u8>,
+        note: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let (this, id, note) = (self.clone(), id.to_owned(), note.map(str::to_owned));
+        blocking(move || this.deploy_blocking(&id, &bundle, note.as_deref())).await
+    }
+
+    async fn live(&self, id: &str) -> Result<Option<CodeVersion>, StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.live_blocking(&id)).await
+    }
+
+    async fn live_version(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.live_version_blocking(&id)).await
+    }
+
+    async fn get_version(&self, id: &str, version: u64) -> Result<Option<CodeVersion>, StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.get_version_blocking(&id, version)).await
+    }
+
+    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.versions_blocking(&id)).await
+    }
+
+    async fn info(&self, id: &str) -> Result<Option<FunctionInfo>, StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.info_blocking(&id)).await
+    }
+
+    async fn list(&self) -> Result<Vec<FunctionInfo>, StoreError> {
+        let this = self.clone();
+        blocking(move || this.list_blocking()).await
+    }
+
+    async fn rollback(&self, id: &str) -> Result<u64, StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.rollback_blocking(&id)).await
+    }
+
+    async fn set_live(&self, id: &str, version: u64) -> Result<(), StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.set_live_blocking(&id, version)).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let (this, id) = (self.clone(), id.to_owned());
+        blocking(move || this.delete_blocking(&id)).await
     }
 }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    from_json, read_usage, to_json, write_usage, Shared, KV_META, KV_VALUES, USAGE, USAGE_KV,
+    blocking, from_json, read_usage, to_json, write_usage, Shared, KV_META, KV_VALUES, USAGE,
+    USAGE_KV,
 };
 use crate::cursor;
 use crate::error::StoreError;
@@ -99,8 +100,8 @@ impl RedbKvStore {
     }
 }
 
-impl KvStore for RedbKvStore {
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>, StoreError> {
+impl RedbKvStore {
+    fn get_blocking(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>, StoreError> {
         validate_namespace(namespace)?;
         validate_key(key)?;
         let now = self.shared.clock.now_secs();
@@ -133,7 +134,7 @@ impl KvStore for RedbKvStore {
         Ok(entry)
     }
 
-    fn put(
+    fn put_blocking(
         &self,
         namespace: &str,
         key: &str,
@@ -166,14 +167,14 @@ impl KvStore for RedbKvStore {
         Ok(())
     }
 
-    fn usage(&self, namespace: &str) -> Result<Usage, StoreError> {
+    fn usage_blocking(&self, namespace: &str) -> Result<Usage, StoreError> {
         validate_namespace(namespace)?;
         let txn = self.shared.db.begin_read()?;
         let usage = txn.open_table(USAGE)?;
         read_usage(&usage, USAGE_KV, namespace)
     }
 
-    fn delete(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
+    fn delete_blocking(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
         validate_namespace(namespace)?;
         validate_key(key)?;
         let txn = self.shared.db.begin_write()?;
@@ -187,7 +188,11 @@ impl KvStore for RedbKvStore {
         Ok(())
     }
 
-    fn list(&self, namespace: &str, options: KvListOptions) -> Result<KvListResult, StoreError> {
+    fn list_blocking(
+        &self,
+        namespace: &str,
+        options: KvListOptions,
+    ) -> Result<KvListResult, StoreError> {
         validate_namespace(namespace)?;
         let limit = list_limit(options.limit)?;
         let prefix = options.prefix.unwrap_or_default();
@@ -234,7 +239,7 @@ impl KvStore for RedbKvStore {
         })
     }
 
-    fn purge_expired(&self) -> Result<u64, StoreError> {
+    fn purge_expired_blocking(&self) -> Result<u64, StoreError> {
         let now = self.shared.clock.now_secs();
         let txn = self.shared.db.begin_write()?;
         let purged = {
@@ -257,5 +262,49 @@ impl KvStore for RedbKvStore {
         };
         txn.commit()?;
         Ok(purged)
+    }
+}
+
+#[async_trait::async_trait]
+impl KvStore for RedbKvStore {
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<KvEntry>, StoreError> {
+        let (this, namespace, key) = (self.clone(), namespace.to_owned(), key.to_owned());
+        blocking(move || this.get_blocking(&namespace, &key)).await
+    }
+
+    async fn put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+        options: KvPutOptions,
+        quota: Quota,
+    ) -> Result<(), StoreError> {
+        let (this, namespace, key) = (self.clone(), namespace.to_owned(), key.to_owned());
+        blocking(move || this.put_blocking(&namespace, &key, &value, options, quota)).await
+    }
+
+    async fn usage(&self, namespace: &str) -> Result<Usage, StoreError> {
+        let (this, namespace) = (self.clone(), namespace.to_owned());
+        blocking(move || this.usage_blocking(&namespace)).await
+    }
+
+    async fn delete(&self, namespace: &str, key: &str) -> Result<(), StoreError> {
+        let (this, namespace, key) = (self.clone(), namespace.to_owned(), key.to_owned());
+        blocking(move || this.delete_blocking(&namespace, &key)).await
+    }
+
+    async fn list(
+        &self,
+        namespace: &str,
+        options: KvListOptions,
+    ) -> Result<KvListResult, StoreError> {
+        let (this, namespace) = (self.clone(), namespace.to_owned());
+        blocking(move || this.list_blocking(&namespace, options)).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let this = self.clone();
+        blocking(move || this.purge_expired_blocking()).await
     }
 }

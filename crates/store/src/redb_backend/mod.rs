@@ -18,8 +18,9 @@
 //! | `code_counters` | id | last version issued (kept after delete) |
 //! | `kv_meta` | (namespace, key) | JSON `KvRecord` (expiration, metadata) |
 //! | `kv_values` | (namespace, key) | value bytes |
-//! | `blob_meta` | (bucket, key) | JSON `BlobRecord` |
-//! | `blob_bodies` | (bucket, key) | body bytes |
+//! | `blob_meta` | (bucket, key) | JSON `BlobRecord` (its hex `version` names its chunks) |
+//! | `blob_chunks` | (version, n) | bytes `n × 1 MiB ..` of that version's body |
+//! | `blob_uploads` | version | start time (ms) of a put whose body is still streaming in |
 //! | `usage` | ("kv" or "blob", namespace or bucket) | (bytes, keys), see `quota.rs` |
 //!
 //! Metadata and bytes are in separate tables so that listings never read
@@ -48,7 +49,8 @@ pub use kv::RedbKvStore;
 
 /// The schema version this build writes and understands.
 /// Version 2 added the `usage` table (rebuilt from the data when a version 1 file opens).
-const SCHEMA_VERSION: u64 = 2;
+/// Version 3 stores blob bodies in 1 MiB chunks (`blob_bodies` is split into `blob_chunks`).
+const SCHEMA_VERSION: u64 = 3;
 
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 const CODE_FUNCTIONS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("code_functions");
@@ -59,7 +61,10 @@ const CODE_COUNTERS: TableDefinition<'_, &str, u64> = TableDefinition::new("code
 const KV_META: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("kv_meta");
 const KV_VALUES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("kv_values");
 const BLOB_META: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("blob_meta");
+/// Schema 1 and 2 only: whole bodies, split into `blob_chunks` when such a file opens.
 const BLOB_BODIES: TableDefinition<'_, (&str, &str), &[u8]> = TableDefinition::new("blob_bodies");
+const BLOB_CHUNKS: TableDefinition<'_, (u64, u32), &[u8]> = TableDefinition::new("blob_chunks");
+const BLOB_UPLOADS: TableDefinition<'_, u64, u64> = TableDefinition::new("blob_uploads");
 const USAGE: TableDefinition<'_, (&str, &str), (u64, u64)> = TableDefinition::new("usage");
 /// `usage` row scopes.
 const USAGE_KV: &str = "kv";
@@ -135,8 +140,11 @@ impl RedbBackend {
                     });
                 }
                 Some(SCHEMA_VERSION) => {}
-                Some(_) => {
-                    rebuild_usage(&txn)?;
+                Some(found) => {
+                    if found < 2 {
+                        rebuild_usage(&txn)?;
+                    }
+                    split_bodies_into_chunks(&txn)?;
                     meta.insert("schema_version", SCHEMA_VERSION)?;
                 }
                 None => {
@@ -150,8 +158,9 @@ impl RedbBackend {
             txn.open_table(KV_META)?;
             txn.open_table(KV_VALUES)?;
             txn.open_table(BLOB_META)?;
-            txn.open_table(BLOB_BODIES)?;
+            txn.open_table(BLOB_CHUNKS)?;
             txn.open_table(USAGE)?;
+            abandon_uploads(&txn)?;
         }
         txn.commit()?;
         Ok(RedbBackend {
@@ -173,6 +182,15 @@ impl RedbBackend {
     pub fn blob(&self) -> RedbBlobStore {
         RedbBlobStore::new(Arc::clone(&self.shared))
     }
+}
+
+/// Runs a blocking redb call on tokio's blocking pool (every write waits for an fsync).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -239,6 +257,46 @@ fn rebuild_usage(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     let mut usage = txn.open_table(USAGE)?;
     for ((scope, name), u) in totals {
         write_usage(&mut usage, scope, &name, u)?;
+    }
+    Ok(())
+}
+
+/// Schema 2 to 3: each whole body in `blob_bodies` becomes chunks of its object's version.
+fn split_bodies_into_chunks(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    {
+        let metas = txn.open_table(BLOB_META)?;
+        let bodies = txn.open_table(BLOB_BODIES)?;
+        let mut chunks = txn.open_table(BLOB_CHUNKS)?;
+        for entry in metas.iter()? {
+            let (k, v) = entry?;
+            let (bucket, key) = k.value();
+            let record: crate::blob::BlobRecord = from_json(v.value(), "blob record")?;
+            let version = record.chunk_version()?;
+            if let Some(body) = bodies.get((bucket, key))? {
+                for (seq, chunk) in body.value().chunks(crate::BLOB_CHUNK_BYTES).enumerate() {
+                    let seq = u32::try_from(seq)
+                        .map_err(|_| StoreError::corrupt("blob body has too many chunks"))?;
+                    chunks.insert((version, seq), chunk)?;
+                }
+            }
+        }
+    }
+    txn.delete_table(BLOB_BODIES)?;
+    Ok(())
+}
+
+/// Deletes the chunks of every upload still pending: at open, no put is running, so these
+/// are puts a crash interrupted before they were acknowledged.
+fn abandon_uploads(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut uploads = txn.open_table(BLOB_UPLOADS)?;
+    let mut chunks = txn.open_table(BLOB_CHUNKS)?;
+    let pending: Vec<u64> = uploads
+        .iter()?
+        .map(|e| e.map(|(k, _)| k.value()))
+        .collect::<Result<_, _>>()?;
+    for version in pending {
+        chunks.retain_in((version, 0)..=(version, u32::MAX), |_, _| false)?;
+        uploads.remove(version)?;
     }
     Ok(())
 }

@@ -1,29 +1,34 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::StreamExt;
 use store::{
-    BlobListOptions, BlobPutOptions, HttpMetadata, Quota, StoreError,
+    BlobListOptions, BlobPutOptions, HttpMetadata, Quota, StoreError, BLOB_CHUNK_BYTES,
     BLOB_MAX_CUSTOM_METADATA_BYTES, BLOB_MAX_DELETE_KEYS, BLOB_MAX_KEY_BYTES,
 };
 
-use crate::{store_with_clock, T0_MS};
+use store::{ManualClock, Store};
 
-fn put_plain(store: &store::Store, bucket: &str, key: &str) {
+use crate::{body, get_whole, T0_MS};
+
+async fn put_plain(store: &store::Store, bucket: &str, key: &str) {
     store
         .blob()
         .put(
             bucket,
             key,
-            key.as_bytes(),
+            body(key.as_bytes()),
             BlobPutOptions::default(),
             Quota::default(),
         )
+        .await
         .expect("put");
 }
 
-#[test]
-fn blob_put_get_head_round_trip_with_metadata_and_md5_etag() {
-    let (store, _) = store_with_clock();
+async fn blob_put_get_head_round_trip_with_metadata_and_md5_etag(
+    store: Store,
+    _clock: ManualClock,
+) {
     let blob = store.blob();
     let options = BlobPutOptions {
         http_metadata: HttpMetadata {
@@ -37,10 +42,11 @@ fn blob_put_get_head_round_trip_with_metadata_and_md5_etag() {
         .put(
             "assets",
             "docs/hello.txt",
-            b"hello",
+            body(b"hello"),
             options.clone(),
             Quota::default(),
         )
+        .await
         .expect("put");
     assert_eq!(put.key, "docs/hello.txt");
     assert_eq!(put.size, 5);
@@ -52,74 +58,82 @@ fn blob_put_get_head_round_trip_with_metadata_and_md5_etag() {
     assert_eq!(put.http_metadata, options.http_metadata);
     assert_eq!(put.custom_metadata, options.custom_metadata);
 
-    let (meta, body) = blob
-        .get("assets", "docs/hello.txt")
+    let (meta, body) = get_whole(blob, "assets", "docs/hello.txt")
+        .await
         .expect("get")
         .expect("present");
     assert_eq!(body, b"hello");
     assert_eq!(meta, put);
     assert_eq!(
-        blob.head("assets", "docs/hello.txt").expect("head"),
+        blob.head("assets", "docs/hello.txt").await.expect("head"),
         Some(put)
     );
-    assert_eq!(blob.get("assets", "docs/other.txt").expect("get"), None);
     assert_eq!(
-        blob.head("other-bucket", "docs/hello.txt").expect("head"),
+        get_whole(blob, "assets", "docs/other.txt")
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        blob.head("other-bucket", "docs/hello.txt")
+            .await
+            .expect("head"),
         None
     );
 }
 
-#[test]
-fn blob_put_overwrites_and_gives_a_new_version() {
-    let (store, clock) = store_with_clock();
+async fn blob_put_overwrites_and_gives_a_new_version(store: Store, clock: ManualClock) {
     let blob = store.blob();
     let first = blob
         .put(
             "b",
             "k",
-            b"one",
+            body(b"one"),
             BlobPutOptions::default(),
             Quota::default(),
         )
+        .await
         .expect("put");
     clock.advance(Duration::from_secs(1));
     let second = blob
         .put(
             "b",
             "k",
-            b"two!",
+            body(b"two!"),
             BlobPutOptions::default(),
             Quota::default(),
         )
+        .await
         .expect("put");
     assert_ne!(first.version, second.version);
     assert_ne!(first.etag, second.etag);
-    let (meta, body) = blob.get("b", "k").expect("get").expect("present");
+    let (meta, body) = get_whole(blob, "b", "k")
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(body, b"two!");
     assert_eq!(meta.size, 4);
     assert_eq!(meta.uploaded, T0_MS + 1_000);
 }
 
-#[test]
-fn blob_delete_removes_named_keys_and_skips_absent_ones() {
-    let (store, _) = store_with_clock();
+async fn blob_delete_removes_named_keys_and_skips_absent_ones(store: Store, _clock: ManualClock) {
     for key in ["a", "b", "c"] {
-        put_plain(&store, "bucket", key);
+        put_plain(&store, "bucket", key).await;
     }
     let blob = store.blob();
     assert_eq!(
-        blob.delete("bucket", &["a", "c", "zzz"]).expect("delete"),
+        blob.delete("bucket", &["a", "c", "zzz"])
+            .await
+            .expect("delete"),
         2
     );
-    assert_eq!(blob.get("bucket", "a").expect("get"), None);
-    assert!(blob.get("bucket", "b").expect("get").is_some());
-    assert_eq!(blob.head("bucket", "c").expect("head"), None);
-    assert_eq!(blob.delete("bucket", &[]).expect("delete nothing"), 0);
+    assert_eq!(get_whole(blob, "bucket", "a").await.expect("get"), None);
+    assert!(get_whole(blob, "bucket", "b").await.expect("get").is_some());
+    assert_eq!(blob.head("bucket", "c").await.expect("head"), None);
+    assert_eq!(blob.delete("bucket", &[]).await.expect("delete nothing"), 0);
 }
 
-#[test]
-fn blob_list_with_delimiter_rolls_up_common_prefixes() {
-    let (store, _) = store_with_clock();
+async fn blob_list_with_delimiter_rolls_up_common_prefixes(store: Store, _clock: ManualClock) {
     for key in [
         "photos/2024/a.jpg",
         "photos/2024/b.jpg",
@@ -130,9 +144,9 @@ fn blob_list_with_delimiter_rolls_up_common_prefixes() {
         "videos/x.mp4",
         "root.txt",
     ] {
-        put_plain(&store, "media", key);
+        put_plain(&store, "media", key).await;
     }
-    put_plain(&store, "other", "photos/elsewhere.jpg");
+    put_plain(&store, "other", "photos/elsewhere.jpg").await;
     let blob = store.blob();
 
     let top = blob
@@ -143,6 +157,7 @@ fn blob_list_with_delimiter_rolls_up_common_prefixes() {
                 ..BlobListOptions::default()
             },
         )
+        .await
         .expect("list");
     let names: Vec<&str> = top.objects.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(names, ["photosynthesis.txt", "root.txt"]);
@@ -159,6 +174,7 @@ fn blob_list_with_delimiter_rolls_up_common_prefixes() {
                 ..BlobListOptions::default()
             },
         )
+        .await
         .expect("list");
     let names: Vec<&str> = photos.objects.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(names, ["photos/cover.jpg", "photos/readme"]);
@@ -173,6 +189,7 @@ fn blob_list_with_delimiter_rolls_up_common_prefixes() {
                 ..BlobListOptions::default()
             },
         )
+        .await
         .expect("list");
     assert_eq!(
         flat.objects.len(),
@@ -182,20 +199,21 @@ fn blob_list_with_delimiter_rolls_up_common_prefixes() {
     assert!(flat.delimited_prefixes.is_empty());
 }
 
-#[test]
-fn blob_list_pagination_with_delimiter_returns_each_entry_once() {
-    let (store, _) = store_with_clock();
+async fn blob_list_pagination_with_delimiter_returns_each_entry_once(
+    store: Store,
+    _clock: ManualClock,
+) {
     let mut expected_objects = BTreeSet::new();
     let mut expected_prefixes = BTreeSet::new();
     for dir in 0..7 {
         for file in 0..4 {
-            put_plain(&store, "b", &format!("d{dir}/f{file}"));
+            put_plain(&store, "b", &format!("d{dir}/f{file}")).await;
         }
         expected_prefixes.insert(format!("d{dir}/"));
     }
     for file in 0..9 {
         let key = format!("e{file}");
-        put_plain(&store, "b", &key);
+        put_plain(&store, "b", &key).await;
         expected_objects.insert(key);
     }
 
@@ -215,6 +233,7 @@ fn blob_list_pagination_with_delimiter_returns_each_entry_once() {
                     ..BlobListOptions::default()
                 },
             )
+            .await
             .expect("list");
         assert!(page.objects.len() + page.delimited_prefixes.len() <= 3);
         objects.extend(page.objects.into_iter().map(|o| o.key));
@@ -229,14 +248,15 @@ fn blob_list_pagination_with_delimiter_returns_each_entry_once() {
     assert_eq!(objects, expected_objects.into_iter().collect::<Vec<_>>());
 }
 
-#[test]
-fn blob_list_pagination_without_delimiter_returns_every_key_once() {
-    let (store, _) = store_with_clock();
+async fn blob_list_pagination_without_delimiter_returns_every_key_once(
+    store: Store,
+    _clock: ManualClock,
+) {
     let expected: Vec<String> = (0..25).map(|i| format!("logs/{i:03}")).collect();
     for key in &expected {
-        put_plain(&store, "b", key);
+        put_plain(&store, "b", key).await;
     }
-    put_plain(&store, "b", "zz-not-logs");
+    put_plain(&store, "b", "zz-not-logs").await;
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
@@ -251,6 +271,7 @@ fn blob_list_pagination_without_delimiter_returns_every_key_once() {
                     ..BlobListOptions::default()
                 },
             )
+            .await
             .expect("list");
         seen.extend(page.objects.into_iter().map(|o| o.key));
         if !page.truncated {
@@ -261,12 +282,17 @@ fn blob_list_pagination_without_delimiter_returns_every_key_once() {
     assert_eq!(seen, expected);
 }
 
-#[test]
-fn blob_limits_are_rejected_with_clear_errors() {
-    let (store, _) = store_with_clock();
+async fn blob_limits_are_rejected_with_clear_errors(store: Store, _clock: ManualClock) {
     let blob = store.blob();
     let err = blob
-        .put("b", "", b"x", BlobPutOptions::default(), Quota::default())
+        .put(
+            "b",
+            "",
+            body(b"x"),
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
+        .await
         .expect_err("empty key");
     assert!(matches!(err, StoreError::InvalidKey { .. }), "{err}");
     let long = "k".repeat(BLOB_MAX_KEY_BYTES + 1);
@@ -274,10 +300,11 @@ fn blob_limits_are_rejected_with_clear_errors() {
         .put(
             "b",
             &long,
-            b"x",
+            body(b"x"),
             BlobPutOptions::default(),
             Quota::default(),
         )
+        .await
         .expect_err("long key");
     assert!(
         err.to_string()
@@ -285,7 +312,14 @@ fn blob_limits_are_rejected_with_clear_errors() {
         "{err}"
     );
     let err = blob
-        .put("", "k", b"x", BlobPutOptions::default(), Quota::default())
+        .put(
+            "",
+            "k",
+            body(b"x"),
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
+        .await
         .expect_err("empty bucket");
     assert!(matches!(err, StoreError::InvalidBucket { .. }), "{err}");
 
@@ -297,7 +331,8 @@ fn blob_limits_are_rejected_with_clear_errors() {
         ..BlobPutOptions::default()
     };
     let err = blob
-        .put("b", "k", b"x", options, Quota::default())
+        .put("b", "k", body(b"x"), options, Quota::default())
+        .await
         .expect_err("big metadata");
     assert!(
         matches!(
@@ -314,7 +349,7 @@ fn blob_limits_are_rejected_with_clear_errors() {
         .map(|i| format!("k{i}"))
         .collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let err = blob.delete("b", &refs).expect_err("too many keys");
+    let err = blob.delete("b", &refs).await.expect_err("too many keys");
     assert!(
         matches!(
             err,
@@ -334,6 +369,7 @@ fn blob_limits_are_rejected_with_clear_errors() {
                 ..BlobListOptions::default()
             },
         )
+        .await
         .expect_err("limit 0");
     assert!(matches!(err, StoreError::InvalidListLimit { .. }), "{err}");
     let err = blob
@@ -344,11 +380,191 @@ fn blob_limits_are_rejected_with_clear_errors() {
                 ..BlobListOptions::default()
             },
         )
+        .await
         .expect_err("bad cursor");
     assert!(matches!(err, StoreError::InvalidCursor), "{err}");
     assert!(blob
         .list("b", BlobListOptions::default())
+        .await
         .expect("list")
         .objects
         .is_empty());
 }
+
+/// A body of `len` bytes (a repeating pattern) sent in pieces of `piece` bytes.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+fn pieces(data: &[u8], piece: usize) -> store::BlobBody {
+    let chunks: Vec<Result<bytes::Bytes, StoreError>> = data
+        .chunks(piece)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    futures::stream::iter(chunks).boxed()
+}
+
+async fn blob_large_body_streams_in_and_out_in_chunks(store: Store, _clock: ManualClock) {
+    let blob = store.blob();
+    let data = pattern(2 * BLOB_CHUNK_BYTES + 12_345);
+    let meta = blob
+        .put(
+            "b",
+            "big",
+            pieces(&data, 300_000),
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
+        .await
+        .expect("put");
+    assert_eq!(meta.size, data.len() as u64);
+    let expected_etag = {
+        use md5::Digest;
+        md5::Md5::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(meta.etag, expected_etag);
+    let object = blob.get("b", "big").await.expect("get").expect("present");
+    assert_eq!(object.meta, meta);
+    let chunks: Vec<bytes::Bytes> = object.body.map(|c| c.expect("chunk")).collect().await;
+    assert_eq!(chunks.len(), 3, "read back in stored chunks of 1 MiB");
+    assert!(chunks.iter().all(|c| c.len() <= BLOB_CHUNK_BYTES));
+    assert!(
+        chunks.concat() == data,
+        "the body read back is the body written"
+    );
+    // The same body in one piece.
+    blob.put(
+        "b",
+        "one-piece",
+        body(&data),
+        BlobPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    let (_, read) = get_whole(blob, "b", "one-piece")
+        .await
+        .expect("get")
+        .expect("present");
+    assert!(
+        read == data,
+        "one piece: the body read back is the body written"
+    );
+    // An empty body is an object too.
+    blob.put(
+        "b",
+        "empty",
+        body(b""),
+        BlobPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("put empty");
+    let (meta, bytes) = get_whole(blob, "b", "empty")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!((meta.size, bytes.len()), (0, 0));
+}
+
+async fn blob_put_whose_body_fails_keeps_the_old_object(store: Store, _clock: ManualClock) {
+    let blob = store.blob();
+    blob.put(
+        "b",
+        "k",
+        body(b"old"),
+        BlobPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    let usage = blob.usage("b").await.expect("usage");
+    let failing = futures::stream::iter(vec![
+        Ok(bytes::Bytes::from(vec![1u8; BLOB_CHUNK_BYTES + 10])),
+        Err(StoreError::Unavailable("the client went away".into())),
+    ])
+    .boxed();
+    let err = blob
+        .put(
+            "b",
+            "k",
+            failing,
+            BlobPutOptions::default(),
+            Quota::default(),
+        )
+        .await
+        .expect_err("the body failed");
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let (_, bytes) = get_whole(blob, "b", "k")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(bytes, b"old");
+    assert_eq!(blob.usage("b").await.expect("usage"), usage);
+}
+
+async fn blob_body_read_after_its_object_was_replaced_ends_with_an_error(
+    store: Store,
+    _clock: ManualClock,
+) {
+    let blob = store.blob();
+    let first = pattern(2 * BLOB_CHUNK_BYTES);
+    blob.put(
+        "b",
+        "k",
+        pieces(&first, BLOB_CHUNK_BYTES),
+        BlobPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    let mut reader = blob
+        .get("b", "k")
+        .await
+        .expect("get")
+        .expect("present")
+        .body;
+    let head = reader.next().await.expect("first chunk").expect("ok");
+    assert_eq!(&head[..], &first[..BLOB_CHUNK_BYTES]);
+    let second = vec![9u8; 2 * BLOB_CHUNK_BYTES];
+    blob.put(
+        "b",
+        "k",
+        pieces(&second, BLOB_CHUNK_BYTES),
+        BlobPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("replace");
+    let err = reader
+        .next()
+        .await
+        .expect("an item")
+        .expect_err("the old version is gone");
+    assert!(matches!(err, StoreError::ObjectChanged { .. }), "{err}");
+    assert!(
+        reader.next().await.is_none(),
+        "the stream ends after the error"
+    );
+    let (_, bytes) = get_whole(blob, "b", "k")
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(bytes, second, "never a mix of the two");
+}
+
+crate::on_both_backends!(
+    blob_large_body_streams_in_and_out_in_chunks,
+    blob_put_whose_body_fails_keeps_the_old_object,
+    blob_body_read_after_its_object_was_replaced_ends_with_an_error,
+    blob_put_get_head_round_trip_with_metadata_and_md5_etag,
+    blob_put_overwrites_and_gives_a_new_version,
+    blob_delete_removes_named_keys_and_skips_absent_ones,
+    blob_list_with_delimiter_rolls_up_common_prefixes,
+    blob_list_pagination_with_delimiter_returns_each_entry_once,
+    blob_list_pagination_without_delimiter_returns_every_key_once,
+    blob_limits_are_rejected_with_clear_errors,
+);

@@ -7,7 +7,9 @@ use store::{
     KV_MAX_VALUE_BYTES,
 };
 
-use crate::{store_with_clock, T0_MS};
+use store::{ManualClock, Store};
+
+use crate::T0_MS;
 
 const NOW_SECS: u64 = T0_MS / 1000;
 
@@ -18,118 +20,157 @@ fn ttl(secs: u64) -> KvPutOptions {
     }
 }
 
-#[test]
-fn kv_put_then_get_returns_value_and_metadata() {
-    let (store, _) = store_with_clock();
+async fn kv_put_then_get_returns_value_and_metadata(store: Store, _clock: ManualClock) {
     let kv = store.kv();
     let options = KvPutOptions {
         metadata: Some(json!({"owner": "alice", "n": 3})),
         ..KvPutOptions::default()
     };
-    kv.put("NS", "greeting", b"hello", options, Quota::default())
-        .expect("put");
-    let entry = kv.get("NS", "greeting").expect("get").expect("present");
+    kv.put(
+        "NS",
+        "greeting",
+        b"hello".to_vec(),
+        options,
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    let entry = kv
+        .get("NS", "greeting")
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(entry.value, b"hello");
     assert_eq!(entry.metadata, Some(json!({"owner": "alice", "n": 3})));
     assert_eq!(entry.expiration, None);
-    assert_eq!(kv.get("NS", "missing").expect("get"), None);
+    assert_eq!(kv.get("NS", "missing").await.expect("get"), None);
 
     kv.put(
         "NS",
         "greeting",
-        b"bye",
+        b"bye".to_vec(),
         KvPutOptions::default(),
         Quota::default(),
     )
+    .await
     .expect("overwrite");
-    let entry = kv.get("NS", "greeting").expect("get").expect("present");
+    let entry = kv
+        .get("NS", "greeting")
+        .await
+        .expect("get")
+        .expect("present");
     assert_eq!(entry.value, b"bye");
     assert_eq!(entry.metadata, None, "overwrite replaces metadata too");
 }
 
-#[test]
-fn kv_namespaces_are_isolated() {
-    let (store, _) = store_with_clock();
+async fn kv_namespaces_are_isolated(store: Store, _clock: ManualClock) {
     let kv = store.kv();
-    kv.put("A", "k", b"a", KvPutOptions::default(), Quota::default())
-        .expect("put");
-    kv.put("B", "k", b"b", KvPutOptions::default(), Quota::default())
-        .expect("put");
-    assert_eq!(kv.get("A", "k").expect("get").expect("a").value, b"a");
-    assert_eq!(kv.get("B", "k").expect("get").expect("b").value, b"b");
-    kv.delete("A", "k").expect("delete");
-    assert_eq!(kv.get("A", "k").expect("get"), None);
-    assert!(kv.get("B", "k").expect("get").is_some());
-    let listed = kv.list("B", KvListOptions::default()).expect("list");
+    kv.put(
+        "A",
+        "k",
+        b"a".to_vec(),
+        KvPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    kv.put(
+        "B",
+        "k",
+        b"b".to_vec(),
+        KvPutOptions::default(),
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    assert_eq!(kv.get("A", "k").await.expect("get").expect("a").value, b"a");
+    assert_eq!(kv.get("B", "k").await.expect("get").expect("b").value, b"b");
+    kv.delete("A", "k").await.expect("delete");
+    assert_eq!(kv.get("A", "k").await.expect("get"), None);
+    assert!(kv.get("B", "k").await.expect("get").is_some());
+    let listed = kv.list("B", KvListOptions::default()).await.expect("list");
     assert_eq!(listed.keys.len(), 1);
 }
 
-#[test]
-fn kv_delete_of_an_absent_key_is_not_an_error() {
-    let (store, _) = store_with_clock();
-    store.kv().delete("NS", "never-was").expect("delete absent");
+async fn kv_delete_of_an_absent_key_is_not_an_error(store: Store, _clock: ManualClock) {
+    store
+        .kv()
+        .delete("NS", "never-was")
+        .await
+        .expect("delete absent");
 }
 
-#[test]
-fn kv_entry_expires_after_its_ttl_without_sleeping() {
-    let (store, clock) = store_with_clock();
+async fn kv_entry_expires_after_its_ttl_without_sleeping(store: Store, clock: ManualClock) {
     let kv = store.kv();
-    kv.put("NS", "session", b"token", ttl(60), Quota::default())
-        .expect("put");
-    let entry = kv.get("NS", "session").expect("get").expect("fresh");
+    kv.put(
+        "NS",
+        "session",
+        b"token".to_vec(),
+        ttl(60),
+        Quota::default(),
+    )
+    .await
+    .expect("put");
+    let entry = kv.get("NS", "session").await.expect("get").expect("fresh");
     assert_eq!(entry.expiration, Some(NOW_SECS + 60));
 
     clock.advance(Duration::from_secs(59));
     assert!(
-        kv.get("NS", "session").expect("get").is_some(),
+        kv.get("NS", "session").await.expect("get").is_some(),
         "alive at 59 s"
     );
     clock.advance(Duration::from_secs(1));
-    assert_eq!(kv.get("NS", "session").expect("get"), None, "gone at 60 s");
-    let listed = kv.list("NS", KvListOptions::default()).expect("list");
+    assert_eq!(
+        kv.get("NS", "session").await.expect("get"),
+        None,
+        "gone at 60 s"
+    );
+    let listed = kv.list("NS", KvListOptions::default()).await.expect("list");
     assert!(listed.keys.is_empty(), "expired keys are not listed");
 }
 
-#[test]
-fn kv_absolute_expiration_hides_the_entry_once_reached() {
-    let (store, clock) = store_with_clock();
+async fn kv_absolute_expiration_hides_the_entry_once_reached(store: Store, clock: ManualClock) {
     let kv = store.kv();
     let options = KvPutOptions {
         expiration: Some(NOW_SECS + 3600),
         ..KvPutOptions::default()
     };
-    kv.put("NS", "k", b"v", options, Quota::default())
+    kv.put("NS", "k", b"v".to_vec(), options, Quota::default())
+        .await
         .expect("put");
     clock.set_ms((NOW_SECS + 3599) * 1000);
-    assert!(kv.get("NS", "k").expect("get").is_some());
+    assert!(kv.get("NS", "k").await.expect("get").is_some());
     clock.set_ms((NOW_SECS + 3600) * 1000);
-    assert_eq!(kv.get("NS", "k").expect("get"), None);
+    assert_eq!(kv.get("NS", "k").await.expect("get"), None);
 }
 
-#[test]
-fn kv_expired_entry_is_deleted_lazily_and_stays_gone_if_time_goes_back() {
-    let (store, clock) = store_with_clock();
+async fn kv_expired_entry_is_deleted_lazily_and_stays_gone_if_time_goes_back(
+    store: Store,
+    clock: ManualClock,
+) {
     let kv = store.kv();
-    kv.put("NS", "k", b"v", ttl(60), Quota::default())
+    kv.put("NS", "k", b"v".to_vec(), ttl(60), Quota::default())
+        .await
         .expect("put");
     clock.advance(Duration::from_secs(120));
-    assert_eq!(kv.get("NS", "k").expect("get"), None);
+    assert_eq!(kv.get("NS", "k").await.expect("get"), None);
     // The get deleted it: even a clock stepped back cannot revive it.
     clock.set_ms(T0_MS);
-    assert_eq!(kv.get("NS", "k").expect("get"), None);
+    assert_eq!(kv.get("NS", "k").await.expect("get"), None);
 }
 
-#[test]
-fn kv_list_deletes_expired_entries_it_passes() {
-    let (store, clock) = store_with_clock();
+async fn kv_list_deletes_expired_entries_it_passes(store: Store, clock: ManualClock) {
     let kv = store.kv();
-    kv.put("NS", "short", b"v", ttl(60), Quota::default())
+    kv.put("NS", "short", b"v".to_vec(), ttl(60), Quota::default())
+        .await
         .expect("put");
-    kv.put("NS", "long", b"v", ttl(3600), Quota::default())
+    kv.put("NS", "long", b"v".to_vec(), ttl(3600), Quota::default())
+        .await
         .expect("put");
     clock.advance(Duration::from_secs(61));
     let names: Vec<String> = kv
         .list("NS", KvListOptions::default())
+        .await
         .expect("list")
         .keys
         .into_iter()
@@ -137,58 +178,80 @@ fn kv_list_deletes_expired_entries_it_passes() {
         .collect();
     assert_eq!(names, ["long"]);
     clock.set_ms(T0_MS);
-    assert_eq!(kv.get("NS", "short").expect("get"), None, "list swept it");
-    assert!(kv.get("NS", "long").expect("get").is_some());
+    assert_eq!(
+        kv.get("NS", "short").await.expect("get"),
+        None,
+        "list swept it"
+    );
+    assert!(kv.get("NS", "long").await.expect("get").is_some());
 }
 
-#[test]
-fn kv_purge_expired_removes_only_expired_entries() {
-    let (store, clock) = store_with_clock();
+async fn kv_purge_expired_removes_only_expired_entries(store: Store, clock: ManualClock) {
     let kv = store.kv();
-    kv.put("A", "old", b"v", ttl(60), Quota::default())
+    kv.put("A", "old", b"v".to_vec(), ttl(60), Quota::default())
+        .await
         .expect("put");
-    kv.put("B", "old", b"v", ttl(60), Quota::default())
+    kv.put("B", "old", b"v".to_vec(), ttl(60), Quota::default())
+        .await
         .expect("put");
-    kv.put("A", "new", b"v", ttl(600), Quota::default())
+    kv.put("A", "new", b"v".to_vec(), ttl(600), Quota::default())
+        .await
         .expect("put");
     kv.put(
         "A",
         "forever",
-        b"v",
+        b"v".to_vec(),
         KvPutOptions::default(),
         Quota::default(),
     )
+    .await
     .expect("put");
     clock.advance(Duration::from_secs(300));
-    assert_eq!(kv.purge_expired().expect("purge"), 2);
-    assert_eq!(kv.purge_expired().expect("purge again"), 0);
-    assert!(kv.get("A", "new").expect("get").is_some());
-    assert!(kv.get("A", "forever").expect("get").is_some());
+    assert_eq!(kv.purge_expired().await.expect("purge"), 2);
+    assert_eq!(kv.purge_expired().await.expect("purge again"), 0);
+    assert!(kv.get("A", "new").await.expect("get").is_some());
+    assert!(kv.get("A", "forever").await.expect("get").is_some());
 }
 
-#[test]
-fn kv_list_pagination_with_prefix_and_cursor_returns_every_key_exactly_once() {
-    let (store, _) = store_with_clock();
+async fn kv_list_pagination_with_prefix_and_cursor_returns_every_key_exactly_once(
+    store: Store,
+    _clock: ManualClock,
+) {
     let kv = store.kv();
     let mut expected = BTreeSet::new();
     for i in 0..257 {
         let key = format!("user:{i:04}");
-        kv.put("NS", &key, b"x", KvPutOptions::default(), Quota::default())
-            .expect("put");
+        kv.put(
+            "NS",
+            &key,
+            b"x".to_vec(),
+            KvPutOptions::default(),
+            Quota::default(),
+        )
+        .await
+        .expect("put");
         expected.insert(key);
     }
     // Keys around the prefix that must not appear.
     for key in ["user", "user;", "usea:1", "admin:1", "v"] {
-        kv.put("NS", key, b"x", KvPutOptions::default(), Quota::default())
-            .expect("put");
+        kv.put(
+            "NS",
+            key,
+            b"x".to_vec(),
+            KvPutOptions::default(),
+            Quota::default(),
+        )
+        .await
+        .expect("put");
     }
     kv.put(
         "OTHER",
         "user:9999",
-        b"x",
+        b"x".to_vec(),
         KvPutOptions::default(),
         Quota::default(),
     )
+    .await
     .expect("put");
 
     let mut seen = Vec::new();
@@ -204,6 +267,7 @@ fn kv_list_pagination_with_prefix_and_cursor_returns_every_key_exactly_once() {
                     limit: Some(50),
                 },
             )
+            .await
             .expect("list");
         pages += 1;
         assert!(page.keys.len() <= 50);
@@ -220,21 +284,21 @@ fn kv_list_pagination_with_prefix_and_cursor_returns_every_key_exactly_once() {
     assert_eq!(seen, sorted, "every key once, in byte order");
 }
 
-#[test]
-fn kv_list_orders_keys_by_bytes_and_reports_metadata() {
-    let (store, _) = store_with_clock();
+async fn kv_list_orders_keys_by_bytes_and_reports_metadata(store: Store, _clock: ManualClock) {
     let kv = store.kv();
     for key in ["b", "a", "B", "é", "a0"] {
         let options = KvPutOptions {
             metadata: Some(json!({ "k": key })),
             ..KvPutOptions::default()
         };
-        kv.put("NS", key, b"", options, Quota::default())
+        kv.put("NS", key, b"".to_vec(), options, Quota::default())
+            .await
             .expect("put");
     }
-    kv.put("NS", "ttl", b"", ttl(100), Quota::default())
+    kv.put("NS", "ttl", b"".to_vec(), ttl(100), Quota::default())
+        .await
         .expect("put");
-    let page = kv.list("NS", KvListOptions::default()).expect("list");
+    let page = kv.list("NS", KvListOptions::default()).await.expect("list");
     let names: Vec<&str> = page.keys.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(names, ["B", "a", "a0", "b", "ttl", "é"]);
     assert_eq!(page.keys[0].metadata, Some(json!({"k": "B"})));
@@ -242,22 +306,28 @@ fn kv_list_orders_keys_by_bytes_and_reports_metadata() {
     assert!(page.list_complete);
 }
 
-#[test]
-fn kv_limits_are_rejected_with_clear_errors() {
-    let (store, _) = store_with_clock();
+async fn kv_limits_are_rejected_with_clear_errors(store: Store, _clock: ManualClock) {
     let kv = store.kv();
-    let put = |key: &str, value: &[u8], options: KvPutOptions| {
-        kv.put("NS", key, value, options, Quota::default())
+    let put = |key: String, value: &[u8], options: KvPutOptions| {
+        let kv = kv.clone();
+        let value = value.to_vec();
+        async move { kv.put("NS", &key, value, options, Quota::default()).await }
     };
 
-    let err = put("", b"v", KvPutOptions::default()).expect_err("empty key");
+    let err = put("".to_owned(), b"v", KvPutOptions::default())
+        .await
+        .expect_err("empty key");
     assert!(err.to_string().contains("must not be empty"), "{err}");
     for dots in [".", ".."] {
-        let err = put(dots, b"v", KvPutOptions::default()).expect_err("dot key");
+        let err = put(dots.to_owned(), b"v", KvPutOptions::default())
+            .await
+            .expect_err("dot key");
         assert!(err.to_string().contains("must not be `.` or `..`"), "{err}");
     }
     let long_key = "k".repeat(KV_MAX_KEY_BYTES + 1);
-    let err = put(&long_key, b"v", KvPutOptions::default()).expect_err("long key");
+    let err = put(long_key.clone(), b"v", KvPutOptions::default())
+        .await
+        .expect_err("long key");
     assert!(
         err.to_string()
             .contains("513 bytes exceeds the limit of 512"),
@@ -267,10 +337,17 @@ fn kv_limits_are_rejected_with_clear_errors() {
         err.to_string().len() < 300,
         "error does not echo the whole key"
     );
-    put(&"k".repeat(KV_MAX_KEY_BYTES), b"v", KvPutOptions::default()).expect("512 bytes is fine");
-    assert!(kv.get("NS", &long_key).is_err(), "get validates keys too");
+    put("k".repeat(KV_MAX_KEY_BYTES), b"v", KvPutOptions::default())
+        .await
+        .expect("512 bytes is fine");
+    assert!(
+        kv.get("NS", &long_key).await.is_err(),
+        "get validates keys too"
+    );
 
-    let err = put("k", b"v", ttl(59)).expect_err("short ttl");
+    let err = put("k".to_owned(), b"v", ttl(59))
+        .await
+        .expect_err("short ttl");
     assert!(
         matches!(err, StoreError::InvalidExpirationTtl { ttl: 59, .. }),
         "{err}"
@@ -281,13 +358,15 @@ fn kv_limits_are_rejected_with_clear_errors() {
         expiration: Some(NOW_SECS - 1),
         ..KvPutOptions::default()
     };
-    let err = put("k", b"v", past).expect_err("past expiration");
+    let err = put("k".to_owned(), b"v", past)
+        .await
+        .expect_err("past expiration");
     assert!(matches!(err, StoreError::InvalidExpiration { .. }), "{err}");
     let soon = KvPutOptions {
         expiration: Some(NOW_SECS + 30),
         ..KvPutOptions::default()
     };
-    let err = put("k", b"v", soon).expect_err("too soon");
+    let err = put("k".to_owned(), b"v", soon).await.expect_err("too soon");
     assert!(
         err.to_string()
             .contains("at least 60 seconds in the future"),
@@ -295,7 +374,9 @@ fn kv_limits_are_rejected_with_clear_errors() {
     );
 
     let big = vec![0u8; KV_MAX_VALUE_BYTES + 1];
-    let err = put("k", &big, KvPutOptions::default()).expect_err("big value");
+    let err = put("k".to_owned(), &big, KvPutOptions::default())
+        .await
+        .expect_err("big value");
     assert!(
         matches!(err, StoreError::TooLarge { what: "value", size, limit } if size == KV_MAX_VALUE_BYTES + 1 && limit == KV_MAX_VALUE_BYTES),
         "{err}"
@@ -305,7 +386,9 @@ fn kv_limits_are_rejected_with_clear_errors() {
         metadata: Some(json!("m".repeat(KV_MAX_METADATA_BYTES))),
         ..KvPutOptions::default()
     };
-    let err = put("k", b"v", meta).expect_err("big metadata");
+    let err = put("k".to_owned(), b"v", meta)
+        .await
+        .expect_err("big metadata");
     assert!(
         err.to_string()
             .contains("metadata of 1026 bytes exceeds the limit of 1024"),
@@ -321,6 +404,7 @@ fn kv_limits_are_rejected_with_clear_errors() {
                     ..KvListOptions::default()
                 },
             )
+            .await
             .expect_err("bad limit");
         assert!(matches!(err, StoreError::InvalidListLimit { .. }), "{err}");
     }
@@ -332,13 +416,32 @@ fn kv_limits_are_rejected_with_clear_errors() {
                 ..KvListOptions::default()
             },
         )
+        .await
         .expect_err("bad cursor");
     assert!(matches!(err, StoreError::InvalidCursor), "{err}");
 
-    let err = kv.get("", "k").expect_err("empty namespace");
+    let err = kv.get("", "k").await.expect_err("empty namespace");
     assert!(matches!(err, StoreError::InvalidNamespace { .. }), "{err}");
 
     // Nothing rejected was stored.
-    let keys = kv.list("NS", KvListOptions::default()).expect("list").keys;
+    let keys = kv
+        .list("NS", KvListOptions::default())
+        .await
+        .expect("list")
+        .keys;
     assert_eq!(keys.len(), 1, "only the 512-byte key");
 }
+
+crate::on_both_backends!(
+    kv_put_then_get_returns_value_and_metadata,
+    kv_namespaces_are_isolated,
+    kv_delete_of_an_absent_key_is_not_an_error,
+    kv_entry_expires_after_its_ttl_without_sleeping,
+    kv_absolute_expiration_hides_the_entry_once_reached,
+    kv_expired_entry_is_deleted_lazily_and_stays_gone_if_time_goes_back,
+    kv_list_deletes_expired_entries_it_passes,
+    kv_purge_expired_removes_only_expired_entries,
+    kv_list_pagination_with_prefix_and_cursor_returns_every_key_exactly_once,
+    kv_list_orders_keys_by_bytes_and_reports_metadata,
+    kv_limits_are_rejected_with_clear_errors,
+);

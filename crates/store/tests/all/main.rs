@@ -1,22 +1,39 @@
-//! Behaviour tests of the embedded store, one binary made of modules.
+//! Behaviour tests of the store: one suite, run against every backend.
+//!
+//! Each test in `blob`, `code`, `kv` and `quota` is an `async fn(Store, ManualClock)`, and
+//! [`on_both_backends!`] turns it into two `#[tokio::test]`s: `MODULE::redb::NAME` on an
+//! in-memory redb and `MODULE::postgres::NAME` on a fresh schema of the PostgreSQL database
+//! named by `FUNCTIONS_TEST_POSTGRES` (see `backend.rs`). `persistence` holds what only the
+//! embedded file backend has (files, reopening, old file formats); `shared` what only the
+//! shared database has (two nodes on one database).
 
+mod backend;
 mod blob;
 mod code;
 mod kv;
 mod persistence;
 mod quota;
-
-use std::sync::Arc;
-
-use store::{ManualClock, Store};
+mod shared;
 
 /// 2026-01-01T00:00:00Z in unix milliseconds.
 const T0_MS: u64 = 1_767_225_600_000;
 
-/// An in-memory store on a clock that only moves when the test says so.
-fn store_with_clock() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store =
-        Store::in_memory_with_clock(Arc::new(clock.clone())).expect("in-memory store opens");
-    (store, clock)
+/// A blob body of these bytes.
+fn body(data: &[u8]) -> store::BlobBody {
+    store::body_from_bytes(data.to_vec())
+}
+
+/// `get` with the whole body read: the object's metadata and bytes, or `None`.
+async fn get_whole(
+    blob: &std::sync::Arc<dyn store::BlobStore>,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<(store::BlobMeta, Vec<u8>)>, store::StoreError> {
+    match blob.get(bucket, key).await? {
+        None => Ok(None),
+        Some(object) => {
+            let body = store::read_body(object.body, store::BLOB_MAX_BODY_BYTES).await?;
+            Ok(Some((object.meta, body)))
+        }
+    }
 }

@@ -1,0 +1,362 @@
+//! The shared backend: PostgreSQL, for several nodes over one database.
+//!
+//! [`PgBackend::connect`] opens a pool of connections (tokio-postgres with deadpool), checks
+//! that the database answers and applies the embedded schema migrations (`migrations/*.sql`,
+//! in order, each once, under an advisory lock so nodes starting together do not race).
+//!
+//! The tables mirror the redb backend's (see `migrations/0001_initial.sql`), and every
+//! operation keeps its semantics and transaction boundaries:
+//!
+//! - a deploy, rollback, `set_live` or delete is one transaction, and sends a notification on
+//!   the [`CODE_CHANNEL`] channel carrying the function id, delivered when it commits;
+//! - a KV or blob write locks its namespace's or bucket's `usage` row first and checks the
+//!   quota inside the same transaction, so writers on many nodes never slip past it together;
+//! - blob bodies are 1 MiB `bytea` rows written as they stream in (see `crate::blob`).
+//!
+//! Times (deploy times, KV expiry) come from the node's [`Clock`], as on redb: nodes'
+//! clocks should agree (NTP) for expiry to agree across nodes.
+//!
+//! Connection failures surface as [`StoreError::Unavailable`]; the pool reconnects on the
+//! next call. TLS is not supported yet: the database is expected on a private network or
+//! loopback.
+
+mod blob;
+mod code;
+mod kv;
+mod listen;
+mod migrations;
+mod nodes;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::quota::Usage;
+
+pub use blob::PgBlobStore;
+pub use code::PgCodeStore;
+pub use kv::PgKvStore;
+pub use listen::CodeEvent;
+pub use migrations::SCHEMA_VERSION;
+pub use nodes::NodeRecord;
+
+/// The notification channel a code change is announced on; the payload is the function id.
+/// With [`PgOptions::schema`] set the channel is `functions_code_<schema>` (channels are
+/// per database, not per schema).
+pub const CODE_CHANNEL: &str = "functions_code";
+
+/// How the backend connects.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Most connections in the pool.
+    pub pool_size: usize,
+    /// How long a call waits for a free connection, or for a new one to connect, before it
+    /// fails with [`StoreError::Unavailable`].
+    pub timeout: Duration,
+    /// The schema to keep the tables in (created if missing); `None` uses the connection's
+    /// default (`public`). Lowercase letters, digits and `_` only.
+    pub schema: Option<String>,
+    /// The `application_name` of its connections (the listener's is this plus
+    /// `-listener`), as `pg_stat_activity` shows them.
+    pub application_name: String,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            pool_size: 16,
+            timeout: Duration::from_secs(5),
+            schema: None,
+            application_name: "functions".to_owned(),
+        }
+    }
+}
+
+/// What the three stores share: the pool, the clock and the notification channel.
+pub(crate) struct PgShared {
+    pool: Pool,
+    clock: Arc<dyn Clock>,
+    channel: String,
+}
+
+impl fmt::Debug for PgShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgShared")
+            .field("pool", &self.pool.status())
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl PgShared {
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+}
+
+/// A pool of connections to one PostgreSQL database. Hand out its stores with
+/// [`PgBackend::code`], [`PgBackend::kv`] and [`PgBackend::blob`]; usually through
+/// [`crate::Store::connect_postgres`].
+#[derive(Clone, Debug)]
+pub struct PgBackend {
+    shared: Arc<PgShared>,
+    config: tokio_postgres::Config,
+}
+
+impl PgBackend {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
+    /// key=value form), applies missing migrations and sweeps blob uploads a crashed node
+    /// left unfinished.
+    ///
+    /// Fails with [`StoreError::Config`] for a malformed URL, [`StoreError::Unavailable`]
+    /// when the database cannot be reached, and [`StoreError::UnsupportedSchema`] when a
+    /// newer version of this crate migrated it.
+    pub async fn connect(
+        url: &str,
+        options: PgOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("the PostgreSQL URL does not parse: {e}")))?;
+        config.connect_timeout(options.timeout);
+        // A node whose database vanished without a FIN (a partition) notices within a minute.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(20));
+        let mut channel = CODE_CHANNEL.to_owned();
+        if let Some(schema) = &options.schema {
+            channel = format!("{CODE_CHANNEL}_{schema}");
+            validate_schema(schema)?;
+            create_schema(&config, schema).await?;
+            config.options(format!("-c search_path={schema}"));
+        }
+        config.application_name(&options.application_name);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.timeout))
+            .recycle_timeout(Some(options.timeout))
+            .build()
+            .map_err(|e| StoreError::Config(format!("cannot build the connection pool: {e}")))?;
+        let shared = Arc::new(PgShared {
+            pool,
+            clock,
+            channel,
+        });
+        {
+            let mut client = shared.client().await?;
+            migrations::apply(&mut client).await?;
+        }
+        let backend = PgBackend { shared, config };
+        backend.blob().sweep_abandoned_uploads().await?;
+        Ok(backend)
+    }
+
+    /// The code store on this database.
+    pub fn code(&self) -> PgCodeStore {
+        PgCodeStore::new(Arc::clone(&self.shared))
+    }
+
+    /// The KV store on this database.
+    pub fn kv(&self) -> PgKvStore {
+        PgKvStore::new(Arc::clone(&self.shared))
+    }
+
+    /// The blob store on this database.
+    pub fn blob(&self) -> PgBlobStore {
+        PgBlobStore::new(Arc::clone(&self.shared))
+    }
+
+    /// Starts listening for code changes made through any node (this one included): the
+    /// receiver gets [`CodeEvent::Resync`] each time the listener (re)connects (changes may
+    /// have been missed while it was away) and [`CodeEvent::Changed`] for each deploy,
+    /// rollback, `set_live` or delete. The listener runs on a connection of its own,
+    /// reconnects with backoff (0.1 s doubling to 5 s) and stops when the receiver is dropped.
+    pub fn watch_code(&self) -> tokio::sync::mpsc::Receiver<CodeEvent> {
+        listen::spawn(self.config.clone(), self.shared.channel.clone())
+    }
+}
+
+/// Drops `schema` and everything in it (test clean-up).
+pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    validate_schema(schema)?;
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Config(format!("the PostgreSQL URL does not parse: {e}")))?;
+    let client = connect_one(&config).await?;
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .map_err(pg_error)
+}
+
+fn validate_schema(schema: &str) -> Result<(), StoreError> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !schema.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "schema name {schema:?} must be lowercase letters, digits and _ (at most 63)"
+        )))
+    }
+}
+
+async fn create_schema(config: &tokio_postgres::Config, schema: &str) -> Result<(), StoreError> {
+    let client = connect_one(config).await?;
+    client
+        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .await
+        .map_err(pg_error)
+}
+
+/// One connection outside the pool, its driver task spawned.
+pub(crate) async fn connect_one(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, StoreError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A driver error as a store error: lost or refused connections are
+/// [`StoreError::Unavailable`], anything else a backend failure.
+pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    let unavailable = e.is_closed()
+        || match e.code() {
+            None => e.as_db_error().is_none(),
+            Some(code) => {
+                code.code().starts_with("08")
+                    || [
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                        SqlState::TOO_MANY_CONNECTIONS,
+                    ]
+                    .contains(code)
+            }
+        };
+    if unavailable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+fn pool_error(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => pg_error(e),
+        PoolError::Timeout(_) => {
+            StoreError::Unavailable("no database connection became free in time".to_owned())
+        }
+        PoolError::Closed => StoreError::Unavailable("the connection pool is closed".to_owned()),
+        other => StoreError::Backend(Box::new(other)),
+    }
+}
+
+/// A stored number as `u64` (they are written from `u64`s, so never negative).
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::corrupt(format!("{what} is negative")))
+}
+
+/// A number to store as `bigint`.
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::corrupt(format!("{what} does not fit in a bigint")))
+}
+
+/// Stored bytes as UTF-8 text.
+pub(crate) fn to_string(bytes: Vec<u8>, what: &str) -> Result<String, StoreError> {
+    String::from_utf8(bytes).map_err(|_| StoreError::corrupt(format!("{what} is not UTF-8")))
+}
+
+/// Locks the `usage` row of one namespace or bucket (creating it) for the rest of the
+/// transaction and returns it. Every write takes this lock first, so writers to one
+/// namespace are serialized and take their other locks in the same order.
+pub(crate) async fn lock_usage(
+    tx: &deadpool_postgres::Transaction<'_>,
+    scope: &str,
+    name: &str,
+) -> Result<Usage, StoreError> {
+    let row = tx
+        .query_one(
+            "INSERT INTO usage (scope, name, bytes, keys) VALUES ($1, $2, 0, 0) \
+             ON CONFLICT (scope, name) DO UPDATE SET bytes = usage.bytes \
+             RETURNING bytes, keys",
+            &[&scope, &name.as_bytes()],
+        )
+        .await
+        .map_err(pg_error)?;
+    Ok(Usage {
+        bytes: to_u64(row.get(0), "usage bytes")?,
+        keys: to_u64(row.get(1), "usage keys")?,
+    })
+}
+
+/// Stores the usage row locked with [`lock_usage`].
+pub(crate) async fn write_usage(
+    tx: &deadpool_postgres::Transaction<'_>,
+    scope: &str,
+    name: &str,
+    usage: Usage,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE usage SET bytes = $3, keys = $4 WHERE scope = $1 AND name = $2",
+        &[
+            &scope,
+            &name.as_bytes(),
+            &to_i64(usage.bytes, "usage bytes")?,
+            &to_i64(usage.keys, "usage keys")?,
+        ],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
+
+/// The usage row of one namespace or bucket, without locking it.
+pub(crate) async fn read_usage(
+    shared: &PgShared,
+    scope: &str,
+    name: &str,
+) -> Result<Usage, StoreError> {
+    let client = shared.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT bytes, keys FROM usage WHERE scope = $1 AND name = $2",
+            &[&scope, &name.as_bytes()],
+        )
+        .await
+        .map_err(pg_error)?;
+    match row {
+        None => Ok(Usage::default()),
+        Some(row) => Ok(Usage {
+            bytes: to_u64(row.get(0), "usage bytes")?,
+            keys: to_u64(row.get(1), "usage keys")?,
+        }),
+    }
+}
+
+/// The exclusive upper bound of keys starting with `prefix`, as bytes (`None`: unbounded).
+pub(crate) fn prefix_end(prefix: &str) -> Option<Vec<u8>> {
+    crate::cursor::prefix_successor(prefix).map(String::into_bytes)
+}
