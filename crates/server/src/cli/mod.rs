@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Deploy a function from a directory (with function.json) or a single .js file.
     Deploy {
         /// The function directory or .js file.
@@ -257,7 +257,7 @@ impl Conn {
 impl Cli {
     pub async fn run(self) -> Result<()> {
         match self.command {
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(*args).await,
             Command::Deploy {
                 path,
                 id,
