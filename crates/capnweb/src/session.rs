@@ -416,6 +416,13 @@ impl SessionInner {
         loop {
             self.refuse_if_over();
             if self.lock().broken.is_some() {
+                // Refused or aborted while the peer may still be sending: dropping a socket
+                // with unread data resets it, and the peer would never read our close code
+                // (it would see 1006). Let its close reply arrive first, for a moment.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                    while incoming.next().await.is_some() {}
+                })
+                .await;
                 return;
             }
             // Backpressure: while half the buffer budget is queued for a peer that is not
