@@ -17,7 +17,8 @@ fi
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace
 # A panic on a JavaScript thread is contained (needs the test-only native that panics).
-cargo test -p isolate --features test-panic --test panic
+# `--workspace` keeps the dependencies' features as above, so only `isolate` is rebuilt.
+cargo test --workspace --features isolate/test-panic --test panic
 # The libFuzzer target builds and runs its seeds on stable (fuzz/ tests already ran its
 # harness over mutations; coverage-guided fuzzing: scripts/fuzz.sh).
 cargo build -p capnweb-fuzz --bin decode_message
