@@ -4,11 +4,15 @@
 #
 #   bash scripts/cluster.sh start [N]   # N nodes (default 3); prints the URLs and the token
 #   bash scripts/cluster.sh stop        # stops nginx, the nodes and PostgreSQL, removes state
+#   bash scripts/cluster.sh restart-node I   # (re)starts node I on its port and data directory
+#                                            # (after a crash: it rejoins nginx and the registry)
 #
 # State lives in $CLUSTER_DIR (default /tmp/functions-cluster): env (source it for
 # FUNCTIONS_URL, FUNCTIONS_ADMIN_TOKEN, FUNCTIONS_STORE and NODE_URLS), logs, pids.
 # FUNCTIONS_BIN picks the binary (default: target/release/functions, built if missing);
-# FUNCTIONS_ADMIN_TOKEN, if set, is the token (else a random one).
+# FUNCTIONS_ADMIN_TOKEN, if set, is the token (else a random one). Node I listens on the
+# port in $CLUSTER_DIR/nodeI.port (kept across restarts, so nginx finds it again); its pid
+# is in nodeI.pid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,6 +28,45 @@ wait_listening() { # URL
   done
   echo "$1 did not come up" >&2
   return 1
+}
+
+# Starts node $1 on the port in node$1.port (another free one if that is taken on a first
+# start) and waits until it answers.
+start_node() {
+  local i=$1 tries=0
+  local bin=${FUNCTIONS_BIN:-$ROOT/target/release/functions}
+  # shellcheck disable=SC1091
+  source "$CLUSTER_DIR/env"
+  while :; do
+    local port
+    port=$(cat "$CLUSTER_DIR/node$i.port")
+    RUST_LOG=${RUST_LOG:-warn} nohup "$bin" serve --listen "127.0.0.1:$port" \
+      --data "$CLUSTER_DIR/node$i" >>"$CLUSTER_DIR/logs/node$i.log" 2>&1 &
+    echo $! >"$CLUSTER_DIR/node$i.pid"
+    if wait_listening "http://127.0.0.1:$port" 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$(cat "$CLUSTER_DIR/node$i.pid")" 2>/dev/null && break
+    tries=$((tries + 1))
+    if [ "$tries" -ge 5 ] || [ -n "${RESTART:-}" ]; then break; fi
+    free_port >"$CLUSTER_DIR/node$i.port" # the port was taken: another
+  done
+  echo "node $i did not start:" >&2
+  cat "$CLUSTER_DIR/logs/node$i.log" >&2
+  return 1
+}
+
+restart_node() {
+  local i=$1
+  [ -e "$CLUSTER_DIR/node$i.port" ] || { echo "no node $i in $CLUSTER_DIR" >&2; exit 1; }
+  local pid
+  pid=$(cat "$CLUSTER_DIR/node$i.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  RESTART=1 start_node "$i"
+  echo "node $i: http://127.0.0.1:$(cat "$CLUSTER_DIR/node$i.port")"
 }
 
 start() {
@@ -48,27 +91,14 @@ start() {
     echo "export FUNCTIONS_ADMIN_TOKEN=$token"
     echo "export FUNCTIONS_STORE='$store'"
   } >"$CLUSTER_DIR/env"
+  echo "$n" >"$CLUSTER_DIR/nodes"
 
   local urls=() servers=""
   for i in $(seq 1 "$n"); do
-    # Port 0: each node binds a free port itself and prints it.
-    FUNCTIONS_ADMIN_TOKEN=$token FUNCTIONS_STORE=$store RUST_LOG=${RUST_LOG:-warn} \
-      nohup "$bin" serve --listen "127.0.0.1:0" --data "$CLUSTER_DIR/node$i" \
-      >"$CLUSTER_DIR/logs/node$i.log" 2>&1 &
-    echo $! >>"$CLUSTER_DIR/node.pids"
-  done
-  for i in $(seq 1 "$n"); do
-    local url=""
-    for _ in $(seq 1 300); do
-      url=$(sed -n 's/^listening on //p' "$CLUSTER_DIR/logs/node$i.log" | head -n 1)
-      [ -n "$url" ] && break
-      sleep 0.05
-    done
-    if [ -z "$url" ]; then
-      echo "node $i did not start:" >&2
-      cat "$CLUSTER_DIR/logs/node$i.log" >&2
-      return 1
-    fi
+    free_port >"$CLUSTER_DIR/node$i.port"
+    start_node "$i"
+    local url
+    url="http://127.0.0.1:$(cat "$CLUSTER_DIR/node$i.port")"
     urls+=("$url")
     servers+="        server ${url#http://} max_fails=3 fail_timeout=10s;\n"
   done
@@ -107,12 +137,15 @@ stop() {
   if [ -e "$CLUSTER_DIR/nginx/nginx.pid" ]; then
     nginx -p "$CLUSTER_DIR/nginx" -c nginx.conf -s quit || true
   fi
-  if [ -e "$CLUSTER_DIR/node.pids" ]; then
-    while read -r pid; do kill -TERM "$pid" 2>/dev/null || true; done <"$CLUSTER_DIR/node.pids"
-    while read -r pid; do
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    done <"$CLUSTER_DIR/node.pids"
-  fi
+  local f pid
+  for f in "$CLUSTER_DIR"/node*.pid; do
+    [ -e "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null || true
+  done
+  for f in "$CLUSTER_DIR"/node*.pid; do
+    [ -e "$f" ] || continue
+    pid=$(cat "$f")
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
   pg_stop
   rm -rf "$CLUSTER_DIR"
   echo "stopped"
@@ -121,5 +154,6 @@ stop() {
 case "${1:-}" in
   start) shift; start "$@" ;;
   stop) stop ;;
-  *) echo "usage: $0 start [N] | stop" >&2; exit 2 ;;
+  restart-node) shift; restart_node "${1:?usage: $0 restart-node I}" ;;
+  *) echo "usage: $0 start [N] | stop | restart-node I" >&2; exit 2 ;;
 esac

@@ -123,13 +123,24 @@ pub enum HostError {
 
 impl HostError {
     /// The HTTP status for a call that failed this way: `Thrown`, `InvalidCode` and
-    /// `Internal` → 500, `NoHandler` → 501, `LimitExceeded` and `Unavailable` → 503.
+    /// `Internal` → 500, `NoHandler` → 501, `LimitExceeded` and `Unavailable` → 503, and a
+    /// thrown error the function did not catch from a KV or blob binding whose store was
+    /// unreachable ([`HostError::is_storage_unavailable`]) → 503.
     pub fn status(&self) -> u16 {
         match self {
+            e if e.is_storage_unavailable() => 503,
             HostError::Thrown(_) | HostError::InvalidCode(_) | HostError::Internal(_) => 500,
             HostError::NoHandler(_) => 501,
             HostError::LimitExceeded(_) | HostError::Unavailable(_) => 503,
         }
+    }
+
+    /// A thrown `StorageUnavailableError` (what a KV or blob binding throws when the shared
+    /// store cannot be reached) that the function let escape: the request may succeed if
+    /// retried, so it is answered 503 with `Retry-After`. A function may throw an error of
+    /// that name itself; it only gets itself a 503.
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(self, HostError::Thrown(e) if e.name() == crate::bindings::STORAGE_UNAVAILABLE_ERROR)
     }
 
     /// The error as a thrown capnweb value (for callers that see errors as JS errors).

@@ -59,6 +59,9 @@ pub struct LogLine {
     /// Only on a "lines dropped" marker: how many lines this stream lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<u64>,
+    /// On a shared store: the id of the node that printed it (see `functions nodes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl LogLine {
@@ -72,6 +75,7 @@ impl LogLine {
             timestamp_ms: now_ms(),
             trace: None,
             dropped: Some(n),
+            node: None,
         }
     }
 }
@@ -218,6 +222,7 @@ impl<S: Subscriber> Layer<S> for ConsoleLayer {
             timestamp_ms: now_ms(),
             trace: fields.trace,
             dropped: None,
+            node: None,
         });
     }
 }
@@ -313,6 +318,7 @@ mod tests {
             timestamp_ms: 0,
             trace: None,
             dropped: None,
+            node: None,
         };
         for i in 0..LINE_BUFFER + 5 {
             hub.publish(line(i));

@@ -40,6 +40,8 @@ pub struct Config {
     pub store_url: Option<String>,
     /// Most connections a node keeps to a shared store.
     pub store_connections: usize,
+    /// The URL other nodes reach this one at; `None`: `http://` and the bound address.
+    pub advertise: Option<String>,
     /// The admin token; `None` uses the stored one or generates one (embedded store only:
     /// a shared store requires it).
     pub admin_token: Option<String>,
@@ -63,6 +65,7 @@ impl Default for Config {
             data_dir: PathBuf::from(".functions"),
             store_url: None,
             store_connections: 16,
+            advertise: None,
             admin_token: None,
             shutdown_grace: Duration::from_secs(10),
             body_limit: http::DEFAULT_BODY_LIMIT,
@@ -174,7 +177,17 @@ impl Server {
             addr: config.listen,
             source,
         })?;
-        let node = crate::node::Node::new(format!("http://{addr}"), host);
+        let advertised = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        if pg.is_some() && config.advertise.is_none() && addr.ip().is_unspecified() {
+            tracing::warn!(
+                "listening on {addr} with no --advertise: other nodes cannot reach this one \
+                 (for `functions logs`); pass --advertise http://HOST:PORT"
+            );
+        }
+        let node = crate::node::Node::new(advertised.trim_end_matches('/').to_owned(), host);
         let heartbeat =
             pg.map(|pg| tokio::spawn(crate::node::heartbeat(node.clone(), pg, shutdown.clone())));
         let state = AppState {

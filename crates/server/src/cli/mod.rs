@@ -122,6 +122,10 @@ struct ServeArgs {
     /// free one before the call fails as unavailable).
     #[arg(long, default_value_t = 16)]
     store_connections: usize,
+    /// The URL other nodes reach this one at (`functions logs` fans out to it), for example
+    /// `http://10.0.0.5:8787`. Default: `http://` and the address it listens on.
+    #[arg(long, env = "FUNCTIONS_ADVERTISE")]
+    advertise: Option<String>,
     /// Deploy every function in this directory at startup (each subdirectory with a
     /// function.json, and each top-level .js file).
     #[arg(long)]
@@ -371,6 +375,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         data_dir: args.data.clone(),
         store_url: args.store.filter(|s| !s.is_empty()),
         store_connections: args.store_connections,
+        advertise: args.advertise.filter(|s| !s.is_empty()),
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         shutdown_grace: std::time::Duration::from_secs(args.shutdown_grace),
         storage_quota: store::Quota {
@@ -503,14 +508,16 @@ async fn logs(client: &Client, id: &str, json: bool) -> Result<()> {
     }
 }
 
-/// `TIMESTAMP LEVEL [source] message`.
+/// `TIMESTAMP LEVEL [node] [source] message` (`node` on a shared store only).
 fn format_line(l: &server::logs::LogLine) -> String {
     let ts = server::logs::format_timestamp(l.timestamp_ms);
     let level = l.level.to_uppercase();
-    match &l.source {
-        Some(src) => format!("{ts} {level:<5} [{src}] {}", l.message),
-        None => format!("{ts} {level:<5} {}", l.message),
+    let mut out = format!("{ts} {level:<5} ");
+    for tag in [&l.node, &l.source].into_iter().flatten() {
+        out.push_str(&format!("[{tag}] "));
     }
+    out.push_str(&l.message);
+    out
 }
 
 fn percent_encode(s: &str) -> String {

@@ -16,6 +16,7 @@ pub mod client_addr;
 pub mod convert;
 pub mod fetch;
 pub mod logs;
+pub mod logs_peers;
 pub mod metered;
 pub mod ops;
 pub mod rpc;

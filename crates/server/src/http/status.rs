@@ -13,6 +13,7 @@
 //! | rollback with no older version | 409 | `Conflict` |
 //! | a body over the size limit | 413 | `TooLarge` |
 //! | the store cannot be reached (shared database down) | 503 with `Retry-After: 1` | `StorageUnavailable` |
+//! | the function let a binding's `StorageUnavailableError` escape | 503 with `Retry-After: 1` | `StorageUnavailableError` |
 //! | the store failed | 500 | `StorageError` |
 
 use axum::http::StatusCode;
@@ -69,22 +70,31 @@ pub fn thrown_json(e: &RpcError) -> serde_json::Value {
     }
 }
 
-/// A failed host call as a response.
+/// A failed host call as a response (`Retry-After: 1` with an uncaught storage outage).
 pub fn host_error(e: &HostError) -> Response {
-    json(
+    let mut response = json(
         e.status(),
         json!({ "error": thrown_json(&e.to_rpc_error()) }),
-    )
+    );
+    if e.is_storage_unavailable() {
+        retry_soon(&mut response);
+    }
+    response
+}
+
+/// Marks a 503 as worth retrying in a second.
+fn retry_soon(response: &mut Response) {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
 }
 
 /// A failed store call as a response.
 pub fn store_error(e: &StoreError) -> Response {
     if e.is_unavailable() {
         let mut response = error(503, "StorageUnavailable", e.to_string());
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
+        retry_soon(&mut response);
         return response;
     }
     let (status, name) = match e {
@@ -118,4 +128,29 @@ pub fn not_found(id: &str) -> Response {
         "NotFound",
         format!("no function named {id:?} is deployed"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_uncaught_storage_outage_is_503_with_retry_after_and_other_throws_are_500() {
+        let outage = HostError::Thrown(RpcError::new(
+            crate::bindings::STORAGE_UNAVAILABLE_ERROR,
+            "the store cannot be reached",
+        ));
+        let r = host_error(&outage);
+        assert_eq!(r.status(), 503);
+        assert_eq!(
+            r.headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
+        let thrown = HostError::Thrown(RpcError::type_error("bad input"));
+        let r = host_error(&thrown);
+        assert_eq!(r.status(), 500);
+        assert!(r.headers().get(axum::http::header::RETRY_AFTER).is_none());
+    }
 }

@@ -13,3 +13,5 @@ mod ops;
 mod process;
 mod rpc;
 mod shared_store;
+mod soak;
+mod spawned;
