@@ -280,3 +280,52 @@ over_both!(peer_exceeding_export_limit_is_aborted, |link| {
     .expect_err("aborted");
     assert!(err.message().contains("limit of 10 exports"), "{err}");
 });
+
+over_both!(streamed_chunks_reach_a_slow_reader_in_order, |link| {
+    // 400 chunks of 8 KiB (3 MiB, past the reader's 1 MiB of room, so writes wait for it):
+    // the reader yields many times between reads and must see them in the order written.
+    const CHUNKS: u32 = 400;
+    let main = Stub::from_fn(|args| async move {
+        let Some(Value::Readable(stream)) = args.into_iter().next() else {
+            return Err(RpcError::type_error("expected a stream"));
+        };
+        let mut order = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let Value::Bytes(b) = chunk? else {
+                return Err(RpcError::type_error("expected bytes"));
+            };
+            let index: [u8; 4] = b.data[..4].try_into().expect("4 bytes");
+            order.push(Value::Number(f64::from(u32::from_le_bytes(index))));
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(Value::Array(order))
+    });
+    let c = connect(link, main, Limits::default()).await;
+    let (tx, stream) = capnweb::ReadableStream::channel();
+    let writer = tokio::spawn(async move {
+        for i in 0..CHUNKS {
+            let mut data = vec![0u8; 8 * 1024];
+            data[..4].copy_from_slice(&i.to_le_bytes());
+            tx.write(Value::Bytes(capnweb::Bytes::new(data)))
+                .await
+                .expect("write");
+        }
+    });
+    let got = c
+        .client
+        .remote_main()
+        .call_fn(vec![Value::Readable(stream)])
+        .await
+        .expect("the reader answers");
+    writer.await.expect("writer");
+    let Value::Array(order) = got else {
+        panic!("{got:?}")
+    };
+    let order: Vec<u32> = order
+        .iter()
+        .map(|v| v.as_f64().unwrap_or(-1.0) as u32)
+        .collect();
+    assert_eq!(order, (0..CHUNKS).collect::<Vec<_>>());
+});
