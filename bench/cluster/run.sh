@@ -117,7 +117,7 @@ for n in $NODES; do
     p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
     reqs=$(awk '/ requests in / {print $1}' "$f")
     bad=$(awk '/Non-2xx or 3xx responses/ {print $NF}' "$f"); bad=${bad:-0}
-    per_cpu=$(awk -v r="$reqs" -v t="$(cat "$f.cpu")" -v hz="$TCK" 'BEGIN { printf "%.0f", r / (t / hz) }')
+    per_cpu=$(awk -v r="$reqs" -v t="$(cat "$TMP/$mode-$n-$best.cpu")" -v hz="$TCK" 'BEGIN { printf "%.0f", r / (t / hz) }')
     ROW[$mode-$n]="| $n | $mode | $rps | $p99 | $per_cpu | $bad |"
   done
   if [[ $n == 1 ]]; then
