@@ -91,6 +91,7 @@ mod call;
 mod compile;
 mod engine;
 mod error;
+mod externref;
 mod handle;
 mod imports;
 mod memory;
@@ -104,6 +105,7 @@ pub use compile::{
 };
 pub use engine::{validate, EPOCH_TICK, MAX_WASM_STACK};
 pub use error::WasmError;
+pub use externref::REF_BYTES;
 pub use natives::natives;
 pub use store::{Embedder, Wasm};
 
