@@ -273,8 +273,13 @@ impl Wasm {
         Ok(())
     }
 
-    /// How many JavaScript values wasm holds (live externrefs made from JavaScript).
+    /// How many JavaScript values wasm holds (live externrefs made from JavaScript), after
+    /// running the collector so that none it could free is counted. Call it from outside
+    /// JavaScript (it borrows the store).
     pub fn held_refs(&self) -> usize {
+        if !self.is_cleared() && !self.is_running() {
+            let _ = self.collect();
+        }
         self.release_dropped();
         self.refs.borrow().live
     }
