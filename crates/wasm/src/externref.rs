@@ -109,8 +109,15 @@ fn new_extern(
     mut cx: impl AsContextMut<Data = StoreData>,
     r: JsRef,
 ) -> Result<Rooted<ExternRef>, WasmError> {
-    ExternRef::new(&mut cx, r).map_err(|e| {
-        let refused = cx.as_context_mut().data_mut().limiter.refusal.take();
+    let mut cx = cx.as_context_mut();
+    let limiter = &mut cx.data_mut().limiter;
+    limiter.in_gc_heap = true;
+    limiter.refusal = None;
+    let made = ExternRef::new(&mut cx, r);
+    let limiter = &mut cx.data_mut().limiter;
+    limiter.in_gc_heap = false;
+    let refused = limiter.refusal.take();
+    made.map_err(|e| {
         if e.is::<GcHeapOutOfMemory<JsRef>>() {
             WasmError::Limit(refused.unwrap_or_else(|| {
                 "the WebAssembly GC heap is full (the isolate's memory limit)".into()

@@ -256,6 +256,7 @@ impl Wasm {
                 growing: 0,
                 refusal: None,
                 grew: false,
+                in_gc_heap: false,
             },
         };
         let mut store = Store::try_new(engine, data)
@@ -402,6 +403,8 @@ pub(crate) struct Limiter {
     pub(crate) refusal: Option<String>,
     /// Set when a memory grew (so buffers over it must be replaced).
     pub(crate) grew: bool,
+    /// Set while an externref is allocated: a memory growing then is the GC heap.
+    pub(crate) in_gc_heap: bool,
 }
 
 // SAFETY: wasmtime asks a limiter to be `Send` so that a store can move between threads. This
@@ -443,8 +446,13 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = self.charge("WebAssembly memory", current, desired, 1);
-        if ok && desired > current {
+        let what = if self.in_gc_heap {
+            "the WebAssembly GC heap"
+        } else {
+            "WebAssembly memory"
+        };
+        let ok = self.charge(what, current, desired, 1);
+        if ok && desired > current && !self.in_gc_heap {
             self.grew = true;
         }
         Ok(ok)
