@@ -90,7 +90,10 @@ async fn a_wasm_loop_keeping_javascript_references_is_refused_by_the_memory_budg
     match (&out["value"], &out["error"]) {
         (serde_json::Value::Number(n), _) => {
             let n = n.as_u64().unwrap() as usize;
-            assert!(n > 10_000 && n * (isolate::REF_BYTES + 8) <= 16 * MIB, "{out}");
+            assert!(
+                n > 10_000 && n * (isolate::REF_BYTES + 8) <= 16 * MIB,
+                "{out}"
+            );
         }
         (_, serde_json::Value::String(name)) => {
             assert_eq!(name, "RangeError", "{out}");
@@ -150,6 +153,10 @@ async fn an_externref_table_grown_without_bound_is_refused_by_the_memory_budget(
         "{out}"
     );
     let length = iso.rpc_target().call("length", vec![]).await.unwrap();
-    assert_eq!(length.as_f64(), Some(size as f64), "a refused growth grows nothing");
+    assert_eq!(
+        length.as_f64(),
+        Some(size as f64),
+        "a refused growth grows nothing"
+    );
     assert!(!iso.is_broken());
 }

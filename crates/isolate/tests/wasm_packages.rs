@@ -50,8 +50,10 @@ fn expected(package: &str) -> serde_json::Value {
 
 /// Loads `modules` (the first is the main module) with room for image work, runs `run()`.
 async fn run_package(id: &str, modules: Vec<(String, ModuleSource)>) -> serde_json::Value {
-    let refs: Vec<(&str, ModuleSource)> =
-        modules.iter().map(|(n, m)| (n.as_str(), m.clone())).collect();
+    let refs: Vec<(&str, ModuleSource)> = modules
+        .iter()
+        .map(|(n, m)| (n.as_str(), m.clone()))
+        .collect();
     let mut cfg = config(id, &refs);
     cfg.limits.cpu_time = Duration::from_secs(30);
     let iso = Isolate::new(cfg)
@@ -74,8 +76,14 @@ async fn cf_wasm_photon_workerd_entry_runs_and_answers_as_node_does() {
     let p = "node_modules/@cf-wasm/photon/dist";
     let modules = vec![
         ("index.js".to_owned(), es(main)),
-        ("photon.mjs".into(), es(&text(&fixture().join("photon.mjs")))),
-        (format!("{p}/workerd.js"), es(&text(&dist.join("workerd.js")))),
+        (
+            "photon.mjs".into(),
+            es(&text(&fixture().join("photon.mjs"))),
+        ),
+        (
+            format!("{p}/workerd.js"),
+            es(&text(&dist.join("workerd.js"))),
+        ),
         (format!("{p}/photon.js"), es(&text(&dist.join("photon.js")))),
         (
             format!("{p}/lib/photon_rs.js"),
@@ -120,8 +128,14 @@ async fn jsquash_resize_magic_kernel_runs_and_answers_as_node_does() {
     );
     let mut modules = vec![
         ("index.js".to_owned(), es(&main)),
-        ("resize.mjs".into(), es(&text(&fixture().join("resize.mjs")))),
-        ("photon.mjs".into(), es(&text(&fixture().join("photon.mjs")))),
+        (
+            "resize.mjs".into(),
+            es(&text(&fixture().join("resize.mjs"))),
+        ),
+        (
+            "photon.mjs".into(),
+            es(&text(&fixture().join("photon.mjs"))),
+        ),
     ];
     for js in [
         "index.js",

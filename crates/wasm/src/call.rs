@@ -50,22 +50,24 @@ pub(crate) fn call_export<'js>(
     // The externrefs made for the arguments and read from the results are rooted in this
     // scope only: once the call is over, wasm's own references are what keep them.
     let outcome = wasm
-        .with_store(|mut cx| -> Result<Result<Vec<Out>, wasmtime::Error>, WasmError> {
-            let mut scope = RootScope::new(&mut cx);
-            let mut vals = Vec::with_capacity(args.len());
-            for arg in args {
-                vals.push(arg.into_val(&mut scope)?);
-            }
-            let mut results = defaults;
-            if let Err(e) = func.call(&mut scope, &vals, &mut results) {
-                return Ok(Err(e));
-            }
-            let outs = results
-                .iter()
-                .map(|r| Out::of(&scope, wasm, r))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Ok(outs))
-        })
+        .with_store(
+            |mut cx| -> Result<Result<Vec<Out>, wasmtime::Error>, WasmError> {
+                let mut scope = RootScope::new(&mut cx);
+                let mut vals = Vec::with_capacity(args.len());
+                for arg in args {
+                    vals.push(arg.into_val(&mut scope)?);
+                }
+                let mut results = defaults;
+                if let Err(e) = func.call(&mut scope, &vals, &mut results) {
+                    return Ok(Err(e));
+                }
+                let outs = results
+                    .iter()
+                    .map(|r| Out::of(&scope, wasm, r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Ok(outs))
+            },
+        )
         .and_then(|r| r);
     memory::refresh(ctx, wasm).or_throw(ctx, wasm)?;
     let outcome = outcome.or_throw(ctx, wasm)?;

@@ -11,6 +11,12 @@
 //! the GC heap's growth is charged by the store's limiter like linear memory), so a module that
 //! keeps JavaScript values alive cannot get past the memory limit; a refused externref is a
 //! `RangeError` in the JavaScript that tried to make it.
+//!
+//! The collector is wasmtime's deferred reference counting (DRC): it frees an externref as soon
+//! as its count drops to zero in a table or global, and those held only by wasm's stack at its
+//! next collection. The null collector never frees (every JavaScript value wasm ever saw
+//! would stay until the isolate goes), and the copying collector is not yet functional in
+//! wasmtime 48. DRC cannot free cycles, but only the GC proposal (off here) can make them.
 
 use std::sync::{Arc, Mutex};
 
@@ -65,7 +71,10 @@ impl Refs {
         let live = std::mem::take(&mut self.live);
         self.free.clear();
         (
-            std::mem::take(&mut self.values).into_iter().flatten().collect(),
+            std::mem::take(&mut self.values)
+                .into_iter()
+                .flatten()
+                .collect(),
             live,
         )
     }
@@ -94,7 +103,10 @@ impl Arg {
     }
 
     /// The value as a table element.
-    pub(crate) fn into_ref(self, cx: impl AsContextMut<Data = StoreData>) -> Result<Ref, WasmError> {
+    pub(crate) fn into_ref(
+        self,
+        cx: impl AsContextMut<Data = StoreData>,
+    ) -> Result<Ref, WasmError> {
         match self.into_val(cx)? {
             Val::FuncRef(f) => Ok(Ref::Func(f)),
             Val::ExternRef(e) => Ok(Ref::Extern(e)),
@@ -150,7 +162,7 @@ impl Out {
                     "this WebAssembly reference cannot be passed to JavaScript".into(),
                 ))
             }
-            other => Out::Val(other.clone()),
+            other => Out::Val(*other),
         })
     }
 
@@ -185,7 +197,11 @@ fn js_of(
 impl Wasm {
     /// Keeps `v` for an externref: a slot charged to the isolate's memory budget. Runs the
     /// collector once if the budget is full, in case dropped references hold it.
-    pub(crate) fn keep_ref<'js>(&self, ctx: &Ctx<'js>, v: JsValue<'js>) -> Result<JsRef, WasmError> {
+    pub(crate) fn keep_ref<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        v: JsValue<'js>,
+    ) -> Result<JsRef, WasmError> {
         if self.is_cleared() {
             return Err(WasmError::Gone);
         }

@@ -340,18 +340,15 @@ fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rqu
                         let mut scope = RootScope::new(&mut cx);
                         let init = init.into_ref(&mut scope)?;
                         scope.as_context_mut().data_mut().limiter.refusal = None;
-                        Table::new(
-                            &mut scope,
-                            TableType::new(element, initial, maximum),
-                            init,
-                        )
-                        .map_err(|e| {
-                            let reason = scope.as_context_mut().data_mut().limiter.refusal.take();
-                            WasmError::Limit(format!(
-                                "WebAssembly.Table(): {}",
-                                reason.unwrap_or_else(|| crate::engine::error_chain(&e))
-                            ))
-                        })
+                        Table::new(&mut scope, TableType::new(element, initial, maximum), init)
+                            .map_err(|e| {
+                                let reason =
+                                    scope.as_context_mut().data_mut().limiter.refusal.take();
+                                WasmError::Limit(format!(
+                                    "WebAssembly.Table(): {}",
+                                    reason.unwrap_or_else(|| crate::engine::error_chain(&e))
+                                ))
+                            })
                     })
                     .and_then(|r| r)
                     .or_throw(&ctx, &wasm)?;

@@ -66,7 +66,9 @@ fn to_externref<'js>(
     if matches!(r.heap_type(), HeapType::NoExtern) {
         return Err(Exception::throw_type(ctx, "a nullexternref must be null"));
     }
-    Ok(Arg::Extern(Some(wasm.keep_ref(ctx, v).or_throw(ctx, wasm)?)))
+    Ok(Arg::Extern(Some(
+        wasm.keep_ref(ctx, v).or_throw(ctx, wasm)?,
+    )))
 }
 
 /// ToWebAssemblyValue(`v`, `ty`) as a `Val`, rooted in the store's current scope: only for
@@ -160,7 +162,7 @@ pub(crate) fn to_js<'js>(ctx: &Ctx<'js>, wasm: &Wasm, v: &Val) -> rquickjs::Resu
             .with_store(|cx| Out::of(cx, wasm, v))
             .and_then(|r| r)
             .or_throw(ctx, wasm)?,
-        other => Out::Val(other.clone()),
+        other => Out::Val(*other),
     };
     out_to_js(ctx, wasm, out)
 }

@@ -56,8 +56,7 @@ impl Js {
         let rt = Runtime::new().expect("runtime");
         let ctx = Context::full(&rt).expect("context");
         ctx.with(|ctx| {
-            let api: rquickjs::Function<'_> =
-                ctx.eval(format!("({})", wasm::JS_API)).expect("api");
+            let api: rquickjs::Function<'_> = ctx.eval(format!("({})", wasm::JS_API)).expect("api");
             let built: rquickjs::Object<'_> = api
                 .call((wasm::natives(&ctx, &wasm).expect("natives"),))
                 .expect("built");
@@ -79,17 +78,18 @@ impl Js {
 
     /// Evaluates `src` and gives its value to `f`; a thrown exception fails the test.
     fn eval<R>(&self, src: &str, f: impl for<'js> FnOnce(rquickjs::Value<'js>) -> R) -> R {
-        self.ctx.with(|ctx| match ctx.eval::<rquickjs::Value<'_>, _>(src) {
-            Ok(v) => f(v),
-            Err(e) => {
-                let thrown = ctx.catch();
-                let text = thrown
-                    .as_exception()
-                    .map(|x| format!("{:?}: {:?}", x.message(), x.stack()))
-                    .unwrap_or_else(|| format!("{thrown:?}"));
-                panic!("{e}: {text}\nin: {src}");
-            }
-        })
+        self.ctx
+            .with(|ctx| match ctx.eval::<rquickjs::Value<'_>, _>(src) {
+                Ok(v) => f(v),
+                Err(e) => {
+                    let thrown = ctx.catch();
+                    let text = thrown
+                        .as_exception()
+                        .map(|x| format!("{:?}: {:?}", x.message(), x.stack()))
+                        .unwrap_or_else(|| format!("{thrown:?}"));
+                    panic!("{e}: {text}\nin: {src}");
+                }
+            })
     }
 
     /// Evaluates `src`, which makes a string.
