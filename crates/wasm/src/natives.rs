@@ -8,7 +8,6 @@ use rquickjs::function::Constructor;
 use rquickjs::{Array, Ctx, Exception, Function, Object, TypedArray, Value as JsValue};
 use wasmtime::{
     AsContextMut, ExternType, Memory, MemoryType, Mutability, RefType, RootScope, Table, TableType,
-    ValType,
 };
 
 use crate::error::{throw, OrThrow, WasmError};
@@ -367,17 +366,6 @@ fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rqu
                 .with_store(|cx| table.size(&cx))
                 .or_throw(&ctx, &wasm)?;
             Ok::<_, rquickjs::Error>(size as f64)
-        })?,
-    )?;
-
-    let w = weak.clone();
-    n.set(
-        "tableElement",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, h: JsValue<'js>| {
-            let wasm = alive(&ctx, &w)?;
-            let table = handle::table_of(&ctx, &wasm, &h)?;
-            let ty = wasm.with_store(|cx| table.ty(&cx)).or_throw(&ctx, &wasm)?;
-            Ok::<_, rquickjs::Error>(values::type_name(&ValType::Ref(ty.element().clone())))
         })?,
     )?;
 
