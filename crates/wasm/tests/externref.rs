@@ -315,3 +315,50 @@ fn values_held_are_charged_and_a_full_budget_refuses_more() {
     drop(js);
     assert_eq!(counting.used.get(), 0, "everything is given back");
 }
+
+const MEMORY: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "load") (param i32) (result i32) (i32.load (local.get 0)))
+  (func (export "store") (param i32 i32) (i32.store (local.get 0) (local.get 1)))
+  (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+  (func (export "both") (param i32) (result i32 i32 i64)
+    (local.get 0) (i32.load (local.get 0)) (i64.load (local.get 0))))"#;
+
+#[test]
+fn glue_habits_dataviews_detached_buffers_and_multi_value_results() {
+    let js = Js::new(MEMORY, 0);
+    let out = js.text(
+        r#"
+        const e = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports;
+        const r = {};
+        // wasm-bindgen writes results through a DataView over memory.buffer.
+        let view = new DataView(e.memory.buffer);
+        view.setInt32(16, 0x01020304, true);
+        r.wasmReads = e.load(16);
+        e.store(32, -7);
+        r.jsReads = view.getInt32(32, true);
+        r.sameBuffer = e.memory.buffer === e.memory.buffer;
+        // Growth from wasm detaches the old buffer; the glue notices and makes a new view.
+        const old = e.memory.buffer;
+        r.grew = e.grow(1);
+        r.oldLength = old.byteLength;
+        r.viewOnOld = (() => { try { return view.getInt32(16, true); } catch (err) { return err.name; } })();
+        r.detached = old.detached === undefined ? "no detached property" : old.detached;
+        view = new DataView(e.memory.buffer);
+        r.newLength = e.memory.buffer.byteLength;
+        r.kept = view.getInt32(16, true);
+        // Multi-value results are arrays.
+        const both = e.both(16);
+        r.both = [Array.isArray(both), both[0], both[1], typeof both[2]];
+        JSON.stringify(r)
+        "#,
+    );
+    assert_eq!(
+        out,
+        concat!(
+            r#"{"wasmReads":16909060,"jsReads":-7,"sameBuffer":true,"grew":1,"oldLength":0,"#,
+            r#""viewOnOld":"TypeError","detached":true,"newLength":131072,"kept":16909060,"#,
+            r#""both":[true,16,16909060,"bigint"]}"#
+        )
+    );
+}
