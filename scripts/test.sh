@@ -13,6 +13,9 @@ fi
 # The pinned Node packages (package-lock.json) first: the capnweb crate's tests run against
 # the JavaScript reference server too, and under CI=true they fail rather than skip without it.
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+# Published wasm-bindgen packages that the isolate's wasm_packages test runs (and fails
+# without under CI=true); their answers under Node are tests/wasm-packages/expected.json.
+(cd tests/wasm-packages && npm ci --no-audit --no-fund --loglevel=error)
 
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace

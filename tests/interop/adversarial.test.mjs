@@ -794,3 +794,70 @@ describe("capnweb sessions", () => {
     });
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Published wasm-bindgen packages (issue 12): their output uses externref (an exported
+// `__wbindgen_externrefs` table JavaScript fills and wasm grows, externref parameters and
+// results). Deployed as a new user would (the package's files as modules, the `.wasm` imported
+// as a `WebAssembly.Module`), they run unmodified and answer as Node does
+// (../wasm-packages/expected.json, recorded there by `node record.mjs`).
+describe("published wasm-bindgen packages", () => {
+  const fixture = new URL("../wasm-packages/", import.meta.url);
+  const read = (p) => readFileSync(new URL(p, fixture), "utf8");
+  const wasm = (p) => ({ wasm: readFileSync(new URL(p, fixture)).toString("base64") });
+  const expected = JSON.parse(read("expected.json"));
+  const limits = { cpuMs: 30_000 };
+
+  test("@cf-wasm/photon's workerd entry deploys and answers as under Node", opts, async (t) => {
+    const p = "node_modules/@cf-wasm/photon/dist";
+    await server.deploy("photon", {
+      mainModule: "index.js",
+      modules: {
+        "index.js": `
+          import * as photon from "./${p}/workerd.js";
+          import { calls } from "./photon.mjs";
+          export default { rpc: class extends RpcTarget {
+            async run() { return calls(photon, await photon.initPhoton.promise); }
+          } };`,
+        "photon.mjs": read("photon.mjs"),
+        [`${p}/workerd.js`]: read(`${p}/workerd.js`),
+        [`${p}/photon.js`]: read(`${p}/photon.js`),
+        [`${p}/lib/photon_rs.js`]: read(`${p}/lib/photon_rs.js`),
+        [`${p}/lib/photon_rs_bg.wasm`]: wasm(`${p}/lib/photon_rs_bg.wasm`),
+        // What a bundler resolves photon.js's bare import to (no extension: typed explicitly).
+        "@cf-wasm/internals/polyfills/image-data": { js: read("node_modules/@cf-wasm/internals/dist/polyfills/image-data.js") },
+      },
+      limits,
+    });
+    const { api } = await server.openRpc(t, "photon");
+    assert.deepStrictEqual(await api.run(), expected.photon);
+  });
+
+  test("@jsquash/resize's magic-kernel codec deploys and answers as under Node", opts, async (t) => {
+    const p = "node_modules/@jsquash/resize";
+    const modules = {
+      "index.js": `
+        import * as resize from "./${p}/index.js";
+        import RESIZE_WASM from "./${p}/lib/resize/pkg/squoosh_resize_bg.wasm";
+        import KERNEL_WASM from "./${p}/lib/magic-kernel/pkg/jsquash_magic_kernel_bg.wasm";
+        import { calls } from "./resize.mjs";
+        export default { rpc: class extends RpcTarget {
+          async run() {
+            await resize.initResize(RESIZE_WASM);
+            return calls(resize, await resize.initMagicKernel(KERNEL_WASM));
+          }
+        } };`,
+      "resize.mjs": read("resize.mjs"),
+      "photon.mjs": read("photon.mjs"),
+    };
+    for (const js of ["index.js", "util.js", "meta.js", "lib/resize/pkg/squoosh_resize.js", "lib/hqx/pkg/squooshhqx.js", "lib/magic-kernel/pkg/jsquash_magic_kernel.js"]) {
+      modules[`${p}/${js}`] = read(`${p}/${js}`);
+    }
+    for (const w of ["lib/resize/pkg/squoosh_resize_bg.wasm", "lib/magic-kernel/pkg/jsquash_magic_kernel_bg.wasm"]) {
+      modules[`${p}/${w}`] = wasm(`${p}/${w}`);
+    }
+    await server.deploy("jsquash-resize", { mainModule: "index.js", modules, limits });
+    const { api } = await server.openRpc(t, "jsquash-resize");
+    assert.deepStrictEqual(await api.run(), expected.resize);
+  });
+});

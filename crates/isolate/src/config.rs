@@ -70,7 +70,8 @@ impl ModuleSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Memory limit: JavaScript heap plus WebAssembly linear memories (their accessible
-    /// size, 64 KiB per page) and tables (8 bytes per element). Not counted: compiled wasm code
+    /// size, 64 KiB per page), tables (8 bytes per element), GC heap and JavaScript values
+    /// held as externrefs ([`crate::REF_BYTES`] each). Not counted: compiled wasm code
     /// (shared by every isolate through the per-process compile cache) and wasmtime's
     /// bookkeeping per instance. Default 128 MiB.
     pub memory_bytes: usize,

@@ -75,5 +75,5 @@ pub use pool::{
 pub use wasm::{
     set_compile_threads as set_wasm_compile_threads,
     set_max_module_bytes as set_max_wasm_module_bytes,
-    DEFAULT_MAX_MODULE_BYTES as DEFAULT_MAX_WASM_MODULE_BYTES,
+    DEFAULT_MAX_MODULE_BYTES as DEFAULT_MAX_WASM_MODULE_BYTES, REF_BYTES,
 };

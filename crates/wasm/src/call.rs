@@ -5,10 +5,11 @@
 
 use rquickjs::function::{Args, Params};
 use rquickjs::{Ctx, Exception, Value as JsValue};
-use wasmtime::{Caller, Func, FuncType, Trap, Val};
+use wasmtime::{Caller, Func, FuncType, RootScope, Trap, Val};
 
 use crate::engine::error_chain;
 use crate::error::{throw, OrThrow, WasmError};
+use crate::externref::Out;
 use crate::handle::Signature;
 use crate::memory;
 use crate::store::{StoreData, Wasm};
@@ -40,20 +41,41 @@ pub(crate) fn call_export<'js>(
         let v = params
             .arg(i)
             .unwrap_or_else(|| JsValue::new_undefined(ctx.clone()));
-        args.push(values::to_wasm(ctx, wasm, v, ty)?);
+        args.push(values::to_arg(ctx, wasm, v, ty)?);
     }
     if wasm.embedder().should_stop() {
         return Err(throw(ctx, Some(wasm), WasmError::Interrupted));
     }
-    let mut results: Vec<Val> = signature.results.iter().map(values::default_of).collect();
+    let defaults: Vec<Val> = signature.results.iter().map(values::default_of).collect();
+    // The externrefs made for the arguments and read from the results are rooted in this
+    // scope only: once the call is over, wasm's own references are what keep them.
     let outcome = wasm
-        .with_store(|mut cx| func.call(&mut cx, &args, &mut results))
-        .or_throw(ctx, wasm)?;
+        .with_store(
+            |mut cx| -> Result<Result<Vec<Out>, wasmtime::Error>, WasmError> {
+                let mut scope = RootScope::new(&mut cx);
+                let mut vals = Vec::with_capacity(args.len());
+                for arg in args {
+                    vals.push(arg.into_val(&mut scope)?);
+                }
+                let mut results = defaults;
+                if let Err(e) = func.call(&mut scope, &vals, &mut results) {
+                    return Ok(Err(e));
+                }
+                let outs = results
+                    .iter()
+                    .map(|r| Out::of(&scope, wasm, r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Ok(outs))
+            },
+        )
+        .and_then(|r| r);
     memory::refresh(ctx, wasm).or_throw(ctx, wasm)?;
-    outcome
+    let outcome = outcome.or_throw(ctx, wasm)?;
+    wasm.after_call().or_throw(ctx, wasm)?;
+    let results = outcome
         .map_err(|e| call_error(wasm, &e))
         .or_throw(ctx, wasm)?;
-    values::results_to_js(ctx, wasm, &results)
+    values::results_to_js(ctx, wasm, results)
 }
 
 /// What a failed call into wasm (or a failed start function) means for JavaScript.

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, Module};
+use wasmtime::{Collector, Config, Engine, Module};
 
 use crate::error::WasmError;
 
@@ -39,7 +39,20 @@ fn new_engine() -> Result<Engine, String> {
         // Linear memory is reserved once and never moves, so an ArrayBuffer over it stays
         // valid; growth past the reservation fails (memory.grow returns -1).
         .memory_may_move(false)
-        .max_wasm_stack(MAX_WASM_STACK);
+        .max_wasm_stack(MAX_WASM_STACK)
+        // `externref` (reference types): wasm-bindgen's output uses it. An externref is an
+        // object in the store's GC heap; the deferred reference-counting collector frees one as
+        // soon as wasm drops its last table, global or stack reference (stack references at the
+        // next collection), which is what releases the JavaScript value it stands for. The null
+        // collector never frees (every JavaScript value wasm ever saw would stay alive until the
+        // isolate goes), and the copying collector is not yet functional in this wasmtime. The
+        // GC proposal itself (structs, arrays, `anyref`) stays off: nothing but externref
+        // allocates in the GC heap, so DRC's one weakness, cycles, cannot arise. Exceptions
+        // (whose exnref objects live in the GC heap too) stay off as before.
+        .wasm_reference_types(true)
+        .wasm_gc(false)
+        .wasm_exceptions(false)
+        .collector(Collector::DeferredReferenceCounting);
     let engine = Engine::new(&config).map_err(|e| e.to_string())?;
     let ticking = engine.clone();
     std::thread::Builder::new()

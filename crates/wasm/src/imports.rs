@@ -5,13 +5,14 @@
 
 use rquickjs::{Array, Class, Ctx, Exception, Value as JsValue};
 use wasmtime::{
-    Extern, ExternType, Func, FuncType, Global, GlobalType, Instance, Module, Mutability, Val,
-    ValType,
+    AsContextMut, Extern, ExternType, Func, FuncType, Global, GlobalType, Instance, Module,
+    Mutability, RootScope, ValType,
 };
 
 use crate::call::{call_error, host_call, JsThrew};
 use crate::engine::error_chain;
 use crate::error::{throw, OrThrow, WasmError};
+use crate::externref::Arg;
 use crate::handle::{self, ExportedFunction, Item};
 use crate::memory;
 use crate::store::Wasm;
@@ -23,7 +24,7 @@ enum Provided {
     /// A JavaScript function, kept under this index.
     Js(usize, FuncType),
     /// A value for an immutable global.
-    Value(ValType, Val),
+    Value(ValType, Arg),
 }
 
 /// What an instance exports: name, kind and, for functions, the type.
@@ -66,6 +67,8 @@ pub(crate) fn instantiate<'js>(
     wasm.count_memories(defined).or_throw(ctx, wasm)?;
     let exports = wasm
         .with_store(|mut cx| -> Result<Exports, WasmError> {
+            // Externrefs made for imported globals are rooted here until the globals hold them.
+            let mut cx = RootScope::new(&mut cx);
             let mut externs = Vec::with_capacity(provided.len());
             for p in provided {
                 externs.push(match p {
@@ -78,18 +81,19 @@ pub(crate) fn instantiate<'js>(
                         .map_err(|e| WasmError::Limit(error_chain(&e)))?
                         .into()
                     }
-                    Provided::Value(ty, val) => {
+                    Provided::Value(ty, arg) => {
+                        let val = arg.into_val(&mut cx)?;
                         Global::new(&mut cx, GlobalType::new(ty, Mutability::Const), val)
                             .map_err(|e| WasmError::Link(error_chain(&e)))?
                             .into()
                     }
                 });
             }
-            cx.data_mut().limiter.refusal = None;
+            cx.as_context_mut().data_mut().limiter.refusal = None;
             let instance = match Instance::new(&mut cx, module, &externs) {
                 Ok(instance) => instance,
                 Err(e) => {
-                    let refusal = cx.data_mut().limiter.refusal.take();
+                    let refusal = cx.as_context_mut().data_mut().limiter.refusal.take();
                     return Err(instantiate_error(wasm, &e, refusal));
                 }
             };
@@ -154,10 +158,15 @@ fn provide<'js>(
         ExternType::Global(gt) => {
             if let Some(Item::Global(g)) = handle::peek(wasm, &v) {
                 Provided::Extern(g.into())
+            } else if gt.mutability() == Mutability::Var {
+                return Err(link("is a mutable global: it must be a WebAssembly.Global"));
+            } else if let ValType::Ref(_) = gt.content() {
+                // Any JavaScript value for an externref, an exported function or null for a
+                // funcref (ToWebAssemblyValue).
+                let content = gt.content().clone();
+                let arg = values::to_arg(ctx, wasm, v, &content)?;
+                Provided::Value(content, arg)
             } else if v.is_number() || v.is_big_int() {
-                if gt.mutability() == Mutability::Var {
-                    return Err(link("is a mutable global: it must be a WebAssembly.Global"));
-                }
                 let content = gt.content().clone();
                 if v.is_big_int() != matches!(content, ValType::I64) {
                     return Err(link(&format!(
@@ -170,8 +179,8 @@ fn provide<'js>(
                         values::type_name(&content)
                     )));
                 }
-                let val = values::to_wasm(ctx, wasm, v, &content)?;
-                Provided::Value(content, val)
+                let arg = values::to_arg(ctx, wasm, v, &content)?;
+                Provided::Value(content, arg)
             } else {
                 return Err(link("must be a WebAssembly.Global, a Number or a BigInt"));
             }

@@ -13,13 +13,14 @@
 //!   that says yes, the running wasm traps within one tick and no wasm of that isolate can run
 //!   again. Guest code cannot avoid the check: it is compiled into every loop header and
 //!   function entry.
-//! - **Memory**: every byte a linear memory or table grows by is first
+//! - **Memory**: every byte a linear memory, table or GC heap grows by is first
 //!   [reserved](Embedder::reserve) from the isolate's budget, which also holds the JavaScript
-//!   heap. A refused `memory.grow` returns `-1` (the spec's failure), a refused
-//!   `WebAssembly.Memory` or instantiation throws a `RangeError`. What is charged: a memory's
-//!   accessible size and 8 bytes per table element; compiled code (shared through the
-//!   per-process cache) and wasmtime's per-instance bookkeeping are not. Memories are
-//!   reserved virtual address space (4 GiB plus a guard each, at most 16 per isolate) that
+//!   heap. A refused `memory.grow` or `table.grow` returns `-1` (the spec's failure), a refused
+//!   `WebAssembly.Memory`, `Table`, instantiation or externref throws a `RangeError`. What is
+//!   charged: a memory's accessible size, 8 bytes per table element, the GC heap's size, and
+//!   [`REF_BYTES`] per JavaScript value wasm holds as an externref; compiled code (shared
+//!   through the per-process cache) and wasmtime's per-instance bookkeeping are not. Memories
+//!   are reserved virtual address space (4 GiB plus a guard each, at most 16 per isolate) that
 //!   never moves (`memory_may_move(false)`), so an `ArrayBuffer` over one stays valid.
 //! - **Stack**: wasm may use [`MAX_WASM_STACK`] of native stack; deeper recursion is a
 //!   `RuntimeError` ("call stack exhausted"), never a crash.
@@ -75,14 +76,19 @@
 //!   reads `memory.buffer` or calls back into wasm reaches the same store re-entrantly; an
 //!   exception it throws is kept, carried through the wasm frames as an error, and rethrown
 //!   to the JavaScript caller unchanged.
+//! - **`externref`** needs wasmtime's `gc` feature; the collector is deferred reference
+//!   counting, so a JavaScript value is let go soon after wasm drops its last reference (see
+//!   `externref.rs` for the choice). QuickJS values are not `Send`, so an externref holds only
+//!   the index of a slot in the isolate's own table of values.
 //! - **Memory buffers** are `ArrayBuffer`s over the linear memory itself. Memory never moves,
 //!   so a buffer stays valid; after growth the old one is detached and a new one made, at every
 //!   point JavaScript can observe it.
 //!
 //! What it deliberately does not do: know about capnweb, HTTP or the module map (the isolate
 //! turns a `.wasm` module into a `WebAssembly.Module`), give wasm anything but what the
-//! JavaScript import object hands it, or support `externref`, shared memories, exceptions and
-//! the GC proposal (modules that use them fail to compile with a `CompileError`).
+//! JavaScript import object hands it, or support shared memories, exceptions and the GC
+//! proposal's structs, arrays and `anyref` (modules that use them fail to compile with a
+//! `CompileError`).
 
 #![warn(missing_docs, unreachable_pub)]
 #![deny(unused_must_use, unsafe_op_in_unsafe_fn)]
@@ -91,6 +97,7 @@ mod call;
 mod compile;
 mod engine;
 mod error;
+mod externref;
 mod handle;
 mod imports;
 mod memory;
@@ -104,6 +111,7 @@ pub use compile::{
 };
 pub use engine::{validate, EPOCH_TICK, MAX_WASM_STACK};
 pub use error::WasmError;
+pub use externref::REF_BYTES;
 pub use natives::natives;
 pub use store::{Embedder, Wasm};
 

@@ -6,9 +6,12 @@ use std::rc::{Rc, Weak};
 
 use rquickjs::function::Constructor;
 use rquickjs::{Array, Ctx, Exception, Function, Object, TypedArray, Value as JsValue};
-use wasmtime::{ExternType, Memory, MemoryType, Mutability, Ref, RefType, Table, TableType};
+use wasmtime::{
+    AsContextMut, ExternType, Memory, MemoryType, Mutability, RefType, RootScope, Table, TableType,
+};
 
 use crate::error::{throw, OrThrow, WasmError};
+use crate::externref::{Arg, Out};
 use crate::handle::{self, Item};
 use crate::store::Wasm;
 use crate::values;
@@ -211,10 +214,12 @@ fn install_global<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rq
                         &format!("WebAssembly.Global(): invalid value type '{ty}'"),
                     )
                 })?;
-                let val = if value.is_undefined() {
-                    values::default_of(&content)
+                // A missing value is the type's default: zero, a null funcref, or (for an
+                // externref) `undefined` itself.
+                let arg = if value.is_undefined() && ty != "externref" {
+                    Arg::Val(values::default_of(&content))
                 } else {
-                    values::to_wasm(&ctx, &wasm, value, &content)?
+                    values::to_arg(&ctx, &wasm, value, &content)?
                 };
                 let mutability = if mutable {
                     Mutability::Var
@@ -223,14 +228,16 @@ fn install_global<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rq
                 };
                 let global = wasm
                     .with_store(|mut cx| {
+                        let mut scope = RootScope::new(&mut cx);
+                        let val = arg.into_val(&mut scope)?;
                         wasmtime::Global::new(
-                            &mut cx,
+                            &mut scope,
                             wasmtime::GlobalType::new(content, mutability),
                             val,
                         )
                         .map_err(|e| WasmError::Type(crate::engine::error_chain(&e)))
                     })
-                    .or_throw(&ctx, &wasm)?
+                    .and_then(|r| r)
                     .or_throw(&ctx, &wasm)?;
                 handle::handle(&ctx, &wasm, Item::Global(global))
             },
@@ -243,10 +250,15 @@ fn install_global<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rq
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, h: JsValue<'js>| {
             let wasm = alive(&ctx, &w)?;
             let global = handle::global_of(&ctx, &wasm, &h)?;
-            let v = wasm
-                .with_store(|mut cx| global.get(&mut cx))
+            let out = wasm
+                .with_store(|mut cx| {
+                    let mut scope = RootScope::new(&mut cx);
+                    let v = global.get(&mut scope);
+                    Out::of(&scope, &wasm, &v)
+                })
+                .and_then(|r| r)
                 .or_throw(&ctx, &wasm)?;
-            values::to_js(&ctx, &wasm, &v)
+            values::out_to_js(&ctx, &wasm, out)
         })?,
     )?;
 
@@ -265,16 +277,17 @@ fn install_global<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rq
                         "WebAssembly.Global: cannot set the value of an immutable global",
                     ));
                 }
-                let val = values::to_wasm(&ctx, &wasm, value, ty.content())?;
-                wasm.with_store(|mut cx| global.set(&mut cx, val))
-                    .or_throw(&ctx, &wasm)?
-                    .map_err(|e| {
-                        throw(
-                            &ctx,
-                            Some(&wasm),
-                            WasmError::Type(crate::engine::error_chain(&e)),
-                        )
-                    })
+                let arg = values::to_arg(&ctx, &wasm, value, ty.content())?;
+                wasm.with_store(|mut cx| {
+                    let mut scope = RootScope::new(&mut cx);
+                    let val = arg.into_val(&mut scope)?;
+                    global
+                        .set(&mut scope, val)
+                        .map_err(|e| WasmError::Type(crate::engine::error_chain(&e)))
+                })
+                .and_then(|r| r)
+                .or_throw(&ctx, &wasm)?;
+                wasm.after_call().or_throw(&ctx, &wasm)
             },
         )?,
     )?;
@@ -295,32 +308,48 @@ fn install_global<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rq
     Ok(())
 }
 
+/// A table's element type, named as the JS API names it.
+fn element_type(ctx: &Ctx<'_>, name: &str) -> rquickjs::Result<RefType> {
+    match name {
+        "anyfunc" | "funcref" => Ok(RefType::FUNCREF),
+        "externref" => Ok(RefType::EXTERNREF),
+        other => Err(Exception::throw_type(
+            ctx,
+            &format!("WebAssembly.Table(): element type '{other}' is not supported"),
+        )),
+    }
+}
+
 fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rquickjs::Result<()> {
     let w = weak.clone();
     n.set(
         "tableNew",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, initial: u32, maximum: Option<u32>, init: JsValue<'js>| {
+            move |ctx: Ctx<'js>,
+                  element: String,
+                  initial: u32,
+                  maximum: Option<u32>,
+                  init: JsValue<'js>| {
                 let wasm = alive(&ctx, &w)?;
-                let init = init_ref(&ctx, &wasm, &init)?;
+                let element = element_type(&ctx, &element)?;
+                let init = values::to_element(&ctx, &wasm, init, &element)?;
                 let table = wasm
                     .with_store(|mut cx| {
-                        cx.data_mut().limiter.refusal = None;
-                        Table::new(
-                            &mut cx,
-                            TableType::new(RefType::FUNCREF, initial, maximum),
-                            init,
-                        )
-                        .map_err(|e| {
-                            let reason = cx.data_mut().limiter.refusal.take();
-                            WasmError::Limit(format!(
-                                "WebAssembly.Table(): {}",
-                                reason.unwrap_or_else(|| crate::engine::error_chain(&e))
-                            ))
-                        })
+                        let mut scope = RootScope::new(&mut cx);
+                        let init = init.into_ref(&mut scope)?;
+                        scope.as_context_mut().data_mut().limiter.refusal = None;
+                        Table::new(&mut scope, TableType::new(element, initial, maximum), init)
+                            .map_err(|e| {
+                                let reason =
+                                    scope.as_context_mut().data_mut().limiter.refusal.take();
+                                WasmError::Limit(format!(
+                                    "WebAssembly.Table(): {}",
+                                    reason.unwrap_or_else(|| crate::engine::error_chain(&e))
+                                ))
+                            })
                     })
-                    .or_throw(&ctx, &wasm)?
+                    .and_then(|r| r)
                     .or_throw(&ctx, &wasm)?;
                 handle::handle(&ctx, &wasm, Item::Table(table))
             },
@@ -348,16 +377,23 @@ fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rqu
             move |ctx: Ctx<'js>, h: JsValue<'js>, index: u32| {
                 let wasm = alive(&ctx, &w)?;
                 let table = handle::table_of(&ctx, &wasm, &h)?;
-                let r = wasm
-                    .with_store(|mut cx| table.get(&mut cx, u64::from(index)))
+                let out = wasm
+                    .with_store(|mut cx| {
+                        let mut scope = RootScope::new(&mut cx);
+                        match table.get(&mut scope, u64::from(index)) {
+                            Some(r) => Out::of_ref(&scope, &wasm, r).map(Some),
+                            None => Ok(None),
+                        }
+                    })
+                    .and_then(|r| r)
                     .or_throw(&ctx, &wasm)?;
-                let Some(r) = r else {
+                let Some(out) = out else {
                     return Err(Exception::throw_range(
                         &ctx,
                         "WebAssembly.Table.get(): index out of bounds",
                     ));
                 };
-                values::ref_to_js(&ctx, &wasm, Some(r))
+                values::out_to_js(&ctx, &wasm, out)
             },
         )?,
     )?;
@@ -370,12 +406,28 @@ fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rqu
             move |ctx: Ctx<'js>, h: JsValue<'js>, index: u32, value: JsValue<'js>| {
                 let wasm = alive(&ctx, &w)?;
                 let table = handle::table_of(&ctx, &wasm, &h)?;
-                let r = init_ref(&ctx, &wasm, &value)?;
-                wasm.with_store(|mut cx| table.set(&mut cx, u64::from(index), r))
-                    .or_throw(&ctx, &wasm)?
-                    .map_err(|_| {
-                        Exception::throw_range(&ctx, "WebAssembly.Table.set(): index out of bounds")
+                let ty = wasm.with_store(|cx| table.ty(&cx)).or_throw(&ctx, &wasm)?;
+                if u64::from(index)
+                    >= wasm
+                        .with_store(|cx| table.size(&cx))
+                        .or_throw(&ctx, &wasm)?
+                {
+                    return Err(Exception::throw_range(
+                        &ctx,
+                        "WebAssembly.Table.set(): index out of bounds",
+                    ));
+                }
+                let arg = values::to_element(&ctx, &wasm, value, ty.element())?;
+                wasm.with_store(|mut cx| {
+                    let mut scope = RootScope::new(&mut cx);
+                    let r = arg.into_ref(&mut scope)?;
+                    table.set(&mut scope, u64::from(index), r).map_err(|_| {
+                        WasmError::Limit("WebAssembly.Table.set(): index out of bounds".into())
                     })
+                })
+                .and_then(|r| r)
+                .or_throw(&ctx, &wasm)?;
+                wasm.after_call().or_throw(&ctx, &wasm)
             },
         )?,
     )?;
@@ -388,33 +440,29 @@ fn install_table<'js>(ctx: &Ctx<'js>, n: &Object<'js>, weak: &Weak<Wasm>) -> rqu
             move |ctx: Ctx<'js>, h: JsValue<'js>, delta: u32, init: JsValue<'js>| {
                 let wasm = alive(&ctx, &w)?;
                 let table = handle::table_of(&ctx, &wasm, &h)?;
-                let init = init_ref(&ctx, &wasm, &init)?;
+                let ty = wasm.with_store(|cx| table.ty(&cx)).or_throw(&ctx, &wasm)?;
+                let init = values::to_element(&ctx, &wasm, init, ty.element())?;
                 let old = wasm
                     .with_store(|mut cx| {
-                        cx.data_mut().limiter.refusal = None;
-                        table.grow(&mut cx, u64::from(delta), init).map_err(|e| {
-                            let reason = cx.data_mut().limiter.refusal.take();
+                        let mut scope = RootScope::new(&mut cx);
+                        let init = init.into_ref(&mut scope)?;
+                        scope.as_context_mut().data_mut().limiter.refusal = None;
+                        table.grow(&mut scope, u64::from(delta), init).map_err(|e| {
+                            let reason = scope.as_context_mut().data_mut().limiter.refusal.take();
                             WasmError::Limit(format!(
                                 "WebAssembly.Table.grow(): {}",
                                 reason.unwrap_or_else(|| crate::engine::error_chain(&e))
                             ))
                         })
                     })
-                    .or_throw(&ctx, &wasm)?
+                    .and_then(|r| r)
                     .or_throw(&ctx, &wasm)?;
+                wasm.after_call().or_throw(&ctx, &wasm)?;
                 Ok::<_, rquickjs::Error>(old as f64)
             },
         )?,
     )?;
     Ok(())
-}
-
-/// A table element from JavaScript: `undefined` is `null`.
-fn init_ref<'js>(ctx: &Ctx<'js>, wasm: &Wasm, v: &JsValue<'js>) -> rquickjs::Result<Ref> {
-    if v.is_undefined() {
-        return Ok(Ref::Func(None));
-    }
-    values::to_ref(ctx, wasm, v)
 }
 
 fn alive(ctx: &Ctx<'_>, weak: &Weak<Wasm>) -> rquickjs::Result<Rc<Wasm>> {

@@ -1,8 +1,8 @@
 //! [`Wasm`]: the WebAssembly side of one isolate. It owns the isolate's wasmtime store (made on
 //! first use), gives re-entrant access to it while wasm calls into JavaScript that calls wasm
 //! again, keeps the JavaScript values wasm needs (imported functions, a pending exception,
-//! the buffers over linear memory), and charges memory to the isolate through its
-//! [`Embedder`].
+//! the buffers over linear memory, the values held as externrefs), and charges memory to the
+//! isolate through its [`Embedder`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -70,6 +70,8 @@ pub struct Wasm {
     memories: Cell<usize>,
     /// Modules compiled ahead of time (see [`Wasm::preload`]), with their bytes.
     preloaded: RefCell<Vec<(Vec<u8>, wasmtime::Module)>>,
+    /// The JavaScript values wasm holds as externrefs (see `externref.rs`).
+    pub(crate) refs: RefCell<crate::externref::Refs>,
 }
 
 impl std::fmt::Debug for Wasm {
@@ -116,6 +118,7 @@ impl Wasm {
             cleared: Cell::new(false),
             memories: Cell::new(0),
             preloaded: RefCell::default(),
+            refs: RefCell::default(),
         })
     }
 
@@ -132,6 +135,9 @@ impl Wasm {
         drop(js.pending);
         drop(js.errors);
         drop(js.function_prototype);
+        let (values, live) = self.refs.borrow_mut().take_all();
+        drop(values);
+        self.embedder.release(live * crate::externref::REF_BYTES);
         self.preloaded.borrow_mut().clear();
     }
 
@@ -250,6 +256,7 @@ impl Wasm {
                 growing: 0,
                 refusal: None,
                 grew: false,
+                in_gc_heap: false,
             },
         };
         let mut store = Store::try_new(engine, data)
@@ -364,6 +371,11 @@ impl Wasm {
     pub(crate) fn is_cleared(&self) -> bool {
         self.cleared.get()
     }
+
+    /// Whether wasm is on the stack (a JavaScript import it called is running).
+    pub(crate) fn is_running(&self) -> bool {
+        self.caller.get().is_some()
+    }
 }
 
 /// The guard of a caller lent by [`Wasm::lend`]: it keeps the caller mutably borrowed (so the
@@ -391,6 +403,8 @@ pub(crate) struct Limiter {
     pub(crate) refusal: Option<String>,
     /// Set when a memory grew (so buffers over it must be replaced).
     pub(crate) grew: bool,
+    /// Set while an externref is allocated: a memory growing then is the GC heap.
+    pub(crate) in_gc_heap: bool,
 }
 
 // SAFETY: wasmtime asks a limiter to be `Send` so that a store can move between threads. This
@@ -432,8 +446,13 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = self.charge("WebAssembly memory", current, desired, 1);
-        if ok && desired > current {
+        let what = if self.in_gc_heap {
+            "the WebAssembly GC heap"
+        } else {
+            "WebAssembly memory"
+        };
+        let ok = self.charge(what, current, desired, 1);
+        if ok && desired > current && !self.in_gc_heap {
             self.grew = true;
         }
         Ok(ok)

@@ -109,9 +109,9 @@
           if (!isTable(v)) throw new LinkError(`${where} must be a WebAssembly.Table`);
           return tableHandle(v);
         case "global":
-          if (isGlobal(v)) return globalHandle(v);
-          if (typeof v === "number" || typeof v === "bigint") return v;
-          throw new LinkError(`${where} must be a WebAssembly.Global, a Number or a BigInt`);
+          // A Number, a BigInt or (for an externref global) any value: checked against the
+          // global's type in Rust.
+          return isGlobal(v) ? globalHandle(v) : v;
         default:
           throw new LinkError(`${where}: ${kind} imports are not supported`);
       }
@@ -165,7 +165,7 @@
     }
   }
 
-  const ELEMENTS = ["anyfunc", "funcref"];
+  const ELEMENTS = ["anyfunc", "funcref", "externref"];
 
   class Table {
     #h;
@@ -177,10 +177,11 @@
       const d = descriptorOf(descriptor, "WebAssembly.Table()");
       const element = String(d.element);
       if (!ELEMENTS.includes(element)) {
-        throw new TypeError(`WebAssembly.Table(): element type '${element}' is not supported (use 'anyfunc')`);
+        throw new TypeError(`WebAssembly.Table(): element type '${element}' is not supported (use 'anyfunc' or 'externref')`);
       }
       const [initial, maximum] = limitsOf(d, "WebAssembly.Table()", 10000000);
-      this.#h = native.tableNew(initial, maximum, value);
+      // A missing value is the element type's default: null, or undefined in an externref table.
+      this.#h = native.tableNew(element, initial, maximum, value);
     }
     get length() {
       return native.tableSize(this.#h);
@@ -189,7 +190,7 @@
       return native.tableGet(this.#h, u32(index, "WebAssembly.Table.get(): index"));
     }
     set(index, value) {
-      native.tableSet(this.#h, u32(index, "WebAssembly.Table.set(): index"), arguments.length < 2 ? null : value);
+      native.tableSet(this.#h, u32(index, "WebAssembly.Table.set(): index"), value);
     }
     grow(delta, value) {
       return native.tableGrow(this.#h, u32(delta, "WebAssembly.Table.grow(): delta"), value);
@@ -200,7 +201,7 @@
     }
   }
 
-  const VALUE_TYPES = ["i32", "i64", "f32", "f64"];
+  const VALUE_TYPES = ["i32", "i64", "f32", "f64", "anyfunc", "funcref", "externref"];
 
   class Global {
     #h;
