@@ -13,3 +13,4 @@ mod ops;
 mod process;
 mod rpc;
 mod shared_store;
+mod typescript;
