@@ -13,6 +13,8 @@ fi
 # The pinned Node packages (package-lock.json) first: the capnweb crate's tests run against
 # the JavaScript reference server too, and under CI=true they fail rather than skip without it.
 (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+# The npm packages of the TypeScript fixture (a function deployed straight from its directory).
+(cd tests/npm-app && npm ci --no-audit --no-fund --loglevel=error)
 
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace
@@ -30,5 +32,7 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test client.test.mjs)
 # End to end: the built `functions` binary serving examples/ (built by `cargo test` above).
 (cd tests/interop && node --test server.test.mjs)
+# TypeScript and npm packages deployed from a directory, and bad input refused.
+(cd tests/interop && node --test npm_app.test.mjs)
 # The attack suite against a real `functions serve`.
 (cd tests/interop && node --test adversarial.test.mjs)
