@@ -34,5 +34,7 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test server.test.mjs)
 # TypeScript and npm packages deployed from a directory, and bad input refused.
 (cd tests/interop && node --test npm_app.test.mjs)
+# `functions types` output type-checked with tsc (typescript pinned in tests/interop).
+(cd tests/interop && node --test types.test.mjs)
 # The attack suite against a real `functions serve`.
 (cd tests/interop && node --test adversarial.test.mjs)

@@ -7,28 +7,15 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BIN, startServer } from "./lib/serve.mjs";
+import { cli, startServer } from "./lib/serve.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const APP = resolve(HERE, "../npm-app");
 const opts = { timeout: 60_000 };
-
-/** Runs the `functions` CLI against `server`; resolves to { code, stdout, stderr }. */
-export function cli(server, args) {
-  return new Promise((ok) => {
-    execFile(
-      BIN,
-      args,
-      { env: { ...process.env, FUNCTIONS_URL: server.base, FUNCTIONS_ADMIN_TOKEN: server.token } },
-      (err, stdout, stderr) => ok({ code: err ? err.code ?? 1 : 0, stdout, stderr }),
-    );
-  });
-}
 
 describe("a function in TypeScript with npm packages", () => {
   let server;

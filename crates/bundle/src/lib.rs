@@ -6,6 +6,8 @@
 //!   imports resolved from `node_modules` by Node's rules with Workers' conditions
 //!   (oxc_resolver), only the package files reached from the function's own modules kept,
 //!   each import rewritten to its target's module-map name.
+//! - [`types::declarations`]: TypeScript declarations of a function's RPC surface and `Env`
+//!   (`functions types`).
 //! - [`fs::SourceFs`]: the files a build sees: in memory (the server) or a directory on disk
 //!   behind them (the CLI), with symlinks kept inside the directory and sizes checked.
 //!
@@ -27,6 +29,7 @@ pub mod error;
 pub mod fs;
 pub mod manifest;
 pub mod strip;
+pub mod types;
 
 pub use build::{build, memory_fs, module_from_file, BuildOptions};
 pub use error::{BuildError, Position};

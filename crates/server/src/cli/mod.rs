@@ -103,6 +103,18 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Write TypeScript declarations of a deployed function: its RPC surface (`Api`, from its
+    /// TypeScript signatures; `Promise<any>` where there are none), its `Env` from its
+    /// bindings, and the binding types. For `newWebSocketRpcSession<Api>(url)` in a client.
+    Types {
+        /// The function id.
+        id: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Conn,
+    },
 }
 
 #[derive(Args)]
@@ -314,6 +326,27 @@ impl Cli {
                 conn,
             } => call(&conn.server, &id, &method, &args, ws).await,
             Command::Logs { id, json, conn } => logs(&conn.client()?, &id, json).await,
+            Command::Types { id, out, conn } => {
+                let got = conn
+                    .client()?
+                    .admin("GET", &format!("/_admin/functions/{id}"), None)
+                    .await?;
+                let live = bundle::Bundle::from_value(got["bundle"].clone())
+                    .map_err(|e| anyhow!("{id}: the live bundle does not parse: {e}"))?;
+                let version = got["live_version"]
+                    .as_u64()
+                    .or_else(|| got["versions"].as_array()?.last()?["version"].as_u64());
+                let text = bundle::types::declarations(&id, version, &live);
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!("wrote {}", path.display());
+                    }
+                    None => print!("{text}"),
+                }
+                Ok(())
+            }
             Command::Nodes { conn } => {
                 let out = conn.client()?.admin("GET", "/_admin/nodes", None).await?;
                 let nodes = out["nodes"].as_array().cloned().unwrap_or_default();
