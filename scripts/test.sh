@@ -36,5 +36,7 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test npm_app.test.mjs)
 # `functions types` output type-checked with tsc (typescript pinned in tests/interop).
 (cd tests/interop && node --test types.test.mjs)
+# `functions dev`: deploy, redeploy on change, keep the last good version, stop on Ctrl-C.
+(cd tests/interop && node --test dev.test.mjs)
 # The attack suite against a real `functions serve`.
 (cd tests/interop && node --test adversarial.test.mjs)

@@ -1,6 +1,7 @@
 //! The command line: `functions serve` and the client commands.
 
 mod client;
+mod dev;
 mod rpc_limits;
 
 use std::net::SocketAddr;
@@ -103,6 +104,10 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Develop a function locally: serve DIR on an embedded store, redeploy it on every
+    /// change (`redeployed ID version N`; a change that fails keeps the last good version
+    /// serving and prints why), and print its console lines. Ctrl-C stops.
+    Dev(dev::DevArgs),
     /// Write TypeScript declarations of a deployed function: its RPC surface (`Api`, from its
     /// TypeScript signatures; `Promise<any>` where there are none), its `Env` from its
     /// bindings, and the binding types. For `newWebSocketRpcSession<Api>(url)` in a client.
@@ -326,6 +331,7 @@ impl Cli {
                 conn,
             } => call(&conn.server, &id, &method, &args, ws).await,
             Command::Logs { id, json, conn } => logs(&conn.client()?, &id, json).await,
+            Command::Dev(args) => dev::dev(args).await,
             Command::Types { id, out, conn } => {
                 let got = conn
                     .client()?
