@@ -38,5 +38,7 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test types.test.mjs)
 # `functions dev`: deploy, redeploy on change, keep the last good version, stop on Ctrl-C.
 (cd tests/interop && node --test dev.test.mjs)
+# The README's TypeScript and npm commands, as written.
+(cd tests/interop && node --test readme.test.mjs)
 # The attack suite against a real `functions serve`.
 (cd tests/interop && node --test adversarial.test.mjs)
