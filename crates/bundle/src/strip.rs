@@ -571,10 +571,6 @@ impl<'a> Visit<'a> for Stripper<'_> {
                 self.blank_span(stmt.span());
                 return;
             }
-            if let Declaration::TSEnumDeclaration(e) = decl {
-                self.enum_code(e);
-                return;
-            }
         }
         match stmt {
             Statement::ImportDeclaration(d) => {
@@ -661,6 +657,16 @@ impl<'a> Visit<'a> for Stripper<'_> {
             }
             Statement::TSNamespaceExportDeclaration(e) => self.blank_span(e.span),
             _ => walk::walk_statement(self, stmt),
+        }
+    }
+
+    fn visit_ts_enum_declaration(&mut self, it: &TSEnumDeclaration<'a>) {
+        // `declare enum` was blanked with its statement; this one runs.
+        self.enum_code(it);
+        for m in &it.body.members {
+            if let Some(init) = &m.initializer {
+                self.visit_expression(init);
+            }
         }
     }
 
@@ -823,7 +829,7 @@ mod tests {
 
     #[test]
     fn enums_and_parameter_properties_run() {
-        let src = "enum Color {\n  Red,\n  Green = 5,\n  Blue,\n  Name = \"n\",\n}\nclass Base {}\nclass A extends Base implements X {\n  private readonly q?: number;\n  constructor(private db: string, public n = 1) {\n    super();\n  }\n}\n";
+        let src = "export enum Color {\n  Red,\n  Green = 5,\n  Blue,\n  Name = \"n\",\n}\nclass Base {}\nclass A extends Base implements X {\n  private readonly q?: number;\n  constructor(private db: string, public n = 1) {\n    super();\n  }\n}\n";
         let out = strip(src);
         assert_eq!(out.lines().count(), src.lines().count(), "{out}");
         assert_js(&out);
