@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 
 use indexmap::IndexMap;
-use oxc_resolver::{ResolveError, ResolveOptions, ResolverGeneric};
+use oxc_resolver::{FileSystem as _, ResolveError, ResolveOptions, ResolverGeneric};
 use oxc_span::Span;
 
 use crate::error::BuildError;
@@ -197,6 +197,19 @@ pub fn build(bundle: &Bundle, fs: &SourceFs, opts: &BuildOptions) -> Result<Bund
             if is_runtime_builtin(spec) {
                 continue;
             }
+            // A module-map name the isolate finds by itself (`import "lib"` of a module named
+            // `lib`, `./a.js` of `a.js`) is taken as it is.
+            let direct = isolate_resolves(&name, spec);
+            if !direct.is_empty()
+                && fs
+                    .metadata(&Path::new("/").join(&direct))
+                    .is_ok_and(|m| m.is_file())
+            {
+                if seen.insert(direct.clone()) {
+                    queue.push_back(direct);
+                }
+                continue;
+            }
             let r = if import.kind == ImportKind::Require {
                 &require_resolver
             } else {
@@ -295,7 +308,6 @@ fn resolve_error(file: &str, spec: &str, dir: &Path, fs: &SourceFs, e: ResolveEr
         let mut d = Some(dir);
         let mut installed = false;
         while let Some(p) = d {
-            use oxc_resolver::FileSystem as _;
             if fs
                 .metadata(&p.join("node_modules").join(package))
                 .is_ok_and(|m| m.is_dir())
@@ -317,5 +329,57 @@ fn resolve_error(file: &str, spec: &str, dir: &Path, fs: &SourceFs, e: ResolveEr
         file: file.to_owned(),
         specifier: spec.to_owned(),
         reason: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(json: &str) -> Result<Bundle, BuildError> {
+        let b = Bundle::from_json(json.as_bytes()).expect("bundle");
+        build(&b, &memory_fs(&b), &BuildOptions::default())
+    }
+
+    #[test]
+    fn a_bare_specifier_naming_a_module_of_the_map_is_left_as_written() {
+        let b = built(
+            r#"{"mainModule": "index.js", "modules": {"index.js": "import x from 'lib';\nexport default x;", "lib": {"js": "export default 1"}}}"#,
+        )
+        .expect("builds");
+        assert_eq!(
+            b.modules["index.js"],
+            Module::EsModule("import x from 'lib';\nexport default x;".into())
+        );
+        assert!(
+            b.sources.is_none(),
+            "nothing changed, so no sources are kept"
+        );
+    }
+
+    #[test]
+    fn extensionless_ts_imports_and_packages_are_rewritten_to_module_map_names() {
+        let b = built(
+            r#"{"mainModule": "index.ts", "modules": {
+                "index.ts": "import { f } from './lib';\nimport p from 'pkg';\nexport default { f, p };",
+                "lib.ts": "export const f = (n: number) => n;",
+                "node_modules/pkg/package.json": {"json": {"name": "pkg", "exports": {".": {"node": "./node.js", "worker": "./worker.js"}}}},
+                "node_modules/pkg/node.js": "import 'node:fs'; export default 'node';",
+                "node_modules/pkg/worker.js": "export default 'worker';",
+                "node_modules/unused/index.js": "export default 1;"
+            }}"#,
+        )
+        .expect("builds");
+        let Module::EsModule(index) = &b.modules["index.ts"] else {
+            panic!("index.ts is built")
+        };
+        assert!(index.contains("from \"/lib.ts\""), "{index}");
+        assert!(
+            index.contains("from \"/node_modules/pkg/worker.js\""),
+            "{index}"
+        );
+        let names: Vec<&str> = b.modules.keys().map(String::as_str).collect();
+        assert_eq!(names, ["index.ts", "lib.ts", "node_modules/pkg/worker.js"]);
+        assert!(b.sources.as_ref().is_some_and(|s| s.len() == 6));
     }
 }

@@ -250,9 +250,32 @@ fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirE
     }
     let mut total = 0u64;
     let mut modules = Map::new();
+    let real_dir = dir.canonicalize().map_err(io(dir))?;
     for name in &files {
         let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        // The same guards as for package files: the real path stays inside the directory
+        // (a listed module may be a symlink), and the size is checked before reading.
+        let real = path.canonicalize().map_err(io(&path))?;
+        if !real.starts_with(&real_dir) {
+            return Err(FunctionDirError::Build {
+                path: dir.to_owned(),
+                source: bundle::BuildError::OutsideDirectory {
+                    file: name.clone(),
+                    path: real.display().to_string(),
+                },
+            });
+        }
+        let size = std::fs::metadata(&real).map_err(io(&path))?.len();
+        if size > bundle::fs::MAX_FILE_BYTES {
+            return Err(FunctionDirError::TooLarge {
+                path: path.clone(),
+                reason: format!(
+                    "is {size} bytes, more than the limit of {} for one file",
+                    bundle::fs::MAX_FILE_BYTES
+                ),
+            });
+        }
+        let bytes = std::fs::read(&real).map_err(io(&path))?;
         total += bytes.len() as u64;
         if total > MAX_TOTAL_BYTES {
             return Err(FunctionDirError::TooLarge {
@@ -516,5 +539,27 @@ mod tests {
         std::fs::write(dir.path().join(MANIFEST_FILE), r#"{"mian": "x.js"}"#).expect("write");
         let err = load(dir.path(), Some("x")).expect_err("refused");
         assert!(err.to_string().contains("unknown field `mian`"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_module_that_links_out_of_the_directory_is_refused_before_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("index.js"), "export default {}").expect("write");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.txt")).expect("symlink");
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            r#"{"modules": ["index.js", "zero.txt"]}"#,
+        )
+        .expect("write");
+        let err = load(dir.path(), Some("x")).expect_err("refused");
+        assert!(
+            err.to_string().contains("outside the function's directory"),
+            "{err}"
+        );
     }
 }
