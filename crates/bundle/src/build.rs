@@ -147,7 +147,8 @@ pub fn build(bundle: &Bundle, fs: &SourceFs, opts: &BuildOptions) -> Result<Bund
     queue.push_back(bundle.main_module.clone());
     seen.insert(bundle.main_module.clone());
     for (name, m) in &bundle.modules {
-        if in_packages(name) || seen.contains(name) {
+        // Packages' files go in when reached; declaration files (`.d.ts`) never run.
+        if in_packages(name) || seen.contains(name) || strip::is_declaration_file(name) {
             continue;
         }
         seen.insert(name.clone());

@@ -880,6 +880,14 @@ mod tests {
         assert_eq!(p.imports[0].specifier, "x");
         let p = parse("b.js", "module.exports = 1; require('z')", Lang::Unknown).expect("parses");
         assert!(p.commonjs);
+        let p = parse(
+            "e.cts",
+            "const x: number = require('./x');\nmodule.exports = x;",
+            Lang::of("e.cts").expect("a script"),
+        )
+        .expect("parses");
+        assert!(p.commonjs, ".cts is CommonJS TypeScript");
+        assert_eq!(p.imports.len(), 1);
         let p = parse("c.js", "export * from './d'; import('./e')", Lang::Unknown).expect("parses");
         assert!(!p.commonjs);
         assert_eq!(p.imports.len(), 2);
