@@ -16,6 +16,8 @@ fi
 # Published wasm-bindgen packages that the isolate's wasm_packages test runs (and fails
 # without under CI=true); their answers under Node are tests/wasm-packages/expected.json.
 (cd tests/wasm-packages && npm ci --no-audit --no-fund --loglevel=error)
+# The npm packages of the TypeScript fixture (a function deployed straight from its directory).
+(cd tests/npm-app && npm ci --no-audit --no-fund --loglevel=error)
 
 # One build of every crate's tests and examples (the interop server is an example).
 cargo test --workspace
@@ -33,5 +35,13 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test client.test.mjs)
 # End to end: the built `functions` binary serving examples/ (built by `cargo test` above).
 (cd tests/interop && node --test server.test.mjs)
+# TypeScript and npm packages deployed from a directory, and bad input refused.
+(cd tests/interop && node --test npm_app.test.mjs)
+# `functions types` output type-checked with tsc (typescript pinned in tests/interop).
+(cd tests/interop && node --test types.test.mjs)
+# `functions dev`: deploy, redeploy on change, keep the last good version, stop on Ctrl-C.
+(cd tests/interop && node --test dev.test.mjs)
+# The README's TypeScript and npm commands, as written.
+(cd tests/interop && node --test readme.test.mjs)
 # The attack suite against a real `functions serve`.
 (cd tests/interop && node --test adversarial.test.mjs)

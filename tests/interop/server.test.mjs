@@ -240,6 +240,14 @@ describe("seed scenarios over /_rpc", () => {
     });
   }
 
+  test("the seed's FunctionTarget deployed as TypeScript counts invocations and errors", opts, async (t) => {
+    const { api } = await openRpc(t, "target");
+    assert.equal(await api.add(2, 3), 5);
+    assert.equal(await api.multiply(4, 5), 20);
+    await assert.rejects(async () => await api.divide(1, 0), (e) => e instanceof RangeError && e.message === "division by zero");
+    assert.deepStrictEqual(await api.getMetrics(), { invocations: 3, errors: 1 });
+  });
+
   test("scenario_8_wasm_rpc_target processes data in wasm", opts, async (t) => {
     const { api } = await openRpc(t, "wasm");
     const data = { id: "user-123", items: [1, 2, 3], delta: -40, nested: { n: 100 } };
@@ -335,8 +343,8 @@ describe("http surfaces", () => {
     res = await admin("PUT", "/_admin/functions/guarded", bundle("export default { fetch( {"));
     assert.equal(res.status, 400);
     const err = (await res.json()).error;
-    assert.equal(err.name, "CheckFailed");
-    assert.match(err.message, /index\.js/);
+    assert.equal(err.name, "BuildError", "a syntax error is refused by the build, before any isolate");
+    assert.match(err.message, /index\.js:1:/);
 
     res = await admin("PUT", "/_admin/functions/never", bundle("import './missing.js'; export default {}"));
     assert.equal(res.status, 400);

@@ -298,15 +298,6 @@ fn positive(v: Option<&Value>, field: &'static str) -> Result<Option<u64>, CodeE
     }
 }
 
-fn text(module: &str, kind: &str, v: &Value) -> Result<String, CodeError> {
-    v.as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| CodeError::InvalidModule {
-            module: module.to_owned(),
-            reason: format!("{kind} must be a string"),
-        })
-}
-
 fn bytes(module: &str, kind: &str, v: &Value) -> Result<Vec<u8>, CodeError> {
     let bad = |reason: String| CodeError::InvalidModule {
         module: module.to_owned(),
@@ -329,34 +320,63 @@ fn bytes(module: &str, kind: &str, v: &Value) -> Result<Vec<u8>, CodeError> {
 }
 
 fn parse_module(name: &str, m: &Value) -> Result<ModuleSource, CodeError> {
-    if let Value::String(s) = m {
-        return Ok(ModuleSource::EsModule(s.clone()));
-    }
-    let Value::Object(o) = m else {
-        return Err(CodeError::InvalidModule {
-            module: name.to_owned(),
-            reason: "must be a string (an ES module) or an object such as { esModule: \"...\" }"
-                .into(),
-        });
+    let invalid = |reason: String| CodeError::InvalidModule {
+        module: name.to_owned(),
+        reason,
     };
-    let present: Vec<(&String, &Value)> = o.iter().filter(|(_, v)| !v.is_undefined()).collect();
-    let [(kind, v)] = present.as_slice() else {
-        return Err(CodeError::UnknownModuleType {
-            module: name.to_owned(),
-            found: format!("{:?}", o.keys().collect::<Vec<_>>()),
-        });
-    };
-    Ok(match kind.as_str() {
-        "js" | "esModule" => ModuleSource::EsModule(text(name, kind, v)?),
-        "cjs" | "commonJsModule" => ModuleSource::CommonJs(text(name, kind, v)?),
-        "text" => ModuleSource::Text(text(name, kind, v)?),
-        "json" => ModuleSource::Json(v.to_json().to_string()),
-        "data" => ModuleSource::Data(bytes(name, kind, v)?),
-        "wasm" => ModuleSource::Wasm(bytes(name, kind, v)?),
-        other => {
+    // Bytes (a JS `Uint8Array`/`ArrayBuffer`) have no JSON form: data and wasm modules given
+    // as bytes are taken as they are; everything else goes through the one module parser.
+    if let Value::Object(o) = m {
+        let present: Vec<(&String, &Value)> = o.iter().filter(|(_, v)| !v.is_undefined()).collect();
+        if let [(kind, v)] = present.as_slice() {
+            match (kind.as_str(), v) {
+                ("data", Value::Bytes(_) | Value::Array(_)) => {
+                    return Ok(ModuleSource::Data(bytes(name, kind, v)?))
+                }
+                ("wasm", Value::Bytes(_) | Value::Array(_)) => {
+                    return Ok(ModuleSource::Wasm(bytes(name, kind, v)?))
+                }
+                _ => {}
+            }
+        } else {
             return Err(CodeError::UnknownModuleType {
                 module: name.to_owned(),
-                found: format!("'{other}'"),
+                found: format!("{:?}", o.keys().collect::<Vec<_>>()),
+            });
+        }
+    }
+    let module = bundle::Module::from_json(name, m.to_json()).map_err(|e| match e {
+        bundle::ManifestError::UnknownModuleType { module, found } => {
+            CodeError::UnknownModuleType { module, found }
+        }
+        bundle::ManifestError::Invalid { reason, .. } => invalid(reason),
+        other => invalid(other.to_string()),
+    })?;
+    module_source(name, module)
+}
+
+/// The isolate's form of a bundle module. TypeScript is refused: it is built at deploy, and
+/// code loaded through `env.LOADER` is JavaScript (as in workerd).
+pub fn module_source(name: &str, module: bundle::Module) -> Result<ModuleSource, CodeError> {
+    Ok(match module {
+        bundle::Module::EsModule(s) => ModuleSource::EsModule(s),
+        bundle::Module::CommonJs(s) => ModuleSource::CommonJs(s),
+        bundle::Module::Text(s) => ModuleSource::Text(s),
+        bundle::Module::Data(b) => ModuleSource::Data(b),
+        bundle::Module::Json(v) => ModuleSource::Json(v.to_string()),
+        bundle::Module::Wasm(b) => ModuleSource::Wasm(b),
+        bundle::Module::TypeScript(_) => {
+            return Err(CodeError::InvalidModule {
+                module: name.to_owned(),
+                reason: "TypeScript is built when a function is deployed; code loaded through \
+                         env.LOADER must be JavaScript"
+                    .into(),
+            })
+        }
+        _ => {
+            return Err(CodeError::InvalidModule {
+                module: name.to_owned(),
+                reason: "unsupported module type".into(),
             })
         }
     })

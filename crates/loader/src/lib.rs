@@ -43,7 +43,7 @@ mod metrics;
 mod stub;
 
 pub use children::Children;
-pub use code::{CodeError, WorkerCode, WorkerLimits};
+pub use code::{module_source, CodeError, WorkerCode, WorkerLimits};
 pub use error::LoaderError;
 pub use isolate::{Limits, ModuleSource};
 pub use loader::{ChildrenConfig, Loader, LoaderConfig};

@@ -211,3 +211,24 @@ fn worker_code_validation_errors_are_clear() {
     assert_eq!(parse(json!({ "mainModule": "a.js" })), CodeError::NoModules);
     assert_eq!(parse(json!([1])), CodeError::NotAnObject);
 }
+
+#[test]
+fn bare_string_modules_are_typed_by_extension_as_in_a_deploy_bundle() {
+    // One parser for the deploy manifest and WorkerCode: a `.cjs` string is CommonJS here too,
+    // and TypeScript is refused (code loaded through env.LOADER is JavaScript, as in workerd).
+    let code = WorkerCode::from_json(&json!({
+        "mainModule": "index.js",
+        "modules": { "index.js": "export default {}", "util.cjs": "module.exports = 1" }
+    }))
+    .unwrap();
+    assert!(matches!(
+        code.modules["util.cjs"],
+        loader::ModuleSource::CommonJs(_)
+    ));
+    let err = WorkerCode::from_json(&json!({
+        "mainModule": "index.ts",
+        "modules": { "index.ts": "export default {} as {}" }
+    }))
+    .unwrap_err();
+    assert!(err.to_string().contains("must be JavaScript"), "{err}");
+}

@@ -17,11 +17,16 @@
 //! }
 //! ```
 //!
-//! `id` defaults to the directory's name, `main` to `index.js`. `modules` defaults to every
-//! `.js`, `.mjs`, `.cjs`, `.json`, `.txt` and `.wasm` file under the directory (recursively;
-//! hidden entries, `node_modules` and `function.json` itself skipped). Files are typed by
-//! extension: `.js`/`.mjs` ES module, `.cjs` CommonJS, `.json` JSON, `.txt` text, `.wasm`
-//! WebAssembly, anything else listed explicitly a data module. `bindings`, `env`, `limits`
+//! `id` defaults to the directory's name, `main` to the first of [`DEFAULT_MAINS`] that exists
+//! (`index.ts`, `index.js`, …). `modules` defaults to every `.js`, `.mjs`, `.cjs`, `.ts`,
+//! `.mts`, `.cts`, `.json`, `.txt` and `.wasm` file under the directory (recursively; hidden
+//! entries, `node_modules`, `.d.ts` files, `package-lock.json`, `tsconfig.json` and
+//! `function.json` itself skipped). Files are typed by extension: `.js`/`.mjs` ES module,
+//! `.cjs` CommonJS, `.ts`/`.mts`/`.cts` TypeScript, `.json` JSON, `.txt` text, `.wasm`
+//! WebAssembly, anything else listed explicitly a data module. When the directory has a
+//! `node_modules`, the files of packages that the function's modules import (and the
+//! `package.json` files that resolving them read) are added: only those, read through the
+//! build's guards. The CLI only collects files: the server builds them ([`bundle::build`]). `bindings`, `env`, `limits`
 //! and the compatibility fields are as in the bundle ([`crate::manifest`]).
 //!
 //! A single `file.js` becomes a function with id `file` and that one module.
@@ -36,6 +41,8 @@ use crate::manifest::{Bundle, ManifestError, Module};
 
 /// The manifest file's name.
 pub const MANIFEST_FILE: &str = "function.json";
+/// Files never collected from a function's directory (tooling, not code).
+const SKIPPED_FILES: [&str; 3] = ["package-lock.json", "tsconfig.json", "jsconfig.json"];
 /// Most files one function may have.
 pub const MAX_FILES: usize = 1000;
 /// Most bytes one function's files may have in total.
@@ -87,9 +94,19 @@ pub enum FunctionDirError {
         /// Which limit.
         reason: String,
     },
-    /// The path is neither a directory nor a `.js`/`.mjs` file.
-    #[error("{0}: expected a function directory or a .js file")]
+    /// The path is neither a directory nor a script file.
+    #[error("{0}: expected a function directory or a .js/.mjs/.ts/.mts file")]
     NotAFunction(PathBuf),
+    /// The function's sources do not build (checked here so the CLI can say so before
+    /// uploading; the server builds them again).
+    #[error("{path}: {source}")]
+    Build {
+        /// The function's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: bundle::BuildError,
+    },
 }
 
 /// A function read from disk.
@@ -148,8 +165,8 @@ pub fn load(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDir
 fn is_script_file(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("js") | Some("mjs")
-    )
+        Some("js") | Some("mjs") | Some("ts") | Some("mts")
+    ) && !bundle::strip::is_declaration_file(&path.to_string_lossy())
 }
 
 fn load_file(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirError> {
@@ -166,7 +183,12 @@ fn load_file(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDi
     check_id(path, &id)?;
     let source = std::fs::read_to_string(path).map_err(io(path))?;
     let mut modules = IndexMap::new();
-    modules.insert(name.clone(), Module::EsModule(source));
+    let module = if name.ends_with(".ts") || name.ends_with(".mts") {
+        Module::TypeScript(source)
+    } else {
+        Module::EsModule(source)
+    };
+    modules.insert(name.clone(), module);
     let bundle = Bundle {
         compatibility_date: None,
         compatibility_flags: Vec::new(),
@@ -175,6 +197,7 @@ fn load_file(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDi
         env: Map::new(),
         bindings: IndexMap::new(),
         limits: Default::default(),
+        sources: None,
     };
     Ok(FunctionSource {
         id,
@@ -227,9 +250,32 @@ fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirE
     }
     let mut total = 0u64;
     let mut modules = Map::new();
+    let real_dir = dir.canonicalize().map_err(io(dir))?;
     for name in &files {
         let path = dir.join(name);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        // The same guards as for package files: the real path stays inside the directory
+        // (a listed module may be a symlink), and the size is checked before reading.
+        let real = path.canonicalize().map_err(io(&path))?;
+        if !real.starts_with(&real_dir) {
+            return Err(FunctionDirError::Build {
+                path: dir.to_owned(),
+                source: bundle::BuildError::OutsideDirectory {
+                    file: name.clone(),
+                    path: real.display().to_string(),
+                },
+            });
+        }
+        let size = std::fs::metadata(&real).map_err(io(&path))?.len();
+        if size > bundle::fs::MAX_FILE_BYTES {
+            return Err(FunctionDirError::TooLarge {
+                path: path.clone(),
+                reason: format!(
+                    "is {size} bytes, more than the limit of {} for one file",
+                    bundle::fs::MAX_FILE_BYTES
+                ),
+            });
+        }
+        let bytes = std::fs::read(&real).map_err(io(&path))?;
         total += bytes.len() as u64;
         if total > MAX_TOTAL_BYTES {
             return Err(FunctionDirError::TooLarge {
@@ -239,11 +285,20 @@ fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirE
         }
         modules.insert(name.clone(), module_json(&path, name, bytes)?);
     }
+    let main = manifest.main.unwrap_or_else(|| {
+        DEFAULT_MAINS
+            .iter()
+            .find(|m| modules.contains_key(**m))
+            .map_or("index.js", |m| *m)
+            .to_owned()
+    });
+    // Files of npm packages: the ones the build reaches from these modules, read from disk
+    // with the build's guards (symlinks stay inside the directory, sizes checked first).
+    if dir.join("node_modules").is_dir() {
+        add_package_files(dir, &main, &mut modules, &mut total)?;
+    }
     let mut raw = Map::new();
-    raw.insert(
-        "mainModule".into(),
-        Value::String(manifest.main.unwrap_or_else(|| "index.js".into())),
-    );
+    raw.insert("mainModule".into(), Value::String(main));
     raw.insert("modules".into(), Value::Object(modules));
     if let Some(d) = manifest.compatibility_date {
         raw.insert("compatibilityDate".into(), Value::String(d));
@@ -269,6 +324,65 @@ fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirE
     })
 }
 
+/// The main module when `function.json` names none: the first of these that exists.
+pub const DEFAULT_MAINS: [&str; 6] = [
+    "index.ts",
+    "index.js",
+    "index.mjs",
+    "index.mts",
+    "src/index.ts",
+    "src/index.js",
+];
+
+fn add_package_files(
+    dir: &Path,
+    main: &str,
+    modules: &mut Map<String, Value>,
+    total: &mut u64,
+) -> Result<(), FunctionDirError> {
+    let build_err = |source| FunctionDirError::Build {
+        path: dir.to_owned(),
+        source,
+    };
+    let raw = serde_json::json!({ "mainModule": main, "modules": modules.clone() });
+    let own = Bundle::from_value(raw).map_err(|source| FunctionDirError::Bundle {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let files = own
+        .modules
+        .iter()
+        .map(|(name, m)| (name.clone(), module_bytes(m)));
+    let fs = bundle::fs::SourceFs::with_disk(dir, files).map_err(io(dir))?;
+    bundle::build(&own, &fs, &bundle::BuildOptions::default()).map_err(build_err)?;
+    for (name, bytes) in fs.take_read_from_disk() {
+        *total += bytes.len() as u64;
+        if *total > MAX_TOTAL_BYTES {
+            return Err(FunctionDirError::TooLarge {
+                path: dir.to_owned(),
+                reason: format!("files exceed {MAX_TOTAL_BYTES} bytes in total"),
+            });
+        }
+        let module = bundle::module_from_file(&name, bytes).map_err(build_err)?;
+        modules.insert(name, module.to_json());
+    }
+    if modules.len() > MAX_FILES {
+        return Err(FunctionDirError::TooLarge {
+            path: dir.to_owned(),
+            reason: format!("{} files exceeds the limit of {MAX_FILES}", modules.len()),
+        });
+    }
+    Ok(())
+}
+
+fn module_bytes(m: &Module) -> Vec<u8> {
+    match m {
+        Module::Data(b) | Module::Wasm(b) => b.clone(),
+        Module::Json(v) => v.to_string().into_bytes(),
+        other => other.source_text().unwrap_or_default().as_bytes().to_vec(),
+    }
+}
+
 fn module_json(path: &Path, name: &str, bytes: Vec<u8>) -> Result<Value, FunctionDirError> {
     use base64::Engine as _;
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
@@ -281,6 +395,7 @@ fn module_json(path: &Path, name: &str, bytes: Vec<u8>) -> Result<Value, Functio
     Ok(match ext {
         "js" | "mjs" => serde_json::json!({ "js": text(bytes)? }),
         "cjs" => serde_json::json!({ "cjs": text(bytes)? }),
+        "ts" | "mts" | "cts" => serde_json::json!({ "ts": text(bytes)? }),
         "txt" => serde_json::json!({ "text": text(bytes)? }),
         "json" => {
             let v: Value =
@@ -321,8 +436,12 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<(), Functio
                 .collect::<Vec<_>>()
                 .join("/");
             let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-            if rel != MANIFEST_FILE && matches!(ext, "js" | "mjs" | "cjs" | "json" | "txt" | "wasm")
-            {
+            let wanted = matches!(
+                ext,
+                "js" | "mjs" | "cjs" | "ts" | "mts" | "cts" | "json" | "txt" | "wasm"
+            ) && !bundle::strip::is_declaration_file(name)
+                && !SKIPPED_FILES.contains(&name);
+            if rel != MANIFEST_FILE && wanted {
                 out.push(rel);
             }
         }
@@ -420,5 +539,27 @@ mod tests {
         std::fs::write(dir.path().join(MANIFEST_FILE), r#"{"mian": "x.js"}"#).expect("write");
         let err = load(dir.path(), Some("x")).expect_err("refused");
         assert!(err.to_string().contains("unknown field `mian`"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_module_that_links_out_of_the_directory_is_refused_before_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("index.js"), "export default {}").expect("write");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.txt")).expect("symlink");
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            r#"{"modules": ["index.js", "zero.txt"]}"#,
+        )
+        .expect("write");
+        let err = load(dir.path(), Some("x")).expect_err("refused");
+        assert!(
+            err.to_string().contains("outside the function's directory"),
+            "{err}"
+        );
     }
 }

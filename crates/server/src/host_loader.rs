@@ -32,10 +32,10 @@ use std::sync::{Arc, Mutex};
 
 use capnweb::{Object, RpcError, Stub, Value};
 use indexmap::IndexMap;
-use loader::{Children, Loader, LoaderConfig, LoaderError, ModuleSource, WorkerCode, WorkerLimits};
+use loader::{Children, Loader, LoaderConfig, LoaderError, WorkerCode, WorkerLimits};
 
 use crate::host::{Function, FunctionHost, HostError, HostFuture};
-use crate::manifest::{Binding, Bundle, MaxLimits, Module};
+use crate::manifest::{Binding, Bundle, MaxLimits};
 
 /// The Worker Loader's host. Cheap to share behind an `Arc`.
 pub struct LoaderHost {
@@ -180,15 +180,10 @@ impl LoaderHost {
 pub fn worker_code(bundle: &Bundle, env: Object) -> WorkerCode {
     let mut modules = IndexMap::new();
     for (name, module) in &bundle.modules {
-        let source = match module {
-            Module::EsModule(s) => ModuleSource::EsModule(s.clone()),
-            Module::CommonJs(s) => ModuleSource::CommonJs(s.clone()),
-            Module::Text(s) => ModuleSource::Text(s.clone()),
-            Module::Data(b) => ModuleSource::Data(b.clone()),
-            Module::Json(v) => ModuleSource::Json(v.to_string()),
-            Module::Wasm(b) => ModuleSource::Wasm(b.clone()),
-        };
-        modules.insert(name.clone(), source);
+        // A deployed bundle is built: it has no TypeScript left (see `bundle::build`).
+        if let Ok(source) = loader::module_source(name, module.clone()) {
+            modules.insert(name.clone(), source);
+        }
     }
     WorkerCode {
         compatibility_date: bundle.compatibility_date.clone(),

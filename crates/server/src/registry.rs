@@ -32,6 +32,9 @@ pub enum RegistryError {
     /// The bundle is malformed.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// The deployed sources do not build (TypeScript syntax, an import that does not resolve).
+    #[error("build failed: {0}")]
+    Build(#[from] bundle::BuildError),
     /// The host refused the code when test-loading it.
     #[error("code check failed: {0}")]
     Check(HostError),
@@ -178,6 +181,17 @@ impl Registry {
     ) -> Result<u64, RegistryError> {
         store::validate_function_id(id)?;
         bundle.limits.check_within(&self.host.max_limits())?;
+        // What was deployed is sources: build them into what runs (the sources are kept
+        // beside it when they differ). A build is CPU work: off the async threads.
+        let bundle = tokio::task::spawn_blocking(move || {
+            bundle::build(
+                &bundle,
+                &bundle::memory_fs(&bundle),
+                &bundle::BuildOptions::default(),
+            )
+        })
+        .await
+        .map_err(|e| RegistryError::Task(e.to_string()))??;
         let bundle = Arc::new(bundle);
         self.host
             .check(id, bundle.clone())

@@ -5,7 +5,7 @@
 
 globalThis.WebSocket ??= (await import("ws")).default;
 
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -109,6 +109,18 @@ export async function startServer({ args = [], token = "adversarial-test-token",
     },
   };
   return server;
+}
+
+/** Runs the `functions` CLI against `server`; resolves to { code, stdout, stderr }. */
+export function cli(server, args, { env = {} } = {}) {
+  return new Promise((ok) => {
+    execFile(
+      BIN,
+      args,
+      { env: { ...process.env, FUNCTIONS_URL: server.base, FUNCTIONS_ADMIN_TOKEN: server.token, ...env } },
+      (err, stdout, stderr) => ok({ code: err ? (err.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
 
 /** A bundle of one ES module `index.js`. */

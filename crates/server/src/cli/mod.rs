@@ -1,6 +1,7 @@
 //! The command line: `functions serve` and the client commands.
 
 mod client;
+mod dev;
 mod rpc_limits;
 
 use std::net::SocketAddr;
@@ -100,6 +101,22 @@ enum Command {
         /// ({function, level, message, timestamp_ms[, source][, dropped]}).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Develop a function locally: serve DIR on an embedded store, redeploy it on every
+    /// change (`redeployed ID version N`; a change that fails keeps the last good version
+    /// serving and prints why), and print its console lines. Ctrl-C stops.
+    Dev(dev::DevArgs),
+    /// Write TypeScript declarations of a deployed function: its RPC surface (`Api`, from its
+    /// TypeScript signatures; `Promise<any>` where there are none), its `Env` from its
+    /// bindings, and the binding types. For `newWebSocketRpcSession<Api>(url)` in a client.
+    Types {
+        /// The function id.
+        id: String,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -318,6 +335,28 @@ impl Cli {
                 conn,
             } => call(&conn.server, &id, &method, &args, ws).await,
             Command::Logs { id, json, conn } => logs(&conn.client()?, &id, json).await,
+            Command::Dev(args) => dev::dev(args).await,
+            Command::Types { id, out, conn } => {
+                let got = conn
+                    .client()?
+                    .admin("GET", &format!("/_admin/functions/{id}"), None)
+                    .await?;
+                let live = bundle::Bundle::from_value(got["bundle"].clone())
+                    .map_err(|e| anyhow!("{id}: the live bundle does not parse: {e}"))?;
+                let version = got["live_version"]
+                    .as_u64()
+                    .or_else(|| got["versions"].as_array()?.last()?["version"].as_u64());
+                let text = bundle::types::declarations(&id, version, &live);
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        eprintln!("wrote {}", path.display());
+                    }
+                    None => print!("{text}"),
+                }
+                Ok(())
+            }
             Command::Nodes { conn } => {
                 let out = conn.client()?.admin("GET", "/_admin/nodes", None).await?;
                 let nodes = out["nodes"].as_array().cloned().unwrap_or_default();

@@ -113,6 +113,7 @@ pub fn registry_error(e: &RegistryError) -> Response {
     match e {
         RegistryError::Store(s) => store_error(s),
         RegistryError::Manifest(m) => error(400, "ManifestError", m.to_string()),
+        RegistryError::Build(b) => error(400, "BuildError", b.to_string()),
         RegistryError::Check(HostError::InvalidCode(m)) => error(400, "CheckFailed", m.clone()),
         RegistryError::Check(h) => error(h.status(), "CheckFailed", h.to_string()),
         RegistryError::Corrupt { .. } | RegistryError::Task(_) => {

@@ -51,7 +51,8 @@ async fn redeploy_runs_the_new_code_and_a_broken_deploy_changes_nothing() {
         )
         .await;
     assert_eq!(bad.status, 400);
-    assert_eq!(bad.json()["error"]["name"], "CheckFailed");
+    // The build parses every module: a syntax error is refused before any isolate runs it.
+    assert_eq!(bad.json()["error"]["name"], "BuildError");
     let missing = s
         .admin(
             "PUT",

@@ -15,3 +15,4 @@ mod rpc;
 mod shared_store;
 mod soak;
 mod spawned;
+mod typescript;

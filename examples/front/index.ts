@@ -1,9 +1,19 @@
-// The seed's "Loader Integration" front end: a fetch-only function that loads a function's
-// code from the FUNCTION_STORE KV namespace into a dynamic worker (env.LOADER) and either
-// forwards the request to it or, with X-RPC-Method, calls that method on its RPC target.
-// Adapted from the seed: TypeScript removed, and an unknown id answers 404.
+// The seed's "Loader Integration" front end, in the seed's own TypeScript: a fetch-only
+// function that loads a function's code from the FUNCTION_STORE KV namespace into a dynamic
+// worker (env.LOADER) and either forwards the request to it or, with X-RPC-Method, calls
+// that method on its RPC target. Deployed as it is (the server strips the types); the only
+// change from the seed: an unknown id answers 404. The code it loads stays JavaScript.
+interface Env {
+  FUNCTION_STORE: KVNamespace;
+  LOADER: WorkerLoader;
+  RUNTIME: Fetcher;
+  KV: KVNamespace;
+  R2: R2Bucket;
+}
+
+// Function loader with RPC support
 export default {
-  async fetch(request, env) {
+  async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     const functionId = url.pathname.slice(1);
 
@@ -31,7 +41,7 @@ export default {
       const method = request.headers.get('X-RPC-Method');
       const params = await request.json();
 
-      const result = await target[method](...params);
+      const result = await (target as any)[method](...params);
       return Response.json({ result });
     }
 
