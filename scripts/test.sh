@@ -32,3 +32,5 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test server.test.mjs)
 # The attack suite against a real `functions serve`.
 (cd tests/interop && node --test adversarial.test.mjs)
+# WebSockets in functions (WebSocketPair bridged to the real connection).
+(cd tests/interop && node --test websocket.test.mjs)
