@@ -244,7 +244,16 @@ describe("websockets in functions", () => {
   });
 
   test("a WebSocket cannot pass through a service binding's fetch: a clear TypeError", opts, async () => {
-    await server.deploy("ws-target", bundle(ECHO_SRC));
+    const target = `
+      export default {
+        fetch() {
+          const [client, server] = Object.values(new WebSocketPair());
+          server.accept();
+          return new Response(null, { status: 101, webSocket: client });
+        },
+      };
+    `;
+    await server.deploy("ws-target", bundle(target));
     const caller = `
       export default {
         async fetch(request, env) {

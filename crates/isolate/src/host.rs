@@ -94,6 +94,8 @@ pub(crate) struct Host {
     /// Capnweb streams fed from JavaScript streams, by id, with the invocation that feeds
     /// each. Each holds the isolate alive until its stream ends.
     senders: RefCell<HashMap<u64, Sender>>,
+    /// Open WebSockets the function accepted, by slot (the slot holds the JavaScript end).
+    sockets: RefCell<HashMap<u64, crate::socket::SocketEntry>>,
 }
 
 impl Host {
@@ -126,6 +128,7 @@ impl Host {
             wasm_api: RefCell::default(),
             panicked: Cell::new(false),
             senders: RefCell::default(),
+            sockets: RefCell::default(),
         }
     }
 
@@ -562,6 +565,7 @@ impl Host {
         request: Value,
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
+        allow_socket: bool,
     ) {
         self.begin_invocation(id, reply, trace, None);
         let run = || -> rquickjs::Result<()> {
@@ -587,18 +591,25 @@ impl Host {
                 None => None,
             };
             let (Some(d), Some(handler)) = (plain, handler) else {
-                return self
-                    .helper(ctx, "fetchHandler")?
-                    .call::<_, ()>((id, ns, req, env, cx));
+                return self.helper(ctx, "fetchHandler")?.call::<_, ()>((
+                    id,
+                    ns,
+                    req,
+                    env,
+                    cx,
+                    allow_socket,
+                ));
             };
             let r: JsValue<'js> = handler.call((rquickjs::function::This(d), req, env, cx))?;
-            if is_response(ctx, &r)? {
+            if is_response(ctx, &r)? && !has_socket(&r)? {
                 let result = bridge::to_value(self, ctx, r).map_err(|e| self.rpc_error(ctx, e));
                 self.settle(id, result);
                 Ok(())
             } else {
-                // Settles with what the promise gives; `Isolate::fetch` refuses a non-Response.
-                self.helper(ctx, "track")?.call::<_, ()>((id, r))
+                // Settles with what the promise gives (a Response carrying a WebSocket attaches
+                // it first, when the caller can take one).
+                self.helper(ctx, "answerFetch")?
+                    .call::<_, ()>((id, r, allow_socket))
             }
         };
         if let Err(e) = run() {
@@ -957,6 +968,103 @@ impl Host {
         }
     }
 
+    /// Attaches the JavaScript end `end` of a WebSocketPair to a real connection, for fetch
+    /// invocation `invocation`: the server takes it with `Isolate::fetch_socket`. Returns the
+    /// socket's slot.
+    pub(crate) fn attach_socket<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        invocation: u64,
+        end: JsValue<'js>,
+    ) -> Option<u64> {
+        let shared = self.shared()?;
+        let sid = self.register(ctx, end);
+        let (entry, parts) = crate::socket::attach(&shared, sid);
+        self.sockets.borrow_mut().insert(sid, entry);
+        shared.add_upgrade(invocation, parts);
+        Some(sid)
+    }
+
+    /// Queues a message for socket `sid`'s peer.
+    pub(crate) fn socket_send(
+        &self,
+        sid: u64,
+        msg: crate::socket::SocketMessage,
+    ) -> Result<(), crate::socket::SendRefused> {
+        match self.sockets.borrow_mut().get_mut(&sid) {
+            Some(entry) => entry.send(msg),
+            None => Err(crate::socket::SendRefused::Closing),
+        }
+    }
+
+    /// Closes socket `sid` with `code` and `reason` (its close listeners run when the peer
+    /// answers, or the connection ends).
+    pub(crate) fn socket_close(&self, sid: u64, code: u16, reason: String) {
+        if let Some(entry) = self.sockets.borrow_mut().get_mut(&sid) {
+            entry.close(code, reason);
+        }
+    }
+
+    /// Something happened to socket `sid`: its listeners run as a new invocation made on the
+    /// socket (so what they leave running lives while it is open). A close forgets it.
+    pub(crate) fn socket_event<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        sid: u64,
+        event: crate::socket::SocketEvent,
+    ) {
+        use crate::socket::{SocketEvent, SocketMessage};
+        if !self.sockets.borrow().contains_key(&sid) {
+            return;
+        }
+        let id = self.next_id();
+        self.background.begin(id, None, Some(sid));
+        if let Some((start, _)) = self.slice.get() {
+            self.slice.set(Some((start, Some(id))));
+        }
+        let closing = matches!(event, SocketEvent::Close { .. });
+        let run = || -> rquickjs::Result<()> {
+            let f = self.web_fn(ctx, "socketEvent")?;
+            match event {
+                SocketEvent::Message(SocketMessage::Text(t)) => {
+                    f.call::<_, ()>((sid, "message", t, 0, ""))
+                }
+                SocketEvent::Message(SocketMessage::Binary(b)) => {
+                    let data = bridge::to_js(
+                        self,
+                        ctx,
+                        &Value::Bytes(capnweb::Bytes {
+                            data: b,
+                            kind: Some(capnweb::ByteKind::ArrayBuffer),
+                        }),
+                    )?;
+                    f.call::<_, ()>((sid, "message", data, 0, ""))
+                }
+                SocketEvent::Close { code, reason } => {
+                    f.call::<_, ()>((sid, "close", JsValue::new_null(ctx.clone()), code, reason))
+                }
+            }
+        };
+        if run().is_err() {
+            let _ = ctx.catch();
+        }
+        self.background.answered(id);
+        if closing {
+            self.sockets.borrow_mut().remove(&sid);
+            if let Some(shared) = self.shared() {
+                shared.socket_closed();
+            }
+            self.release(ctx, sid);
+        }
+    }
+
+    /// Closes every open socket at once with `code` and `reason` (the isolate is going away).
+    pub(crate) fn close_sockets(&self, code: u16, reason: &str) {
+        for entry in self.sockets.borrow_mut().values_mut() {
+            entry.abort(code, reason);
+        }
+    }
+
     /// Rejects every waiting call with `err`.
     pub(crate) fn fail_pending_with(&self, err: &RpcError) {
         let replies: Vec<Reply> = self.replies.borrow_mut().drain().map(|(_, r)| r).collect();
@@ -982,6 +1090,7 @@ impl Host {
     pub(crate) fn clear(&self, ctx: &Ctx<'_>) {
         self.wasm.clear(ctx);
         self.objects.borrow_mut().clear();
+        self.sockets.borrow_mut().clear();
         self.background.clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.
         let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();
@@ -1029,6 +1138,17 @@ pub(crate) fn js_array<'js>(
         a.set(i, v)?;
     }
     Ok(a)
+}
+
+/// Whether a Response carries a WebSocket (`response.webSocket`).
+fn has_socket<'js>(r: &JsValue<'js>) -> rquickjs::Result<bool> {
+    match r.as_object() {
+        Some(o) => {
+            let ws = o.get::<_, JsValue<'js>>("webSocket")?;
+            Ok(!(ws.is_null() || ws.is_undefined()))
+        }
+        None => Ok(false),
+    }
 }
 
 /// `v instanceof globalThis.Response`, as the prelude's fetchHandler checks it (a throwing

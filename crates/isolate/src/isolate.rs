@@ -148,25 +148,56 @@ impl Isolate {
     /// Calls the fetch handler: `default.fetch(request, env, ctx)`, or `fetch(request)` on a
     /// default `WorkerEntrypoint` class.
     pub async fn fetch(&self, request: RequestValue) -> Result<ResponseValue, RpcError> {
+        let (result, _, _) = self.fetch_inner(request, false).await?;
+        result
+    }
+
+    /// Calls the fetch handler of a request that may become a WebSocket: when the handler
+    /// answers `new Response(null, { status: 101, webSocket: client })`, the server's end of
+    /// that socket comes with the response, for the caller to bridge to the real connection.
+    pub async fn fetch_socket(
+        &self,
+        request: RequestValue,
+    ) -> Result<(ResponseValue, Option<crate::Socket>), RpcError> {
+        let (result, id, entered) = self.fetch_inner(request, true).await?;
+        let parts = self.shared.take_upgrade(id);
+        let response = result?;
+        Ok((
+            response,
+            parts.map(|p| crate::socket::Socket::new(self.shared.clone(), p, entered)),
+        ))
+    }
+
+    /// How many WebSockets the function accepted are open now.
+    pub fn open_sockets(&self) -> usize {
+        self.shared.open_sockets()
+    }
+
+    async fn fetch_inner(
+        &self,
+        request: RequestValue,
+        allow_socket: bool,
+    ) -> Result<(Result<ResponseValue, RpcError>, u64, crate::gate::Entered), RpcError> {
         let entered = crate::gate::enter(&self.shared)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
         let trace = capnweb::trace::current();
         let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace));
+            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace, allow_socket));
         let start = Instant::now();
         let result = crate::wall::answer(self.shared.clone(), id, rx).await;
-        drop(entered);
         self.shared
             .fetch_metrics()
             .record(start.elapsed(), result.is_err());
-        match result? {
-            Value::Response(r) => Ok(*r),
-            _ => Err(RpcError::type_error(
+        let response = match result {
+            Ok(Value::Response(r)) => Ok(*r),
+            Ok(_) => Err(RpcError::type_error(
                 "the fetch() handler did not return a Response",
             )),
-        }
+            Err(e) => Err(e),
+        };
+        Ok((response, id, entered))
     }
 }
 

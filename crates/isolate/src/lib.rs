@@ -56,6 +56,7 @@ mod modules;
 mod natives;
 mod pool;
 mod slot;
+mod socket;
 mod state;
 mod target;
 #[cfg(feature = "test-panic")]
@@ -71,6 +72,9 @@ pub use gate::{
 pub use isolate::Isolate;
 pub use pool::{
     js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,
+};
+pub use socket::{
+    set_socket_limits, socket_limits, Outgoing, Socket, SocketFrame, SocketLimits, SocketMessage,
 };
 pub use wasm::{
     set_compile_threads as set_wasm_compile_threads,

@@ -212,6 +212,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
     )?;
 
     install_streams(ctx, &n, &host)?;
+    install_sockets(ctx, &n, &host)?;
 
     // The WebAssembly API, built on first use (most functions never touch it).
     let h = host.clone();
@@ -528,4 +529,63 @@ fn invalid_url<T>(ctx: &Ctx<'_>, input: &str, e: url::ParseError) -> rquickjs::R
         ctx,
         &format!("Invalid URL '{input}': {e}"),
     ))
+}
+
+/// The WebSocket natives: attach the server's end of a pair to a real connection, send on it,
+/// close it (see `socket.rs`).
+fn install_sockets<'js>(
+    ctx: &Ctx<'js>,
+    n: &Object<'js>,
+    host: &Weak<Host>,
+) -> rquickjs::Result<()> {
+    let h = host.clone();
+    n.set(
+        "wsAttach",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, invocation: u64, end: JsValue<'js>| -> rquickjs::Result<u64> {
+                let host = host_of(&ctx, &h)?;
+                host.attach_socket(&ctx, invocation, end)
+                    .ok_or_else(|| gone(&ctx))
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "wsSend",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, sid: u64, data: JsValue<'js>| -> rquickjs::Result<u8> {
+                use crate::socket::{SendRefused, SocketMessage};
+                let host = host_of(&ctx, &h)?;
+                let msg = match data.as_string() {
+                    Some(s) => SocketMessage::Text(s.to_string()?),
+                    None => {
+                        let a =
+                            <TypedArray<'js, u8> as rquickjs::FromJs<'js>>::from_js(&ctx, data)?;
+                        SocketMessage::Binary(bridge::bytes_of(&a))
+                    }
+                };
+                Ok(match host.socket_send(sid, msg) {
+                    Ok(()) => 0,
+                    Err(SendRefused::Closing) => 1,
+                    Err(SendRefused::Overflow) => 2,
+                })
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "wsClose",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, sid: u64, code: u16, reason: String| -> rquickjs::Result<()> {
+                host_of(&ctx, &h)?.socket_close(sid, code, reason);
+                Ok(())
+            },
+        )?,
+    )?;
+    Ok(())
 }

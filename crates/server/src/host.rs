@@ -46,6 +46,18 @@ pub trait FunctionHost: Send + Sync + 'static {
     /// removed.
     fn fetch(&self, function: Arc<Function>, request: RequestValue) -> HostFuture<ResponseValue>;
 
+    /// Calls the function's `fetch` handler with a WebSocket upgrade request: when the
+    /// handler answers `new Response(null, { status: 101, webSocket })`, the server's end of
+    /// the socket comes with the response. Default: a plain fetch, never a socket.
+    fn fetch_socket(
+        &self,
+        function: Arc<Function>,
+        request: RequestValue,
+    ) -> HostFuture<(ResponseValue, Option<isolate::Socket>)> {
+        let fetch = self.fetch(function, request);
+        Box::pin(async move { Ok((fetch.await?, None)) })
+    }
+
     /// The function's RPC target as a capnweb stub: the main capability of `/_rpc/<id>`
     /// sessions and the target of `X-RPC-Method` calls. `entrypoint` names a
     /// `WorkerEntrypoint` class (service bindings may ask for one); `None` is the default

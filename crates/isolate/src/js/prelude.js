@@ -260,7 +260,25 @@
     return !!(d && typeof d === "object" && isClass(d.rpc));
   }
 
-  async function fetchHandler(id, ns, request, env, ctx) {
+  // Settles fetch invocation `id` with the handler's answer `r` (awaited if a promise).
+  function answerFetch(id, r, allowSocket) {
+    Promise.resolve(r).then((v) => {
+      if (!(v instanceof globalThis.Response)) {
+        native.settle(id, false, new TypeError("the fetch() handler did not return a Response"));
+        return;
+      }
+      let out;
+      try {
+        out = web.fetchAnswer(id, v, allowSocket);
+      } catch (e) {
+        native.settle(id, false, e);
+        return;
+      }
+      native.settle(id, true, out);
+    }, (e) => native.settle(id, false, e));
+  }
+
+  async function fetchHandler(id, ns, request, env, ctx, allowSocket) {
     try {
       const d = ns.default;
       if (d === undefined || d === null) throw new TypeError("the main module has no default export");
@@ -276,7 +294,7 @@
       if (!(r instanceof globalThis.Response)) {
         throw new TypeError("the fetch() handler did not return a Response");
       }
-      native.settle(id, true, r);
+      native.settle(id, true, web.fetchAnswer(id, r, allowSocket === true));
     } catch (e) {
       native.settle(id, false, e);
     }
@@ -341,7 +359,7 @@
   }
 
   return {
-    makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, surface, fetchHandler,
+    makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, surface, fetchHandler, answerFetch,
     describe, mkError, mkBytes, mkDate: (ms) => new Date(ms),
     setEnv(env) { builtin.env = env; },
   };

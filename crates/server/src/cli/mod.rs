@@ -357,6 +357,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         isolate::set_js_threads(n);
     }
     isolate::set_max_js_threads(args.max_js_threads);
+    isolate::set_socket_limits(args.rpc.socket_limits());
     isolate::set_max_wasm_module_bytes(args.max_wasm_module_mb.saturating_mul(1024 * 1024));
     if let Some(n) = args.wasm_compile_threads {
         isolate::set_wasm_compile_threads(n);

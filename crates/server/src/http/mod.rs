@@ -2,7 +2,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/<id>/<path>` | the function's `fetch` handler ([`fetch`]); with `X-RPC-Method`, an RPC call |
+//! | `/<id>/<path>` | the function's `fetch` handler ([`fetch`]); with `X-RPC-Method`, an RPC call; a WebSocket upgrade the function accepts ([`socket`]) |
 //! | `/_rpc/<id>` | capnweb over WebSocket (GET upgrade) or HTTP batch (POST) ([`rpc`]) |
 //! | `/_admin/functions[/<id>[/rollback]]` | the admin API, bearer token ([`admin`]) |
 //! | `/_admin/functions/<id>/logs` | live console output as NDJSON, bearer token ([`logs`]) |
@@ -19,6 +19,7 @@ pub mod logs;
 pub mod metered;
 pub mod ops;
 pub mod rpc;
+pub mod socket;
 pub mod status;
 pub mod trace;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// This node (for `/_admin/nodes`).
     pub node: Arc<crate::node::Node>,
+    /// WebSockets functions accepted that are open now.
+    pub sockets: Arc<socket::OpenSockets>,
 }
 
 /// Builds the router.

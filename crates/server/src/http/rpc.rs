@@ -65,15 +65,7 @@ pub async fn handle(
         };
         let ticket = match ticket {
             Ok(t) => t,
-            Err(reason) => {
-                return ws.on_upgrade(move |mut socket| async move {
-                    let close = Message::Close(Some(CloseFrame {
-                        code: Refusal::Overloaded.close_code(),
-                        reason: close_reason(&reason).into(),
-                    }));
-                    let _ = socket.send(close).await;
-                })
-            }
+            Err(reason) => return refuse_upgrade(ws, reason),
         };
         let target = match target(&state, &function).await {
             Ok(t) => t,
@@ -148,9 +140,20 @@ async fn target(
     }
 }
 
+/// Accepts the upgrade only to close it at once with 1013 and `reason` (over a session cap).
+pub(crate) fn refuse_upgrade(ws: WebSocketUpgrade, reason: String) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        let close = Message::Close(Some(CloseFrame {
+            code: Refusal::Overloaded.close_code(),
+            reason: close_reason(&reason).into(),
+        }));
+        let _ = socket.send(close).await;
+    })
+}
+
 /// Takes a place for one session under the per-function and per-address caps, or says why
-/// not.
-fn admit(
+/// not. WebSockets a function accepts on its own URL count as sessions too.
+pub(crate) fn admit(
     state: &AppState,
     id: &str,
     peer: Option<SocketAddr>,
