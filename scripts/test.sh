@@ -34,3 +34,5 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test adversarial.test.mjs)
 # WebSockets in functions (WebSocketPair bridged to the real connection).
 (cd tests/interop && node --test websocket.test.mjs)
+# Who is calling /_rpc: authenticate, ctx.request, redaction.
+(cd tests/interop && node --test auth.test.mjs)
