@@ -71,7 +71,7 @@ const AUTH_SRC = `
       }
       if (auth === "Bearer alice") return new AliceApi();
       if (auth === "Bearer root") return new UserApi("root");
-      if (auth === "Bearer expired") { const e = new Error("token expired"); e.status = 401; throw e; }
+      if (auth === "Bearer old-token-1") { const e = new Error("token expired"); e.status = 401; throw e; }
       throw new Error("bad token: " + auth);
     },
     fetch() { return new Response("hi"); },
@@ -95,7 +95,7 @@ describe("authenticate on /_rpc", () => {
     await server.deploy("auth2", bundle(AUTH_SRC));
     const alice = await openWs(t, `${server.wsBase}/_rpc/auth2`, { authorization: "Bearer alice" });
     assert.equal(await alice.whoami(), "alice");
-    await assert.rejects(() => alice.adminOnly(), /not a function|adminOnly/);
+    await assert.rejects(async () => await alice.adminOnly(), /not a function|adminOnly/);
     const root = await openWs(t, `${server.wsBase}/_rpc/auth2`, { authorization: "Bearer root" });
     assert.equal(await root.whoami(), "root");
     assert.equal(await root.adminOnly(), "admin stuff");
@@ -107,7 +107,7 @@ describe("authenticate on /_rpc", () => {
     await server.deploy("auth3", bundle(AUTH_SRC));
     const bad = await refusedWith(`${server.wsBase}/_rpc/auth3`, { authorization: "Bearer nobody" });
     assert.equal(bad.status, 403);
-    const expired = await fetch(`${server.base}/_rpc/auth3`, { method: "POST", headers: { authorization: "Bearer expired" }, body: "" });
+    const expired = await fetch(`${server.base}/_rpc/auth3`, { method: "POST", headers: { authorization: "Bearer old-token-1" }, body: "" });
     assert.equal(expired.status, 401);
     assert.match(await expired.text(), /token expired/);
   });
@@ -123,11 +123,11 @@ describe("authenticate on /_rpc", () => {
     await server.deploy("auth4", bundle(src));
     const api = await openWs(t, `${server.wsBase}/_rpc/auth4`);
     assert.equal(await api.hello(), "hello");
-    await assert.rejects(() => api.authenticate(new Request("http://x/")), /TypeError|not an RPC method/);
+    await assert.rejects(async () => await api.authenticate(new Request("http://x/")), /TypeError|not an RPC method/);
     // Without the hook on the target, the default export's hook is not a method either.
     await server.deploy("auth5", bundle(AUTH_SRC));
     const root = await openWs(t, `${server.wsBase}/_rpc/auth5`, { authorization: "Bearer root" });
-    await assert.rejects(() => root.authenticate(new Request("http://x/")), /not a function|authenticate/);
+    await assert.rejects(async () => await root.authenticate(new Request("http://x/")), /not a function|authenticate/);
   });
 
   test("the values of Authorization and Cookie never appear in error bodies or server logs", opts, async () => {

@@ -28,6 +28,8 @@ pub(crate) struct Surface {
     pub(crate) rpc: bool,
     /// The default export (an object, or a class's prototype) has a `fetch` handler.
     pub(crate) fetch: bool,
+    /// The default export (an object, or a class's prototype) has an `authenticate` hook.
+    pub(crate) authenticate: bool,
 }
 
 /// A reply channel for one call into JavaScript.
@@ -354,13 +356,18 @@ impl Host {
                 ))
             }
         };
-        let found = || -> rquickjs::Result<(bool, bool)> {
+        let found = || -> rquickjs::Result<(bool, bool, bool)> {
             let pair: Array<'js> = self.helper(ctx, "surface")?.call((ns.clone(),))?;
-            Ok((pair.get(0)?, pair.get(1)?))
+            Ok((pair.get(0)?, pair.get(1)?, pair.get(2)?))
         };
-        let (rpc, fetch) = found().map_err(|e| LoadError::Module(self.describe_error(ctx, e)))?;
+        let (rpc, fetch, authenticate) =
+            found().map_err(|e| LoadError::Module(self.describe_error(ctx, e)))?;
         *self.namespace.borrow_mut() = Some(Persistent::save(ctx, ns.into_value()));
-        Ok(Surface { rpc, fetch })
+        Ok(Surface {
+            rpc,
+            fetch,
+            authenticate,
+        })
     }
 
     fn load_error<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error) -> LoadError {
@@ -513,7 +520,17 @@ impl Host {
                 self.helper(ctx, "entrypoint")?
                     .call((ns, name.as_deref(), cx, env))?
             }
-            TargetRef::Rpc { .. } => self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?,
+            TargetRef::Rpc { request: None, .. } => {
+                self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?
+            }
+            TargetRef::Rpc {
+                request: Some(request),
+                ..
+            } => {
+                let req = bridge::to_js(self, ctx, &Value::Request(Box::new((**request).clone())))?;
+                let cx: JsValue<'js> = self.helper(ctx, "sessionCtx")?.call((req,))?;
+                self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?
+            }
         };
         self.objects
             .borrow_mut()
@@ -611,6 +628,31 @@ impl Host {
                 self.helper(ctx, "answerFetch")?
                     .call::<_, ()>((id, r, allow_socket))
             }
+        };
+        if let Err(e) = run() {
+            let err = self.rpc_error(ctx, e);
+            self.settle(id, Err(err));
+        }
+    }
+
+    /// Runs the default export's `authenticate(request, env, ctx)` as invocation `id`: it
+    /// settles with the main capability for this caller, or a `Response` to send instead.
+    pub(crate) fn authenticate<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        id: u64,
+        request: Value,
+        reply: Reply,
+        trace: Option<capnweb::trace::TraceId>,
+    ) {
+        self.begin_invocation(id, reply, trace, None);
+        let run = || -> rquickjs::Result<()> {
+            let ns = self.saved(ctx, &self.namespace)?;
+            let env = self.saved(ctx, &self.env)?;
+            let req = bridge::to_js(self, ctx, &request)?;
+            let cx: JsValue<'js> = self.helper(ctx, "sessionCtx")?.call((req.clone(),))?;
+            self.helper(ctx, "authenticateHandler")?
+                .call::<_, ()>((id, ns, req, env, cx))
         };
         if let Err(e) = run() {
             let err = self.rpc_error(ctx, e);

@@ -142,7 +142,44 @@ impl Isolate {
     pub fn rpc_target(&self) -> Stub {
         self.stub(TargetRef::Rpc {
             slot: self.shared.next_id(),
+            request: None,
         })
+    }
+
+    /// Whether the default export has an `authenticate` hook.
+    pub fn has_authenticate(&self) -> bool {
+        self.surface.authenticate
+    }
+
+    /// The main capability of one RPC session opened by `request` (the WebSocket upgrade or
+    /// HTTP batch request, without its body). With an `authenticate(request, env, ctx)` hook on
+    /// the default export, what it returns: the caller's main capability, or a `Response` to
+    /// send instead of serving RPC; if it throws, the error. Without one, the RPC target
+    /// ([`Isolate::rpc_target`]) whose `ctx.request` is `request`.
+    pub async fn rpc_session(&self, request: RequestValue) -> Result<RpcSession, RpcError> {
+        if !self.surface.authenticate {
+            return Ok(RpcSession::Main(self.stub(TargetRef::Rpc {
+                slot: self.shared.next_id(),
+                request: Some(Arc::new(request)),
+            })));
+        }
+        let entered = crate::gate::enter(&self.shared)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let value = Value::Request(Box::new(request));
+        let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
+        self.shared
+            .post(move |ctx, host| host.authenticate(ctx, id, value, tx, trace));
+        let result = crate::wall::answer(self.shared.clone(), id, rx).await;
+        drop(entered);
+        match result? {
+            Value::Response(r) => Ok(RpcSession::Refused(*r)),
+            Value::Stub(s) => Ok(RpcSession::Main(s)),
+            Value::Promise(p) => Ok(RpcSession::Main(p.to_stub())),
+            _ => Err(RpcError::type_error(
+                "authenticate() must return the caller's main capability or a Response",
+            )),
+        }
     }
 
     /// Calls the fetch handler: `default.fetch(request, env, ctx)`, or `fetch(request)` on a
@@ -199,6 +236,16 @@ impl Isolate {
         };
         Ok((response, id, entered))
     }
+}
+
+/// How an RPC session opens (see [`Isolate::rpc_session`]).
+#[derive(Debug)]
+pub enum RpcSession {
+    /// Serve RPC with this main capability.
+    Main(Stub),
+    /// The function refused the caller: send this response instead (401 with
+    /// `WWW-Authenticate`, a redirect…).
+    Refused(ResponseValue),
 }
 
 /// Compiles the module map's `.wasm` modules on the `wasm` crate's compile threads, so that

@@ -69,7 +69,7 @@ pub use error::{internal_error, resource_limit_error, LoadError, RESOURCE_LIMIT_
 pub use gate::{
     evicted_error, use_tick, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR,
 };
-pub use isolate::Isolate;
+pub use isolate::{Isolate, RpcSession};
 pub use pool::{
     js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,
 };

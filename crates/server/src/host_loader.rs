@@ -293,6 +293,18 @@ impl FunctionHost for LoaderHost {
         })
     }
 
+    fn rpc_session(
+        &self,
+        function: Arc<Function>,
+        request: capnweb::RequestValue,
+    ) -> HostFuture<isolate::RpcSession> {
+        let iso = self.isolate(&function);
+        Box::pin(async move {
+            let iso = iso.await?;
+            iso.rpc_session(request).await.map_err(call_error)
+        })
+    }
+
     fn rpc_target(&self, function: Arc<Function>, entrypoint: Option<String>) -> HostFuture<Stub> {
         let iso = self.isolate(&function);
         Box::pin(async move {

@@ -54,6 +54,8 @@ pub struct Config {
     pub storage_quota: store::Quota,
     /// Proxies whose `X-Forwarded-For` is believed when counting sessions per client address.
     pub trusted_proxies: Vec<crate::http::client_addr::Network>,
+    /// Headers whose values never appear in logs, traces or error bodies.
+    pub redact: crate::http::rpc_auth::Redact,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             rpc_limits: capnweb::Limits::default(),
             storage_quota: store::Quota::default(),
             trusted_proxies: Vec::new(),
+            redact: Default::default(),
         }
     }
 }
@@ -194,6 +197,7 @@ impl Server {
             shutdown,
             node,
             sockets: sockets.clone(),
+            redact: Arc::new(config.redact.clone()),
         };
         let app = http::router(state, config.body_limit);
         let (stop, stopped) = oneshot::channel::<()>();

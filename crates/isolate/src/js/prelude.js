@@ -21,7 +21,7 @@
   // RPC methods with a caller's arguments (as workerd draws it).
   const EVENT_HANDLERS = new Set([
     "fetch", "scheduled", "queue", "email", "tail", "trace", "alarm", "test",
-    "webSocketMessage", "webSocketClose", "webSocketError",
+    "webSocketMessage", "webSocketClose", "webSocketError", "authenticate",
   ]);
   // Entrypoint objects (the default export, or a WorkerEntrypoint instance) and the env and ctx
   // they were made with.
@@ -133,7 +133,7 @@
       if (method === "fetch") {
         httpEvent(id, obj, args);
       } else {
-        native.settle(id, false, new TypeError(`'${method}' is an event handler, not an RPC method.`));
+        native.settle(id, false, new TypeError(`'${method}' is ${method === "authenticate" ? "a hook" : "an event handler"}, not an RPC method.`));
       }
       return;
     }
@@ -198,6 +198,38 @@
     };
   }
 
+  // The ctx of one /_rpc session: `request` is the upgrade or batch request, read-only.
+  function sessionCtx(request) {
+    request.headers._freeze();
+    const ctx = makeCtx();
+    Object.defineProperty(ctx, "request", { value: request, enumerable: true });
+    return ctx;
+  }
+
+  // `authenticate(request, env, ctx)` on the default export (an object, or a class's
+  // prototype): the main capability for this caller, or a Response to send instead.
+  async function authenticateHandler(id, ns, request, env, ctx) {
+    try {
+      const d = ns.default;
+      let r;
+      if (isClass(d)) {
+        const inst = new d(ctx, env);
+        ENTRYPOINTS.set(inst, { env, ctx });
+        r = await inst.authenticate(request, env, ctx);
+      } else {
+        r = await d.authenticate(request, env, ctx);
+      }
+      const ok = r instanceof globalThis.Response || typeof r === "function" ||
+        (r !== null && typeof r === "object" && (r[BRAND] === true || HANDLE in r));
+      if (!ok) {
+        throw new TypeError("authenticate() must return the caller's main capability (an RpcTarget, a function or a stub) or a Response");
+      }
+      native.settle(id, true, r);
+    } catch (e) {
+      native.settle(id, false, e);
+    }
+  }
+
   // `fetch(input, init?)` called on an entrypoint over RPC: an HTTP event. The request is built
   // as the global fetch() builds one (a caller's extra arguments are request init, never env);
   // the handler gets the function's own env and ctx.
@@ -252,7 +284,10 @@
     let fetch = false;
     if (isClass(d)) fetch = typeof d.prototype.fetch === "function";
     else if (d !== null && typeof d === "object") fetch = typeof d.fetch === "function";
-    return [hasRpc(ns), fetch];
+    let authenticate = false;
+    if (isClass(d)) authenticate = typeof d.prototype.authenticate === "function";
+    else if (d !== null && typeof d === "object") authenticate = typeof d.authenticate === "function";
+    return [hasRpc(ns), fetch, authenticate];
   }
 
   function hasRpc(ns) {
@@ -360,6 +395,7 @@
 
   return {
     makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, surface, fetchHandler, answerFetch,
+    sessionCtx, authenticateHandler,
     describe, mkError, mkBytes, mkDate: (ms) => new Date(ms),
     setEnv(env) { builtin.env = env; },
   };

@@ -261,15 +261,19 @@
       return out;
     }
     append(k, v) {
+      this.#mutable();
       k = this.#name(k); v = String(v).trim();
       const old = this.#map.get(k);
       this.#map.set(k, old === undefined ? v : (k === "set-cookie" ? `${old}\n${v}` : `${old}, ${v}`));
     }
-    set(k, v) { this.#map.set(this.#name(k), String(v).trim()); }
+    set(k, v) { this.#mutable(); this.#map.set(this.#name(k), String(v).trim()); }
+    #frozen = false;
+    #mutable() { if (this.#frozen) throw new TypeError("Can't modify immutable headers."); }
+    _freeze() { this.#frozen = true; }
     get(k) { const v = this.#map.get(this.#name(k)); return v === undefined ? null : v.replace(/\n/g, ", "); }
     getSetCookie() { const v = this.#map.get("set-cookie"); return v === undefined ? [] : v.split("\n"); }
     has(k) { return this.#map.has(this.#name(k)); }
-    delete(k) { this.#map.delete(this.#name(k)); }
+    delete(k) { this.#mutable(); this.#map.delete(this.#name(k)); }
     forEach(cb, thisArg) { for (const [k, v] of this.entries()) cb.call(thisArg, v, k, this); }
     *entries() {
       for (const k of [...this.#map.keys()].sort()) {

@@ -380,6 +380,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
         rpc_limits: args.rpc.limits(),
         trusted_proxies: args.rpc.trusted_proxies(),
+        redact: args.rpc.redact()?,
         ..Config::default()
     };
     let server = Server::start(config, host).await?;

@@ -44,6 +44,10 @@ pub struct RpcLimitArgs {
     /// address sessions are counted under; repeat for several.
     #[arg(long = "trusted-proxy", value_name = "ADDR[/PREFIX]")]
     trusted_proxies: Vec<Network>,
+    /// A request header whose value never appears in server logs, traces or error bodies
+    /// (repeat for several; default Authorization and Cookie).
+    #[arg(long = "redact-header", value_name = "NAME", default_values_t = ["authorization".to_owned(), "cookie".to_owned()])]
+    redact_headers: Vec<String>,
     /// Largest message a peer may send on a WebSocket a function accepted, in bytes; larger
     /// closes that socket with 1009.
     #[arg(long, default_value_t = MIB)]
@@ -88,6 +92,18 @@ impl RpcLimitArgs {
             max_inbound_bytes: self.ws_max_inbound_mb.saturating_mul(MIB).max(1),
             max_outbound_bytes: self.ws_max_outbound_mb.saturating_mul(MIB),
         }
+    }
+
+    /// The headers to redact.
+    pub fn redact(&self) -> anyhow::Result<server::http::rpc_auth::Redact> {
+        let mut names = Vec::new();
+        for h in &self.redact_headers {
+            names.push(
+                axum::http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                    .map_err(|e| anyhow::anyhow!("--redact-header {h}: {e}"))?,
+            );
+        }
+        Ok(server::http::rpc_auth::Redact(names))
     }
 
     /// The trusted proxies.

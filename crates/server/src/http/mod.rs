@@ -19,6 +19,7 @@ pub mod logs;
 pub mod metered;
 pub mod ops;
 pub mod rpc;
+pub mod rpc_auth;
 pub mod socket;
 pub mod status;
 pub mod trace;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub node: Arc<crate::node::Node>,
     /// WebSockets functions accepted that are open now.
     pub sockets: Arc<socket::OpenSockets>,
+    /// Headers whose values never appear in logs or error bodies.
+    pub redact: Arc<rpc_auth::Redact>,
 }
 
 /// Builds the router.
