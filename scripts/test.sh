@@ -36,3 +36,5 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test websocket.test.mjs)
 # Who is calling /_rpc: authenticate, ctx.request, redaction.
 (cd tests/interop && node --test auth.test.mjs)
+# capnweb served from a function's own fetch (the built-in capnweb module on the Rust core).
+(cd tests/interop && node --test capnweb_fn.test.mjs)
