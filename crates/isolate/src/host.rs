@@ -98,6 +98,8 @@ pub(crate) struct Host {
     senders: RefCell<HashMap<u64, Sender>>,
     /// Open WebSockets the function accepted, by slot (the slot holds the JavaScript end).
     sockets: RefCell<HashMap<u64, crate::socket::SocketEntry>>,
+    /// capnweb sessions the function runs over its WebSockets (the `capnweb` module).
+    rpc_sessions: RefCell<crate::capnweb_js::Sessions>,
 }
 
 impl Host {
@@ -131,6 +133,7 @@ impl Host {
             panicked: Cell::new(false),
             senders: RefCell::default(),
             sockets: RefCell::default(),
+            rpc_sessions: RefCell::default(),
         }
     }
 
@@ -1100,6 +1103,62 @@ impl Host {
         }
     }
 
+    /// Starts a capnweb session over a WebSocket of the function, offering `main` (if not
+    /// null); returns its id and the peer's main object.
+    pub(crate) fn rpc_start<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        main: JsValue<'js>,
+    ) -> rquickjs::Result<(u64, JsValue<'js>)> {
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let main = if main.is_null() || main.is_undefined() {
+            None
+        } else {
+            match bridge::to_value(self, ctx, main)? {
+                Value::Stub(s) => Some(s),
+                Value::Promise(p) => Some(p.to_stub()),
+                _ => {
+                    return Err(Exception::throw_type(
+                        ctx,
+                        "the main object of a capnweb session must be an RpcTarget, a function or a stub",
+                    ))
+                }
+            }
+        };
+        let id = self.next_id();
+        let remote = self.rpc_sessions.borrow_mut().start(&shared, id, main);
+        Ok((id, bridge::to_js(self, ctx, &Value::Stub(remote))?))
+    }
+
+    /// A message for capnweb session `id`.
+    pub(crate) fn rpc_feed(&self, id: u64, text: String) {
+        self.rpc_sessions.borrow().feed(id, text);
+    }
+
+    /// Ends capnweb session `id`.
+    pub(crate) fn rpc_end(&self, id: u64) {
+        self.rpc_sessions.borrow_mut().end(id);
+    }
+
+    /// Sends a frame of capnweb session `id` on its WebSocket.
+    pub(crate) fn rpc_out<'js>(&self, ctx: &Ctx<'js>, id: u64, frame: capnweb::Frame) {
+        let run = || -> rquickjs::Result<()> {
+            let f = self.helper(ctx, "capnwebOut")?;
+            match frame {
+                capnweb::Frame::Text(t) => f.call::<_, ()>((id, t, 0, "")),
+                capnweb::Frame::Close { code, reason } => {
+                    f.call::<_, ()>((id, JsValue::new_null(ctx.clone()), code, reason))
+                }
+                _ => Ok(()),
+            }
+        };
+        if run().is_err() {
+            let _ = ctx.catch();
+        }
+    }
+
     /// Closes every open socket at once with `code` and `reason` (the isolate is going away).
     pub(crate) fn close_sockets(&self, code: u16, reason: &str) {
         for entry in self.sockets.borrow_mut().values_mut() {
@@ -1133,6 +1192,7 @@ impl Host {
         self.wasm.clear(ctx);
         self.objects.borrow_mut().clear();
         self.sockets.borrow_mut().clear();
+        self.rpc_sessions.borrow_mut().clear();
         self.background.clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.
         let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();

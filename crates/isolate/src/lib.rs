@@ -44,6 +44,7 @@
 mod background;
 mod bridge;
 mod bytecode;
+mod capnweb_js;
 mod cjs;
 mod config;
 mod cpu;

@@ -213,6 +213,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
 
     install_streams(ctx, &n, &host)?;
     install_sockets(ctx, &n, &host)?;
+    install_capnweb(ctx, &n, &host)?;
 
     // The WebAssembly API, built on first use (most functions never touch it).
     let h = host.clone();
@@ -584,6 +585,73 @@ fn install_sockets<'js>(
             move |ctx: Ctx<'js>, sid: u64, code: u16, reason: String| -> rquickjs::Result<()> {
                 host_of(&ctx, &h)?.socket_close(sid, code, reason);
                 Ok(())
+            },
+        )?,
+    )?;
+    Ok(())
+}
+
+/// The `capnweb` module's natives: sessions over a function's WebSockets, and HTTP batch
+/// answers (see `capnweb_js.rs`).
+fn install_capnweb<'js>(
+    ctx: &Ctx<'js>,
+    n: &Object<'js>,
+    host: &Weak<Host>,
+) -> rquickjs::Result<()> {
+    let h = host.clone();
+    n.set(
+        "rpcOverSocket",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, main: JsValue<'js>| -> rquickjs::Result<Array<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let (id, remote) = host.rpc_start(&ctx, main)?;
+                js_array(
+                    &ctx,
+                    vec![JsValue::new_float(ctx.clone(), id as f64), remote],
+                )
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "rpcFeed",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: u64, text: String| {
+            host_of(&ctx, &h)?.rpc_feed(id, text);
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "rpcEnd",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: u64| {
+            host_of(&ctx, &h)?.rpc_end(id);
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "rpcBatch",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, body: String, main: JsValue<'js>| -> rquickjs::Result<Promise<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let main = match bridge::to_value(&host, &ctx, main)? {
+                    capnweb::Value::Stub(s) => s,
+                    capnweb::Value::Promise(p) => p.to_stub(),
+                    _ => {
+                        return Err(Exception::throw_type(
+                            &ctx,
+                            "the main object of a capnweb session must be an RpcTarget, a function or a stub",
+                        ))
+                    }
+                };
+                host.settle_later(&ctx, async move {
+                    Ok(capnweb::Value::String(crate::capnweb_js::batch(body, main).await))
+                })
             },
         )?,
     )?;

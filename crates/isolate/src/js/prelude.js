@@ -387,6 +387,100 @@
     return new C(u8.buffer, 0, u8.byteLength / C.BYTES_PER_ELEMENT);
   }
 
+  // ---- the built-in `capnweb` module, on the runtime's Rust capnweb core ----------------------
+  const WS = globalThis.WebSocket;
+  const WsDecoder = globalThis.TextDecoder;
+  const rpcSockets = new Map();
+  const NO_NETWORK = "fetch() is not allowed: this function has no network access (no globalOutbound binding was granted)";
+  function notSupported(name) {
+    return function () { throw new TypeError(`capnweb.${name}() is not supported inside a function`); };
+  }
+  function urlForm(name) {
+    if (!web.hasOutbound()) throw new TypeError(NO_NETWORK);
+    throw new TypeError(`capnweb.${name}() with a URL is not supported inside a function yet; pass a WebSocket, or call the service through a binding`);
+  }
+  // A capnweb session over `ws` (either end of a WebSocketPair, or one accepted from a peer).
+  function socketSession(ws, localMain) {
+    if (!(ws instanceof WS)) throw new TypeError("newWebSocketRpcSession() takes a WebSocket (or a URL)");
+    const [id, remote] = native.rpcOverSocket(localMain === undefined ? null : localMain);
+    rpcSockets.set(id, ws);
+    const end = () => { if (rpcSockets.delete(id)) native.rpcEnd(id); };
+    const decoder = new WsDecoder();
+    ws.addEventListener("message", (e) => {
+      native.rpcFeed(id, typeof e.data === "string" ? e.data : decoder.decode(e.data));
+    });
+    ws.addEventListener("close", end);
+    ws.addEventListener("error", end);
+    try { ws.accept(); } catch (e) { /* accepted already */ }
+    return remote;
+  }
+  // A frame of session `id` (`text` null: close with `code` and `reason`).
+  function capnwebOut(id, text, code, reason) {
+    const ws = rpcSockets.get(id);
+    if (!ws) return;
+    try {
+      if (text !== null) {
+        ws.send(text);
+      } else {
+        rpcSockets.delete(id);
+        native.rpcEnd(id);
+        ws._closeRaw(code, reason);
+      }
+    } catch (e) {
+      console.error("capnweb session could not send:", e);
+    }
+  }
+  function newWebSocketRpcSession(wsOrUrl, localMain) {
+    if (typeof wsOrUrl === "string" || wsOrUrl instanceof URL) return urlForm("newWebSocketRpcSession");
+    return socketSession(wsOrUrl, localMain);
+  }
+  function newHttpBatchRpcSession(urlOrRequest) {
+    return urlForm("newHttpBatchRpcSession");
+  }
+  async function newHttpBatchRpcResponse(request, localMain) {
+    if (request.method !== "POST") return new globalThis.Response("This endpoint only accepts POST requests.", { status: 405 });
+    const body = await request.text();
+    const answer = await native.rpcBatch(body, localMain);
+    return new globalThis.Response(answer);
+  }
+  function newWorkersWebSocketRpcResponse(request, localMain) {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new globalThis.Response("This endpoint only accepts WebSocket requests.", { status: 400 });
+    }
+    const [client, server] = Object.values(new globalThis.WebSocketPair());
+    server.accept();
+    socketSession(server, localMain);
+    return new globalThis.Response(null, { status: 101, webSocket: client });
+  }
+  async function newWorkersRpcResponse(request, localMain) {
+    if (request.method === "POST") {
+      const response = await newHttpBatchRpcResponse(request, localMain);
+      response.headers.set("Access-Control-Allow-Origin", "*");
+      return response;
+    } else if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
+      return newWorkersWebSocketRpcResponse(request, localMain);
+    }
+    return new globalThis.Response("This endpoint only accepts POST or WebSocket requests.", { status: 400 });
+  }
+  class RpcSession {
+    constructor() { throw new TypeError("capnweb.RpcSession is not supported inside a function: use newWebSocketRpcSession or newWorkersRpcResponse"); }
+  }
+  class WebSocketTransport {
+    constructor() { throw new TypeError("capnweb.WebSocketTransport is not supported inside a function: use newWebSocketRpcSession"); }
+  }
+  const capnwebModule = {
+    DEFAULT_LIMITS: Object.freeze({ maxBigIntDigits: 16384, maxDepth: 256, maxMessageSize: 32 * 1024 * 1024 }),
+    DEFAULT_MAX_DEPTH: 256,
+    RpcPromise, RpcSession, RpcStub, RpcTarget, WebSocketTransport,
+    deserialize: notSupported("deserialize"),
+    serialize: notSupported("serialize"),
+    newHttpBatchRpcResponse, newHttpBatchRpcSession,
+    newMessagePortRpcSession: notSupported("newMessagePortRpcSession"),
+    newWebSocketRpcSession, newWorkersRpcResponse, newWorkersWebSocketRpcResponse,
+    nodeHttpBatchRpcResponse: notSupported("nodeHttpBatchRpcResponse"),
+  };
+  Object.defineProperty(globalThis, "__capnweb", { value: capnwebModule });
+
   const builtin = { RpcTarget, RpcStub, RpcPromise, WorkerEntrypoint, DurableObject, waitUntil, env: {} };
   Object.defineProperty(globalThis, "__cloudflare_workers", { value: builtin });
   for (const [k, v] of [["RpcTarget", RpcTarget], ["RpcStub", RpcStub]]) {
@@ -395,7 +489,7 @@
 
   return {
     makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, surface, fetchHandler, answerFetch,
-    sessionCtx, authenticateHandler,
+    sessionCtx, authenticateHandler, capnwebOut,
     describe, mkError, mkBytes, mkDate: (ms) => new Date(ms),
     setEnv(env) { builtin.env = env; },
   };

@@ -730,6 +730,17 @@
         this.#state = 3;
       });
     }
+    // Closes with any code (a capnweb session's 1009, 1013…), for the runtime's own use.
+    _closeRaw(code, reason) {
+      if (this.#state >= 2) return;
+      this.#state = 2;
+      if (this.#sid !== null) { native.wsClose(this.#sid, code, String(reason)); return; }
+      const peer = this.#peer;
+      queueMicrotask(() => {
+        if (peer !== null && !peer.#handedOut) peer.#receive(new WsEvent("close", { code, reason: String(reason), wasClean: true }));
+        this.#state = 3;
+      });
+    }
     #receive(ev) {
       if (ev.type === "close") this.#state = 3;
       if (!this.#accepted) { this.#pending.push(ev); return; }
@@ -890,6 +901,7 @@
     dropTimers,
     resetClock() { timeOrigin = Date.now(); },
     setOutbound(stub) { outbound = stub; },
+    hasOutbound: () => outbound !== null,
     socketEvent: (sid, type, data, code, reason) => WebSocket._event(sid, type, data, code, reason),
     // What the fetch handler's answer `r` is sent as: a Response with a WebSocket attaches the
     // socket (when the caller can take one) and goes without it.
