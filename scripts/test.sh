@@ -38,3 +38,5 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test auth.test.mjs)
 # capnweb served from a function's own fetch (the built-in capnweb module on the Rust core).
 (cd tests/interop && node --test capnweb_fn.test.mjs)
+# The interop contract served by a function from its own URL passes the client suite.
+(cd tests/interop && node --test fn_interop.test.mjs)

@@ -340,6 +340,8 @@ async fn pump(
         }
         End::Closed(code, reason) => {
             // The peer's reply carries its own code (what the function's close event sees).
+            // Until then the connection stays open: a peer still sending (the message that was
+            // too large) would otherwise get a reset and lose the close frame.
             let reply = tokio::time::timeout(CLOSE_REPLY, async {
                 while let Some(item) = stream.next().await {
                     match item {
@@ -347,10 +349,11 @@ async fn pump(
                             return frame.map(|f| (f.code, f.reason.as_str().to_owned()))
                         }
                         Ok(_) => {}
-                        Err(_) => return None,
+                        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
                 }
-                None
+                // The read side ended (after a read error it may): hold the connection anyway.
+                std::future::pending::<Option<(u16, String)>>().await
             })
             .await
             .ok()
