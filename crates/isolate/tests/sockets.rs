@@ -41,7 +41,10 @@ async fn an_accepted_socket_echoes_text_and_binary_and_hears_the_close() {
     let iso = load("echo", ECHO).await;
     let (response, socket) = iso.fetch_socket(upgrade(&[])).await.unwrap();
     assert_eq!(response.status, 101);
-    assert!(response.headers.iter().any(|(k, v)| k == "x-chosen" && v == "yes"));
+    assert!(response
+        .headers
+        .iter()
+        .any(|(k, v)| k == "x-chosen" && v == "yes"));
     let mut socket = socket.expect("the 101 carries a socket");
     let mut out = socket.outgoing().unwrap();
     assert_eq!(iso.open_sockets(), 1);
@@ -141,8 +144,14 @@ async fn rpc_session_without_authenticate_gives_the_target_its_request() {
     else {
         panic!("a main capability")
     };
-    assert_eq!(a.call("who", vec![]).await.unwrap().as_str(), Some("Bearer a"));
-    assert_eq!(b.call("who", vec![]).await.unwrap().as_str(), Some("Bearer b"));
+    assert_eq!(
+        a.call("who", vec![]).await.unwrap().as_str(),
+        Some("Bearer a")
+    );
+    assert_eq!(
+        b.call("who", vec![]).await.unwrap().as_str(),
+        Some("Bearer b")
+    );
 }
 
 #[tokio::test]
@@ -174,7 +183,10 @@ async fn authenticate_refuses_accepts_and_is_not_an_rpc_method() {
     else {
         panic!("accepted")
     };
-    assert_eq!(alice.call("who", vec![]).await.unwrap().as_str(), Some("alice"));
+    assert_eq!(
+        alice.call("who", vec![]).await.unwrap().as_str(),
+        Some("alice")
+    );
     let err = iso
         .rpc_session(upgrade(&[("authorization", "Bearer mallory")]))
         .await
@@ -187,7 +199,10 @@ async fn authenticate_refuses_accepts_and_is_not_an_rpc_method() {
     else {
         panic!("accepted")
     };
-    assert_eq!(me.call("hello", vec![]).await.unwrap().as_str(), Some("hello"));
+    assert_eq!(
+        me.call("hello", vec![]).await.unwrap().as_str(),
+        Some("hello")
+    );
     let err = me
         .call("authenticate", vec![Value::Null])
         .await
