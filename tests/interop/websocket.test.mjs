@@ -271,6 +271,26 @@ describe("websockets in functions", () => {
     assert.match(text, /^TypeError: .*WebSocket/);
   });
 
+  test("a WebSocket cannot pass through a loader stub's fetch: a clear TypeError", opts, async () => {
+    const parent = `
+      const CHILD = "export default { fetch() { const [c, s] = Object.values(new WebSocketPair()); s.accept(); return new Response(null, { status: 101, webSocket: c }); } };";
+      export default {
+        async fetch(request, env) {
+          const child = env.LOADER.get("ws-child", () => ({ mainModule: "child.js", modules: { "child.js": CHILD } }));
+          try {
+            const r = await child.fetch(request);
+            return new Response("passed: " + r.status);
+          } catch (e) {
+            return new Response(e.name + ": " + e.message);
+          }
+        },
+      };
+    `;
+    await server.deploy("ws-loader", bundle(parent, { bindings: { LOADER: { type: "loader" } } }));
+    const text = await (await fetch(`${server.base}/ws-loader/`)).text();
+    assert.match(text, /^TypeError: .*WebSocket/);
+  });
+
   test("sockets count against the per-function session cap (1013)", opts, async (t) => {
     const capped = await startServer({ args: ["--rpc-max-sessions-per-function", "2"] });
     t.after(() => capped.stop());
