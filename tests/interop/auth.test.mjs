@@ -154,6 +154,22 @@ describe("authenticate on /_rpc", () => {
   });
 });
 
+describe("redaction on a function's own URL", () => {
+  test("a fetch that throws with the Authorization value: the server's log line is redacted", opts, async () => {
+    const src = `export default { fetch(request) { throw new Error("rejected " + request.headers.get("authorization")); } };`;
+    await server.deploy("leaky", bundle(src));
+    const res = await fetch(`${server.base}/leaky/`, { headers: { authorization: `Bearer ${SECRET}-fetch` } });
+    assert.equal(res.status, 500);
+    await res.text();
+    const deadline = Date.now() + 5000;
+    while (!/fetch failed.*leaky|leaky.*fetch failed/.test(server.logs()) && Date.now() < deadline) {
+      await new Promise((ok) => setTimeout(ok, 50));
+    }
+    assert.match(server.logs(), /fetch failed/);
+    assert.ok(!server.logs().includes(`${SECRET}-fetch`), "the token leaked into the server's log");
+  });
+});
+
 describe("ctx.request on /_rpc without authenticate", () => {
   const SRC = `
     import { RpcTarget } from "cloudflare:workers";
