@@ -86,7 +86,8 @@ pub async fn handle(
     match result {
         Ok(resp) => super::convert::response(resp),
         Err(e) => {
-            tracing::warn!(function = %function.id, error = %e, "fetch failed");
+            let error = state.redact.scrub(&headers, &e.to_string());
+            tracing::warn!(function = %function.id, %error, "fetch failed");
             status::host_error(&e)
         }
     }

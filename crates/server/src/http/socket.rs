@@ -152,7 +152,8 @@ pub async fn answer(
     {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(function = %function.id, error = %e, "fetch failed");
+            let error = state.redact.scrub(headers, &e.to_string());
+            tracing::warn!(function = %function.id, %error, "fetch failed");
             return status::host_error(&e);
         }
     };
