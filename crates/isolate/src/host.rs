@@ -1191,7 +1191,13 @@ impl Host {
     pub(crate) fn clear(&self, ctx: &Ctx<'_>) {
         self.wasm.clear(ctx);
         self.objects.borrow_mut().clear();
-        self.sockets.borrow_mut().clear();
+        let sockets: Vec<_> = self.sockets.borrow_mut().drain().collect();
+        if let Some(shared) = self.shared() {
+            for _ in &sockets {
+                shared.socket_closed();
+            }
+        }
+        drop(sockets);
         self.rpc_sessions.borrow_mut().clear();
         self.background.clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.

@@ -117,6 +117,12 @@ async fn a_discarded_isolate_closes_its_sockets_with_1011_and_the_reason() {
         other => panic!("expected a 1011 close, got {other:?}"),
     }
     assert!(iso.is_broken());
+    // Its sockets are forgotten with it (a broken isolate pins nothing in a cache).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while iso.open_sockets() != 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(iso.open_sockets(), 0);
 }
 
 #[tokio::test]

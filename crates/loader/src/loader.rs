@@ -292,7 +292,7 @@ impl Loader {
 /// new connection must reach the same isolate as the open ones, so that a chat room does not
 /// split). Sockets are bounded by the server's session caps.
 fn pinned(f: &LoadFuture) -> bool {
-    matches!(f.peek(), Some(Ok(iso)) if iso.open_sockets() > 0)
+    matches!(f.peek(), Some(Ok(iso)) if iso.open_sockets() > 0 && !iso.is_broken())
 }
 
 static NEXT_ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
