@@ -215,3 +215,40 @@ async fn authenticate_refuses_accepts_and_is_not_an_rpc_method() {
         .unwrap_err();
     assert_eq!(err.name(), "TypeError");
 }
+
+#[tokio::test]
+async fn a_broken_connection_is_an_error_then_a_close_1006() {
+    let src = r#"
+      const seen = [];
+      export default {
+        fetch(request) {
+          if (new URL(request.url).pathname === "/seen") return Response.json(seen);
+          const [client, server] = Object.values(new WebSocketPair());
+          server.accept();
+          server.addEventListener("error", () => seen.push("error"));
+          server.addEventListener("close", (e) => seen.push("close " + e.code + " " + e.wasClean));
+          return new Response(null, { status: 101, webSocket: client });
+        },
+      };
+    "#;
+    let iso = load("broken", src).await;
+    let (_, socket) = iso.fetch_socket(upgrade(&[])).await.unwrap();
+    drop(socket);
+    let seen = loop {
+        let r = iso
+            .fetch(RequestValue {
+                url: "http://fn.example/seen".into(),
+                ..upgrade(&[])
+            })
+            .await
+            .unwrap();
+        let Some(capnweb::Body::Text(t)) = r.body else {
+            panic!("a JSON body")
+        };
+        if t != "[]" {
+            break t;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!(seen, r#"["error","close 1006 false"]"#);
+}

@@ -667,6 +667,8 @@
       if (!ws) return;
       if (type === "close") {
         bridgedSockets.delete(sid);
+        // A connection that broke without a close frame is an error first, as in browsers.
+        if (code === 1006) ws.#receive(new WsEvent("error", { message: "the WebSocket connection broke" }));
         ws.#receive(new WsEvent("close", { code, reason, wasClean: code !== 1006 }));
       } else {
         ws.#receive(new WsEvent("message", { data }));
