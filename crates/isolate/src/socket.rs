@@ -3,14 +3,16 @@
 //!
 //! The isolate keeps one entry per open socket (see `Host`); the server holds the [`Socket`]
 //! and bridges it to the real connection: it hands received messages to
-//! [`Socket::deliver`] and writes what [`Socket::next_frame`] gives.
+//! [`Socket::deliver`] and writes what [`Outgoing::next_frame`] (from [`Socket::outgoing`])
+//! gives.
 //!
 //! - Each received message (and the close) is its own invocation with the function's CPU
 //!   limit; the invocation is made on the socket, so timers and awaits its listeners start live
 //!   while the socket is open (as `background.rs` keeps work of calls made on a capability).
-//! - An open socket holds a call through the isolate's gate, so an evicted isolate (a
-//!   redeploy, a rollback) is torn down only once its sockets have closed: they keep the old
-//!   version. A discarded isolate (a broken limit) closes its sockets with 1011 and the reason.
+//! - An open socket holds the isolate (and a call through its gate, so even a gate-evicted
+//!   isolate is torn down only once its sockets have closed): after a redeploy or rollback its
+//!   sockets keep the old version, and the loader keeps an isolate with open sockets in its
+//!   cache. A discarded isolate (a broken limit) closes its sockets with 1011 and the reason.
 //! - Against a hostile peer: a message larger than [`SocketLimits::max_message_bytes`] is
 //!   refused by the server (1009); past [`SocketLimits::max_inbound_messages`] or
 //!   [`SocketLimits::max_inbound_bytes`] waiting for the isolate, [`Socket::deliver`] does not
