@@ -162,6 +162,40 @@ describe("capnweb served from a function's own fetch", () => {
     assert.equal(out.depth, 256);
   });
 
+  test("newHttpBatchRpcSession(url) goes through globalOutbound (a loaded child's)", opts, async () => {
+    const src = `
+      import { RpcTarget, newHttpBatchRpcResponse, newHttpBatchRpcSession } from "capnweb";
+      class Api extends RpcTarget {
+        hello(name) { return "hello " + name; }
+        counter() { let n = 0; return new (class extends RpcTarget { next() { return ++n; } })(); }
+      }
+      // What the child's fetch() reaches: this function's own capnweb batch endpoint.
+      class Outbound extends RpcTarget {
+        fetch(request) { return newHttpBatchRpcResponse(request, new Api()); }
+      }
+      const CHILD = \`
+        import { newHttpBatchRpcSession } from "capnweb";
+        export default {
+          async fetch() {
+            const api = newHttpBatchRpcSession("http://parent.example/rpc");
+            const c = api.counter();
+            const [h, a, b] = await Promise.all([api.hello("child"), c.next(), c.next()]);
+            return new Response(h + " " + a + " " + b);
+          },
+        };
+      \`;
+      export default {
+        async fetch(request, env) {
+          const child = env.LOADER.load({ mainModule: "child.js", modules: { "child.js": CHILD }, globalOutbound: new Outbound() });
+          return child.fetch(request);
+        },
+      };
+    `;
+    await server.deploy("cwoutbound", bundle(src, { bindings: { LOADER: { type: "loader" } } }));
+    const res = await fetch(`${server.base}/cwoutbound/`);
+    assert.equal(await res.text(), "hello child 1 2");
+  });
+
   test("newWebSocketRpcSession on either end of a pair inside a function", opts, async () => {
     const src = `
       import { RpcTarget, newWebSocketRpcSession } from "capnweb";
