@@ -100,6 +100,8 @@ pub(crate) struct Host {
     sockets: RefCell<HashMap<u64, crate::socket::SocketEntry>>,
     /// capnweb sessions the function runs over its WebSockets (the `capnweb` module).
     rpc_sessions: RefCell<crate::capnweb_js::Sessions>,
+    /// The function's `globalOutbound`, if it was given one.
+    outbound: RefCell<Option<capnweb::Stub>>,
 }
 
 impl Host {
@@ -134,6 +136,7 @@ impl Host {
             senders: RefCell::default(),
             sockets: RefCell::default(),
             rpc_sessions: RefCell::default(),
+            outbound: RefCell::default(),
         }
     }
 
@@ -319,6 +322,7 @@ impl Host {
             .map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
         let env = bridge::to_js(self, ctx, &config.env)
             .map_err(|e| LoadError::Env(self.describe_error(ctx, e)))?;
+        *self.outbound.borrow_mut() = config.global_outbound.clone();
         let outbound = match &config.global_outbound {
             Some(stub) => bridge::to_js(self, ctx, &Value::Stub(stub.clone())),
             None => Ok(JsValue::new_null(ctx.clone())),
@@ -1132,6 +1136,24 @@ impl Host {
         Ok((id, bridge::to_js(self, ctx, &Value::Stub(remote))?))
     }
 
+    /// A capnweb HTTP batch client to `url` through the function's `globalOutbound`; `None`
+    /// when it has none.
+    pub(crate) fn rpc_batch_client<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        url: String,
+        headers: Vec<(String, String)>,
+    ) -> rquickjs::Result<Option<JsValue<'js>>> {
+        let Some(outbound) = self.outbound.borrow().clone() else {
+            return Ok(None);
+        };
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let remote = crate::capnweb_js::batch_client(&shared, outbound, url, headers);
+        Ok(Some(bridge::to_js(self, ctx, &Value::Stub(remote))?))
+    }
+
     /// A message for capnweb session `id`.
     pub(crate) fn rpc_feed(&self, id: u64, text: String) {
         self.rpc_sessions.borrow().feed(id, text);
@@ -1199,6 +1221,7 @@ impl Host {
         }
         drop(sockets);
         self.rpc_sessions.borrow_mut().clear();
+        self.outbound.borrow_mut().take();
         self.background.clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.
         let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();

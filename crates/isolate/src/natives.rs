@@ -634,6 +634,28 @@ fn install_capnweb<'js>(
 
     let h = host.clone();
     n.set(
+        "rpcBatchClient",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>,
+                  url: String,
+                  headers: Array<'js>|
+                  -> rquickjs::Result<JsValue<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let mut pairs = Vec::new();
+                for pair in headers.iter::<Array<'js>>() {
+                    let pair = pair?;
+                    pairs.push((pair.get::<String>(0)?, pair.get::<String>(1)?));
+                }
+                Ok(host
+                    .rpc_batch_client(&ctx, url, pairs)?
+                    .unwrap_or_else(|| JsValue::new_null(ctx.clone())))
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
         "rpcBatch",
         Function::new(
             ctx.clone(),

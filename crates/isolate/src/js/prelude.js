@@ -434,8 +434,15 @@
     if (typeof wsOrUrl === "string" || wsOrUrl instanceof URL) return urlForm("newWebSocketRpcSession");
     return socketSession(wsOrUrl, localMain);
   }
+  // One batch POSTed through the function's globalOutbound (on the Rust capnweb core).
   function newHttpBatchRpcSession(urlOrRequest) {
-    return urlForm("newHttpBatchRpcSession");
+    if (!web.hasOutbound()) throw new TypeError(NO_NETWORK);
+    const request = new globalThis.Request(urlOrRequest);
+    const headers = [];
+    for (const [k, v] of request.headers) headers.push([k, v]);
+    const stub = native.rpcBatchClient(request.url, headers);
+    if (stub === null) throw new TypeError(NO_NETWORK);
+    return stub;
   }
   async function newHttpBatchRpcResponse(request, localMain) {
     if (request.method !== "POST") return new globalThis.Response("This endpoint only accepts POST requests.", { status: 405 });
