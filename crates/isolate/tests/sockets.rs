@@ -252,3 +252,43 @@ async fn a_broken_connection_is_an_error_then_a_close_1006() {
     };
     assert_eq!(seen, r#"["error","close 1006 false"]"#);
 }
+
+#[tokio::test]
+async fn bytes_queued_for_a_peer_count_in_the_isolates_memory() {
+    let src = r#"
+      export default {
+        fetch() {
+          const [client, server] = Object.values(new WebSocketPair());
+          server.accept();
+          server.addEventListener("message", () => {
+            for (let i = 0; i < 8; i++) server.send("z".repeat(256 * 1024));
+          });
+          return new Response(null, { status: 101, webSocket: client });
+        },
+      };
+    "#;
+    let iso = load("queued", src).await;
+    let (_, socket) = iso.fetch_socket(upgrade(&[])).await.unwrap();
+    let mut socket = socket.unwrap();
+    let mut out = socket.outgoing().unwrap();
+    let before = iso.memory_usage();
+    socket.deliver(SocketMessage::Text("go".into())).await;
+    // Nothing read yet: the 2 MiB queued for the peer are the isolate's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while iso.memory_usage() < before + 2 * 1024 * 1024 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        iso.memory_usage() >= before + 2 * 1024 * 1024,
+        "{} → {}",
+        before,
+        iso.memory_usage()
+    );
+    for _ in 0..8 {
+        assert!(matches!(
+            out.next_frame().await,
+            Some(SocketFrame::Message(_))
+        ));
+    }
+    assert!(iso.memory_usage() < before + 1024 * 1024);
+}
