@@ -113,6 +113,8 @@ pub enum SocketFrame {
 #[derive(Debug, Default)]
 pub(crate) struct Outbound {
     bytes: AtomicUsize,
+    /// The isolate's total of bytes queued on its sockets either way (its memory counts it).
+    total: Arc<AtomicUsize>,
     /// A close that jumps the queue (the function queued too much).
     abort: Mutex<Option<(u16, String)>>,
     notify: Notify,
@@ -124,12 +126,15 @@ struct Inbound {
     messages: AtomicUsize,
     bytes: AtomicUsize,
     notify: Notify,
+    /// The isolate's total of bytes queued on its sockets either way.
+    total: Arc<AtomicUsize>,
 }
 
 impl Inbound {
     fn done(&self, bytes: usize) {
         self.messages.fetch_sub(1, Ordering::SeqCst);
         self.bytes.fetch_sub(bytes, Ordering::SeqCst);
+        self.total.fetch_sub(bytes, Ordering::SeqCst);
         self.notify.notify_waiters();
     }
 
@@ -186,6 +191,8 @@ impl SocketEntry {
         }
         if self.tx.send(SocketFrame::Message(msg)).is_err() {
             self.out.bytes.fetch_sub(len, Ordering::SeqCst);
+        } else {
+            self.out.total.fetch_add(len, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -260,7 +267,10 @@ impl Drop for Closer {
 /// Makes the isolate's entry for a new socket and the parts the server will hold.
 pub(crate) fn attach(shared: &Arc<Shared>, sid: u64) -> (SocketEntry, SocketParts) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let out = Arc::new(Outbound::default());
+    let out = Arc::new(Outbound {
+        total: shared.socket_bytes.clone(),
+        ..Outbound::default()
+    });
     let entry = SocketEntry {
         tx,
         out: out.clone(),
@@ -301,10 +311,14 @@ impl std::fmt::Debug for Socket {
 
 impl Socket {
     pub(crate) fn new(shared: Arc<Shared>, parts: SocketParts, entered: Entered) -> Socket {
+        let total = shared.socket_bytes.clone();
         Socket {
             shared,
             parts,
-            inbound: Arc::default(),
+            inbound: Arc::new(Inbound {
+                total,
+                ..Inbound::default()
+            }),
             limits: socket_limits(),
             _entered: entered,
         }
@@ -322,6 +336,7 @@ impl Socket {
         let len = msg.len();
         self.inbound.messages.fetch_add(1, Ordering::SeqCst);
         self.inbound.bytes.fetch_add(len, Ordering::SeqCst);
+        self.inbound.total.fetch_add(len, Ordering::SeqCst);
         let inbound = self.inbound.clone();
         let sid = self.parts.sid;
         self.shared.post(move |ctx, host| {
@@ -397,9 +412,22 @@ impl Outgoing {
                 frame = self.rx.recv() => {
                     if let Some(SocketFrame::Message(m)) = &frame {
                         self.out.bytes.fetch_sub(m.len(), Ordering::SeqCst);
+                        self.out.total.fetch_sub(m.len(), Ordering::SeqCst);
                     }
                     return frame;
                 }
+            }
+        }
+    }
+}
+
+impl Drop for Outgoing {
+    /// What was never handed to the connection is no longer the isolate's either.
+    fn drop(&mut self) {
+        while let Ok(frame) = self.rx.try_recv() {
+            if let SocketFrame::Message(m) = frame {
+                self.out.bytes.fetch_sub(m.len(), Ordering::SeqCst);
+                self.out.total.fetch_sub(m.len(), Ordering::SeqCst);
             }
         }
     }

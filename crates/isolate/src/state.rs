@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     upgrades: Mutex<std::collections::HashMap<u64, crate::socket::SocketParts>>,
     /// WebSockets open now.
     open_sockets: AtomicUsize,
+    /// Bytes queued on its WebSockets either way (received and not yet handled, sent and not
+    /// yet handed to the connection): counted in its memory.
+    pub(crate) socket_bytes: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -84,6 +87,7 @@ impl Shared {
             gate: crate::gate::Gate::default(),
             upgrades: Mutex::default(),
             open_sockets: AtomicUsize::new(0),
+            socket_bytes: Arc::default(),
         }
     }
 
@@ -194,9 +198,12 @@ impl Shared {
         self.open_sockets.load(Ordering::SeqCst)
     }
 
-    /// The JavaScript heap in use, as last measured.
+    /// The memory in use, as last measured: the JavaScript heap (and WebAssembly), plus the
+    /// bytes queued on its WebSockets.
     pub(crate) fn memory(&self) -> usize {
-        self.memory.load(Ordering::Relaxed)
+        self.memory
+            .load(Ordering::Relaxed)
+            .saturating_add(self.socket_bytes.load(Ordering::Relaxed))
     }
 
     /// The metric handles of this isolate's fetch calls (made on the first call).

@@ -284,11 +284,13 @@ async fn bytes_queued_for_a_peer_count_in_the_isolates_memory() {
         before,
         iso.memory_usage()
     );
+    let peak = iso.memory_usage();
     for _ in 0..8 {
         assert!(matches!(
             out.next_frame().await,
             Some(SocketFrame::Message(_))
         ));
     }
-    assert!(iso.memory_usage() < before + 1024 * 1024);
+    // Handed to the connection: no longer the isolate's.
+    assert!(iso.memory_usage() + 1024 * 1024 < peak);
 }
