@@ -184,6 +184,7 @@ describe("ctx.request on /_rpc without authenticate", () => {
           url: r.url,
           auth: r.headers.get("authorization"),
           ip: r.headers.get("cf-connecting-ip"),
+          upgrade: r.headers.get("upgrade"),
           body: r.body === null,
           mutated,
         };
@@ -201,6 +202,7 @@ describe("ctx.request on /_rpc without authenticate", () => {
     assert.match(seenA.url, /\/_rpc\/who\?room=1$/);
     assert.equal(seenA.auth, "Bearer a");
     assert.equal(seenA.ip, "127.0.0.1");
+    assert.equal(seenA.upgrade, "websocket");
     assert.equal(seenA.body, true);
     assert.equal(seenA.mutated, "TypeError");
     assert.equal((await b.seen()).auth, "Bearer b");

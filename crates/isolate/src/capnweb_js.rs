@@ -9,8 +9,9 @@
 //! function's `globalOutbound` ([`batch_client`]): the calls made in the job that made the
 //! first one go out together, and the answers come back in the response.
 //!
-//! A session lives until its socket closes (or the isolate goes). Its limits are capnweb's
-//! defaults, and every session of every function shares one buffer budget.
+//! A session lives until its socket closes (or the isolate goes). Its limits are the server's
+//! `/_rpc` table ([`set_function_rpc_limits`]; capnweb's defaults otherwise), and every session
+//! of every function shares its buffer budget.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -21,9 +22,17 @@ use tokio::sync::mpsc;
 
 use crate::state::Shared;
 
+static LIMITS: OnceLock<capnweb::Limits> = OnceLock::new();
+
+/// Sets the limits of the capnweb sessions functions run (the `capnweb` module's), once,
+/// before the first: the server passes its `/_rpc` table, so that both count against one
+/// buffer budget. Returns whether it took effect.
+pub fn set_function_rpc_limits(limits: capnweb::Limits) -> bool {
+    LIMITS.set(limits).is_ok()
+}
+
 /// The limits of sessions run from inside functions (clones share one buffer budget).
 fn limits() -> capnweb::Limits {
-    static LIMITS: OnceLock<capnweb::Limits> = OnceLock::new();
     LIMITS.get_or_init(capnweb::Limits::default).clone()
 }
 

@@ -65,6 +65,7 @@ mod test_panic;
 mod wall;
 mod wasm_compile;
 
+pub use capnweb_js::set_function_rpc_limits;
 pub use config::{IsolateConfig, Limits, ModuleSource};
 pub use error::{internal_error, resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
 pub use gate::{

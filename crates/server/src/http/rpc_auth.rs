@@ -89,6 +89,15 @@ pub fn session_request(
     };
     let mut request = super::convert::request_value(method, url, headers, bytes::Bytes::new());
     request.body = None;
+    // As it came: a WebSocket session's Upgrade and Connection headers included.
+    for name in [axum::http::header::UPGRADE, axum::http::header::CONNECTION] {
+        for v in headers.get_all(&name) {
+            request.headers.push((
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            ));
+        }
+    }
     request
         .headers
         .retain(|(k, _)| !k.eq_ignore_ascii_case("cf-connecting-ip"));
