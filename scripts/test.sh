@@ -45,3 +45,11 @@ target/debug/decode_message fuzz/seeds/*.json 2>&1 | grep -c "^Executed"
 (cd tests/interop && node --test readme.test.mjs)
 # The attack suite against a real `functions serve`.
 (cd tests/interop && node --test adversarial.test.mjs)
+# WebSockets in functions (WebSocketPair bridged to the real connection).
+(cd tests/interop && node --test websocket.test.mjs)
+# Who is calling /_rpc: authenticate, ctx.request, redaction.
+(cd tests/interop && node --test auth.test.mjs)
+# capnweb served from a function's own fetch (the built-in capnweb module on the Rust core).
+(cd tests/interop && node --test capnweb_fn.test.mjs)
+# The interop contract served by a function from its own URL passes the client suite.
+(cd tests/interop && node --test fn_interop.test.mjs)

@@ -17,7 +17,7 @@
 //! Importers of a CommonJS module get `module.exports` as the default export.
 
 use crate::config::ModuleSource;
-use crate::modules::{js_string, resolve, BUILTIN};
+use crate::modules::{js_string, resolve, BUILTIN, CAPNWEB};
 
 /// The ES module source that runs CommonJS `src` (module `name`); `lookup` finds a resolved
 /// module-map name's source, if the map has it.
@@ -29,8 +29,8 @@ pub(crate) fn wrapper<'m>(
     let mut imports = String::new();
     let mut table = String::new();
     for (i, spec) in literal_requires(src).iter().enumerate() {
-        let (target, namespace) = if spec == BUILTIN || spec == "capnweb" {
-            (BUILTIN.to_owned(), true)
+        let (target, namespace) = if spec == BUILTIN || spec == CAPNWEB {
+            (spec.to_owned(), true)
         } else {
             let resolved = resolve(name, spec);
             match lookup(&resolved) {

@@ -28,6 +28,8 @@ pub(crate) struct Surface {
     pub(crate) rpc: bool,
     /// The default export (an object, or a class's prototype) has a `fetch` handler.
     pub(crate) fetch: bool,
+    /// The default export (an object, or a class's prototype) has an `authenticate` hook.
+    pub(crate) authenticate: bool,
 }
 
 /// A reply channel for one call into JavaScript.
@@ -94,6 +96,12 @@ pub(crate) struct Host {
     /// Capnweb streams fed from JavaScript streams, by id, with the invocation that feeds
     /// each. Each holds the isolate alive until its stream ends.
     senders: RefCell<HashMap<u64, Sender>>,
+    /// Open WebSockets the function accepted, by slot (the slot holds the JavaScript end).
+    sockets: RefCell<HashMap<u64, crate::socket::SocketEntry>>,
+    /// capnweb sessions the function runs over its WebSockets (the `capnweb` module).
+    rpc_sessions: RefCell<crate::capnweb_js::Sessions>,
+    /// The function's `globalOutbound`, if it was given one.
+    outbound: RefCell<Option<capnweb::Stub>>,
 }
 
 impl Host {
@@ -126,6 +134,9 @@ impl Host {
             wasm_api: RefCell::default(),
             panicked: Cell::new(false),
             senders: RefCell::default(),
+            sockets: RefCell::default(),
+            rpc_sessions: RefCell::default(),
+            outbound: RefCell::default(),
         }
     }
 
@@ -311,6 +322,7 @@ impl Host {
             .map_err(|e| LoadError::Runtime(self.describe_error(ctx, e)))?;
         let env = bridge::to_js(self, ctx, &config.env)
             .map_err(|e| LoadError::Env(self.describe_error(ctx, e)))?;
+        *self.outbound.borrow_mut() = config.global_outbound.clone();
         let outbound = match &config.global_outbound {
             Some(stub) => bridge::to_js(self, ctx, &Value::Stub(stub.clone())),
             None => Ok(JsValue::new_null(ctx.clone())),
@@ -351,13 +363,18 @@ impl Host {
                 ))
             }
         };
-        let found = || -> rquickjs::Result<(bool, bool)> {
+        let found = || -> rquickjs::Result<(bool, bool, bool)> {
             let pair: Array<'js> = self.helper(ctx, "surface")?.call((ns.clone(),))?;
-            Ok((pair.get(0)?, pair.get(1)?))
+            Ok((pair.get(0)?, pair.get(1)?, pair.get(2)?))
         };
-        let (rpc, fetch) = found().map_err(|e| LoadError::Module(self.describe_error(ctx, e)))?;
+        let (rpc, fetch, authenticate) =
+            found().map_err(|e| LoadError::Module(self.describe_error(ctx, e)))?;
         *self.namespace.borrow_mut() = Some(Persistent::save(ctx, ns.into_value()));
-        Ok(Surface { rpc, fetch })
+        Ok(Surface {
+            rpc,
+            fetch,
+            authenticate,
+        })
     }
 
     fn load_error<'js>(&self, ctx: &Ctx<'js>, e: rquickjs::Error) -> LoadError {
@@ -510,7 +527,17 @@ impl Host {
                 self.helper(ctx, "entrypoint")?
                     .call((ns, name.as_deref(), cx, env))?
             }
-            TargetRef::Rpc { .. } => self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?,
+            TargetRef::Rpc { request: None, .. } => {
+                self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?
+            }
+            TargetRef::Rpc {
+                request: Some(request),
+                ..
+            } => {
+                let req = bridge::to_js(self, ctx, &Value::Request(Box::new((**request).clone())))?;
+                let cx: JsValue<'js> = self.helper(ctx, "sessionCtx")?.call((req,))?;
+                self.helper(ctx, "rpcTarget")?.call((ns, cx, env))?
+            }
         };
         self.objects
             .borrow_mut()
@@ -562,6 +589,7 @@ impl Host {
         request: Value,
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
+        allow_socket: bool,
     ) {
         self.begin_invocation(id, reply, trace, None);
         let run = || -> rquickjs::Result<()> {
@@ -587,19 +615,51 @@ impl Host {
                 None => None,
             };
             let (Some(d), Some(handler)) = (plain, handler) else {
-                return self
-                    .helper(ctx, "fetchHandler")?
-                    .call::<_, ()>((id, ns, req, env, cx));
+                return self.helper(ctx, "fetchHandler")?.call::<_, ()>((
+                    id,
+                    ns,
+                    req,
+                    env,
+                    cx,
+                    allow_socket,
+                ));
             };
             let r: JsValue<'js> = handler.call((rquickjs::function::This(d), req, env, cx))?;
-            if is_response(ctx, &r)? {
+            if is_response(ctx, &r)? && !has_socket(&r)? {
                 let result = bridge::to_value(self, ctx, r).map_err(|e| self.rpc_error(ctx, e));
                 self.settle(id, result);
                 Ok(())
             } else {
-                // Settles with what the promise gives; `Isolate::fetch` refuses a non-Response.
-                self.helper(ctx, "track")?.call::<_, ()>((id, r))
+                // Settles with what the promise gives (a Response carrying a WebSocket attaches
+                // it first, when the caller can take one).
+                self.helper(ctx, "answerFetch")?
+                    .call::<_, ()>((id, r, allow_socket))
             }
+        };
+        if let Err(e) = run() {
+            let err = self.rpc_error(ctx, e);
+            self.settle(id, Err(err));
+        }
+    }
+
+    /// Runs the default export's `authenticate(request, env, ctx)` as invocation `id`: it
+    /// settles with the main capability for this caller, or a `Response` to send instead.
+    pub(crate) fn authenticate<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        id: u64,
+        request: Value,
+        reply: Reply,
+        trace: Option<capnweb::trace::TraceId>,
+    ) {
+        self.begin_invocation(id, reply, trace, None);
+        let run = || -> rquickjs::Result<()> {
+            let ns = self.saved(ctx, &self.namespace)?;
+            let env = self.saved(ctx, &self.env)?;
+            let req = bridge::to_js(self, ctx, &request)?;
+            let cx: JsValue<'js> = self.helper(ctx, "sessionCtx")?.call((req.clone(),))?;
+            self.helper(ctx, "authenticateHandler")?
+                .call::<_, ()>((id, ns, req, env, cx))
         };
         if let Err(e) = run() {
             let err = self.rpc_error(ctx, e);
@@ -957,6 +1017,177 @@ impl Host {
         }
     }
 
+    /// Attaches the JavaScript end `end` of a WebSocketPair to a real connection, for fetch
+    /// invocation `invocation`: the server takes it with `Isolate::fetch_socket`. Returns the
+    /// socket's slot.
+    pub(crate) fn attach_socket<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        invocation: u64,
+        end: JsValue<'js>,
+    ) -> Option<u64> {
+        let shared = self.shared()?;
+        let sid = self.register(ctx, end);
+        let (entry, parts) = crate::socket::attach(&shared, sid);
+        self.sockets.borrow_mut().insert(sid, entry);
+        shared.add_upgrade(invocation, parts);
+        Some(sid)
+    }
+
+    /// Queues a message for socket `sid`'s peer.
+    pub(crate) fn socket_send(
+        &self,
+        sid: u64,
+        msg: crate::socket::SocketMessage,
+    ) -> Result<(), crate::socket::SendRefused> {
+        match self.sockets.borrow_mut().get_mut(&sid) {
+            Some(entry) => entry.send(msg),
+            None => Err(crate::socket::SendRefused::Closing),
+        }
+    }
+
+    /// Closes socket `sid` with `code` and `reason` (its close listeners run when the peer
+    /// answers, or the connection ends).
+    pub(crate) fn socket_close(&self, sid: u64, code: u16, reason: String) {
+        if let Some(entry) = self.sockets.borrow_mut().get_mut(&sid) {
+            entry.close(code, reason);
+        }
+    }
+
+    /// Something happened to socket `sid`: its listeners run as a new invocation made on the
+    /// socket (so what they leave running lives while it is open). A close forgets it.
+    pub(crate) fn socket_event<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        sid: u64,
+        event: crate::socket::SocketEvent,
+    ) {
+        use crate::socket::{SocketEvent, SocketMessage};
+        if !self.sockets.borrow().contains_key(&sid) {
+            return;
+        }
+        let id = self.next_id();
+        self.background.begin(id, None, Some(sid));
+        if let Some((start, _)) = self.slice.get() {
+            self.slice.set(Some((start, Some(id))));
+        }
+        let closing = matches!(event, SocketEvent::Close { .. });
+        let run = || -> rquickjs::Result<()> {
+            let f = self.web_fn(ctx, "socketEvent")?;
+            match event {
+                SocketEvent::Message(SocketMessage::Text(t)) => {
+                    f.call::<_, ()>((sid, "message", t, 0, ""))
+                }
+                SocketEvent::Message(SocketMessage::Binary(b)) => {
+                    let data = bridge::to_js(
+                        self,
+                        ctx,
+                        &Value::Bytes(capnweb::Bytes {
+                            data: b,
+                            kind: Some(capnweb::ByteKind::ArrayBuffer),
+                        }),
+                    )?;
+                    f.call::<_, ()>((sid, "message", data, 0, ""))
+                }
+                SocketEvent::Close { code, reason } => {
+                    f.call::<_, ()>((sid, "close", JsValue::new_null(ctx.clone()), code, reason))
+                }
+            }
+        };
+        if run().is_err() {
+            let _ = ctx.catch();
+        }
+        self.background.answered(id);
+        if closing {
+            self.sockets.borrow_mut().remove(&sid);
+            if let Some(shared) = self.shared() {
+                shared.socket_closed();
+            }
+            self.release(ctx, sid);
+        }
+    }
+
+    /// Starts a capnweb session over a WebSocket of the function, offering `main` (if not
+    /// null); returns its id and the peer's main object.
+    pub(crate) fn rpc_start<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        main: JsValue<'js>,
+    ) -> rquickjs::Result<(u64, JsValue<'js>)> {
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let main = if main.is_null() || main.is_undefined() {
+            None
+        } else {
+            match bridge::to_value(self, ctx, main)? {
+                Value::Stub(s) => Some(s),
+                Value::Promise(p) => Some(p.to_stub()),
+                _ => {
+                    return Err(Exception::throw_type(
+                        ctx,
+                        "the main object of a capnweb session must be an RpcTarget, a function or a stub",
+                    ))
+                }
+            }
+        };
+        let id = self.next_id();
+        let remote = self.rpc_sessions.borrow_mut().start(&shared, id, main);
+        Ok((id, bridge::to_js(self, ctx, &Value::Stub(remote))?))
+    }
+
+    /// A capnweb HTTP batch client to `url` through the function's `globalOutbound`; `None`
+    /// when it has none.
+    pub(crate) fn rpc_batch_client<'js>(
+        &self,
+        ctx: &Ctx<'js>,
+        url: String,
+        headers: Vec<(String, String)>,
+    ) -> rquickjs::Result<Option<JsValue<'js>>> {
+        let Some(outbound) = self.outbound.borrow().clone() else {
+            return Ok(None);
+        };
+        let shared = self
+            .shared()
+            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
+        let remote = crate::capnweb_js::batch_client(&shared, outbound, url, headers);
+        Ok(Some(bridge::to_js(self, ctx, &Value::Stub(remote))?))
+    }
+
+    /// A message for capnweb session `id`.
+    pub(crate) fn rpc_feed(&self, id: u64, text: String) {
+        self.rpc_sessions.borrow().feed(id, text);
+    }
+
+    /// Ends capnweb session `id`.
+    pub(crate) fn rpc_end(&self, id: u64) {
+        self.rpc_sessions.borrow_mut().end(id);
+    }
+
+    /// Sends a frame of capnweb session `id` on its WebSocket.
+    pub(crate) fn rpc_out<'js>(&self, ctx: &Ctx<'js>, id: u64, frame: capnweb::Frame) {
+        let run = || -> rquickjs::Result<()> {
+            let f = self.helper(ctx, "capnwebOut")?;
+            match frame {
+                capnweb::Frame::Text(t) => f.call::<_, ()>((id, t, 0, "")),
+                capnweb::Frame::Close { code, reason } => {
+                    f.call::<_, ()>((id, JsValue::new_null(ctx.clone()), code, reason))
+                }
+                _ => Ok(()),
+            }
+        };
+        if run().is_err() {
+            let _ = ctx.catch();
+        }
+    }
+
+    /// Closes every open socket at once with `code` and `reason` (the isolate is going away).
+    pub(crate) fn close_sockets(&self, code: u16, reason: &str) {
+        for entry in self.sockets.borrow_mut().values_mut() {
+            entry.abort(code, reason);
+        }
+    }
+
     /// Rejects every waiting call with `err`.
     pub(crate) fn fail_pending_with(&self, err: &RpcError) {
         let replies: Vec<Reply> = self.replies.borrow_mut().drain().map(|(_, r)| r).collect();
@@ -982,6 +1213,15 @@ impl Host {
     pub(crate) fn clear(&self, ctx: &Ctx<'_>) {
         self.wasm.clear(ctx);
         self.objects.borrow_mut().clear();
+        let sockets: Vec<_> = self.sockets.borrow_mut().drain().collect();
+        if let Some(shared) = self.shared() {
+            for _ in &sockets {
+                shared.socket_closed();
+            }
+        }
+        drop(sockets);
+        self.rpc_sessions.borrow_mut().clear();
+        self.outbound.borrow_mut().take();
         self.background.clear();
         // A stream cut off by a discarded isolate ends with an error, not as if complete.
         let senders: Vec<_> = self.senders.borrow_mut().drain().map(|(_, s)| s).collect();
@@ -1029,6 +1269,17 @@ pub(crate) fn js_array<'js>(
         a.set(i, v)?;
     }
     Ok(a)
+}
+
+/// Whether a Response carries a WebSocket (`response.webSocket`).
+fn has_socket<'js>(r: &JsValue<'js>) -> rquickjs::Result<bool> {
+    match r.as_object() {
+        Some(o) => {
+            let ws = o.get::<_, JsValue<'js>>("webSocket")?;
+            Ok(!(ws.is_null() || ws.is_undefined()))
+        }
+        None => Ok(false),
+    }
 }
 
 /// `v instanceof globalThis.Response`, as the prelude's fetchHandler checks it (a throwing

@@ -142,32 +142,110 @@ impl Isolate {
     pub fn rpc_target(&self) -> Stub {
         self.stub(TargetRef::Rpc {
             slot: self.shared.next_id(),
+            request: None,
         })
     }
 
-    /// Calls the fetch handler: `default.fetch(request, env, ctx)`, or `fetch(request)` on a
-    /// default `WorkerEntrypoint` class.
-    pub async fn fetch(&self, request: RequestValue) -> Result<ResponseValue, RpcError> {
+    /// Whether the default export has an `authenticate` hook.
+    pub fn has_authenticate(&self) -> bool {
+        self.surface.authenticate
+    }
+
+    /// The main capability of one RPC session opened by `request` (the WebSocket upgrade or
+    /// HTTP batch request, without its body). With an `authenticate(request, env, ctx)` hook on
+    /// the default export, what it returns: the caller's main capability, or a `Response` to
+    /// send instead of serving RPC; if it throws, the error. Without one, the RPC target
+    /// ([`Isolate::rpc_target`]) whose `ctx.request` is `request`.
+    pub async fn rpc_session(&self, request: RequestValue) -> Result<RpcSession, RpcError> {
+        if !self.surface.authenticate {
+            return Ok(RpcSession::Main(self.stub(TargetRef::Rpc {
+                slot: self.shared.next_id(),
+                request: Some(Arc::new(request)),
+            })));
+        }
         let entered = crate::gate::enter(&self.shared)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let value = Value::Request(Box::new(request));
         let trace = capnweb::trace::current();
         let id = self.shared.next_id();
         self.shared
-            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace));
-        let start = Instant::now();
+            .post(move |ctx, host| host.authenticate(ctx, id, value, tx, trace));
         let result = crate::wall::answer(self.shared.clone(), id, rx).await;
         drop(entered);
-        self.shared
-            .fetch_metrics()
-            .record(start.elapsed(), result.is_err());
         match result? {
-            Value::Response(r) => Ok(*r),
+            Value::Response(r) => Ok(RpcSession::Refused(*r)),
+            Value::Stub(s) => Ok(RpcSession::Main(s)),
+            Value::Promise(p) => Ok(RpcSession::Main(p.to_stub())),
             _ => Err(RpcError::type_error(
-                "the fetch() handler did not return a Response",
+                "authenticate() must return the caller's main capability or a Response",
             )),
         }
     }
+
+    /// Calls the fetch handler: `default.fetch(request, env, ctx)`, or `fetch(request)` on a
+    /// default `WorkerEntrypoint` class.
+    pub async fn fetch(&self, request: RequestValue) -> Result<ResponseValue, RpcError> {
+        let (result, _, _) = self.fetch_inner(request, false).await?;
+        result
+    }
+
+    /// Calls the fetch handler of a request that may become a WebSocket: when the handler
+    /// answers `new Response(null, { status: 101, webSocket: client })`, the server's end of
+    /// that socket comes with the response, for the caller to bridge to the real connection.
+    pub async fn fetch_socket(
+        &self,
+        request: RequestValue,
+    ) -> Result<(ResponseValue, Option<crate::Socket>), RpcError> {
+        let (result, id, entered) = self.fetch_inner(request, true).await?;
+        let parts = self.shared.take_upgrade(id);
+        let response = result?;
+        Ok((
+            response,
+            parts.map(|p| crate::socket::Socket::new(self.shared.clone(), p, entered)),
+        ))
+    }
+
+    /// How many WebSockets the function accepted are open now.
+    pub fn open_sockets(&self) -> usize {
+        self.shared.open_sockets()
+    }
+
+    async fn fetch_inner(
+        &self,
+        request: RequestValue,
+        allow_socket: bool,
+    ) -> Result<(Result<ResponseValue, RpcError>, u64, crate::gate::Entered), RpcError> {
+        let entered = crate::gate::enter(&self.shared)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let value = Value::Request(Box::new(request));
+        let trace = capnweb::trace::current();
+        let id = self.shared.next_id();
+        self.shared
+            .post(move |ctx, host| host.fetch(ctx, id, value, tx, trace, allow_socket));
+        let start = Instant::now();
+        let result = crate::wall::answer(self.shared.clone(), id, rx).await;
+        self.shared
+            .fetch_metrics()
+            .record(start.elapsed(), result.is_err());
+        let response = match result {
+            Ok(Value::Response(r)) => Ok(*r),
+            Ok(_) => Err(RpcError::type_error(
+                "the fetch() handler did not return a Response",
+            )),
+            Err(e) => Err(e),
+        };
+        Ok((response, id, entered))
+    }
+}
+
+/// How an RPC session opens (see [`Isolate::rpc_session`]).
+#[derive(Debug)]
+pub enum RpcSession {
+    /// Serve RPC with this main capability.
+    Main(Stub),
+    /// The function refused the caller: send this response instead (401 with
+    /// `WWW-Authenticate`, a redirect…).
+    Refused(ResponseValue),
 }
 
 /// Compiles the module map's `.wasm` modules on the `wasm` crate's compile threads, so that

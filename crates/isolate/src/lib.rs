@@ -44,6 +44,7 @@
 mod background;
 mod bridge;
 mod bytecode;
+mod capnweb_js;
 mod cjs;
 mod config;
 mod cpu;
@@ -56,6 +57,7 @@ mod modules;
 mod natives;
 mod pool;
 mod slot;
+mod socket;
 mod state;
 mod target;
 #[cfg(feature = "test-panic")]
@@ -63,14 +65,18 @@ mod test_panic;
 mod wall;
 mod wasm_compile;
 
+pub use capnweb_js::set_function_rpc_limits;
 pub use config::{IsolateConfig, Limits, ModuleSource};
 pub use error::{internal_error, resource_limit_error, LoadError, RESOURCE_LIMIT_ERROR};
 pub use gate::{
     evicted_error, use_tick, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR,
 };
-pub use isolate::Isolate;
+pub use isolate::{Isolate, RpcSession};
 pub use pool::{
     js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,
+};
+pub use socket::{
+    set_socket_limits, socket_limits, Outgoing, Socket, SocketFrame, SocketLimits, SocketMessage,
 };
 pub use wasm::{
     set_compile_threads as set_wasm_compile_threads,

@@ -26,6 +26,32 @@ export const waitUntil = m.waitUntil;
 export default m;
 "#;
 
+/// The name of the built-in `capnweb` module (the npm package's names, on the Rust core).
+pub(crate) const CAPNWEB: &str = "capnweb";
+
+const CAPNWEB_SOURCE: &str = r#"
+const m = globalThis.__capnweb;
+export const DEFAULT_LIMITS = m.DEFAULT_LIMITS;
+export const DEFAULT_MAX_DEPTH = m.DEFAULT_MAX_DEPTH;
+export const RpcPromise = m.RpcPromise;
+export const RpcSession = m.RpcSession;
+export const RpcStub = m.RpcStub;
+export const RpcTarget = m.RpcTarget;
+export const WebSocketTransport = m.WebSocketTransport;
+export const deserialize = m.deserialize;
+export const newHttpBatchRpcResponse = m.newHttpBatchRpcResponse;
+export const newHttpBatchRpcSession = m.newHttpBatchRpcSession;
+export const newMessagePortRpcSession = m.newMessagePortRpcSession;
+export const newWebSocketRpcSession = m.newWebSocketRpcSession;
+export const newWorkersRpcResponse = m.newWorkersRpcResponse;
+export const newWorkersWebSocketRpcResponse = m.newWorkersWebSocketRpcResponse;
+export const nodeHttpBatchRpcResponse = m.nodeHttpBatchRpcResponse;
+export const serialize = m.serialize;
+const w = globalThis.__cloudflare_workers;
+export const WorkerEntrypoint = w.WorkerEntrypoint;
+export const DurableObject = w.DurableObject;
+"#;
+
 type Map = Arc<HashMap<String, ModuleSource>>;
 
 /// Normalizes a module name: no leading `./` or `/`, `.` and `..` segments applied.
@@ -77,8 +103,11 @@ impl Resolver for MapResolver {
         name: &str,
         _attributes: Option<ImportAttributes<'js>>,
     ) -> rquickjs::Result<String> {
-        if name == BUILTIN || name == "capnweb" {
+        if name == BUILTIN {
             return Ok(BUILTIN.to_owned());
+        }
+        if name == CAPNWEB {
+            return Ok(CAPNWEB.to_owned());
         }
         let resolved = resolve(base, name);
         if self.0.contains_key(&resolved) {
@@ -107,6 +136,9 @@ impl Loader for MapLoader {
     ) -> rquickjs::Result<Module<'js, Declared>> {
         if name == BUILTIN {
             return declare(ctx, name, BUILTIN_SOURCE.to_owned());
+        }
+        if name == CAPNWEB {
+            return declare(ctx, name, CAPNWEB_SOURCE.to_owned());
         }
         let Some(src) = self.0.get(name) else {
             return Err(Exception::throw_reference(

@@ -212,6 +212,8 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
     )?;
 
     install_streams(ctx, &n, &host)?;
+    install_sockets(ctx, &n, &host)?;
+    install_capnweb(ctx, &n, &host)?;
 
     // The WebAssembly API, built on first use (most functions never touch it).
     let h = host.clone();
@@ -528,4 +530,152 @@ fn invalid_url<T>(ctx: &Ctx<'_>, input: &str, e: url::ParseError) -> rquickjs::R
         ctx,
         &format!("Invalid URL '{input}': {e}"),
     ))
+}
+
+/// The WebSocket natives: attach the server's end of a pair to a real connection, send on it,
+/// close it (see `socket.rs`).
+fn install_sockets<'js>(
+    ctx: &Ctx<'js>,
+    n: &Object<'js>,
+    host: &Weak<Host>,
+) -> rquickjs::Result<()> {
+    let h = host.clone();
+    n.set(
+        "wsAttach",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, invocation: u64, end: JsValue<'js>| -> rquickjs::Result<u64> {
+                let host = host_of(&ctx, &h)?;
+                host.attach_socket(&ctx, invocation, end)
+                    .ok_or_else(|| gone(&ctx))
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "wsSend",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, sid: u64, data: JsValue<'js>| -> rquickjs::Result<u8> {
+                use crate::socket::{SendRefused, SocketMessage};
+                let host = host_of(&ctx, &h)?;
+                let msg = match data.as_string() {
+                    Some(s) => SocketMessage::Text(s.to_string()?),
+                    None => {
+                        let a =
+                            <TypedArray<'js, u8> as rquickjs::FromJs<'js>>::from_js(&ctx, data)?;
+                        SocketMessage::Binary(bridge::bytes_of(&a))
+                    }
+                };
+                Ok(match host.socket_send(sid, msg) {
+                    Ok(()) => 0,
+                    Err(SendRefused::Closing) => 1,
+                    Err(SendRefused::Overflow) => 2,
+                })
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "wsClose",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, sid: u64, code: u16, reason: String| -> rquickjs::Result<()> {
+                host_of(&ctx, &h)?.socket_close(sid, code, reason);
+                Ok(())
+            },
+        )?,
+    )?;
+    Ok(())
+}
+
+/// The `capnweb` module's natives: sessions over a function's WebSockets, and HTTP batch
+/// answers (see `capnweb_js.rs`).
+fn install_capnweb<'js>(
+    ctx: &Ctx<'js>,
+    n: &Object<'js>,
+    host: &Weak<Host>,
+) -> rquickjs::Result<()> {
+    let h = host.clone();
+    n.set(
+        "rpcOverSocket",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, main: JsValue<'js>| -> rquickjs::Result<Array<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let (id, remote) = host.rpc_start(&ctx, main)?;
+                js_array(
+                    &ctx,
+                    vec![JsValue::new_float(ctx.clone(), id as f64), remote],
+                )
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "rpcFeed",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: u64, text: String| {
+            host_of(&ctx, &h)?.rpc_feed(id, text);
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "rpcEnd",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, id: u64| {
+            host_of(&ctx, &h)?.rpc_end(id);
+            Ok::<_, rquickjs::Error>(())
+        })?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "rpcBatchClient",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>,
+                  url: String,
+                  headers: Array<'js>|
+                  -> rquickjs::Result<JsValue<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let mut pairs = Vec::new();
+                for pair in headers.iter::<Array<'js>>() {
+                    let pair = pair?;
+                    pairs.push((pair.get::<String>(0)?, pair.get::<String>(1)?));
+                }
+                Ok(host
+                    .rpc_batch_client(&ctx, url, pairs)?
+                    .unwrap_or_else(|| JsValue::new_null(ctx.clone())))
+            },
+        )?,
+    )?;
+
+    let h = host.clone();
+    n.set(
+        "rpcBatch",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, body: String, main: JsValue<'js>| -> rquickjs::Result<Promise<'js>> {
+                let host = host_of(&ctx, &h)?;
+                let main = match bridge::to_value(&host, &ctx, main)? {
+                    capnweb::Value::Stub(s) => s,
+                    capnweb::Value::Promise(p) => p.to_stub(),
+                    _ => {
+                        return Err(Exception::throw_type(
+                            &ctx,
+                            "the main object of a capnweb session must be an RpcTarget, a function or a stub",
+                        ))
+                    }
+                };
+                host.settle_later(&ctx, async move {
+                    Ok(capnweb::Value::String(crate::capnweb_js::batch(body, main).await))
+                })
+            },
+        )?,
+    )?;
+    Ok(())
 }

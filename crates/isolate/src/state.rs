@@ -63,6 +63,13 @@ pub(crate) struct Shared {
     fetch_metrics: std::sync::OnceLock<Arc<telemetry::CallMetrics>>,
     /// Whether new calls may enter (see `gate.rs`).
     pub(crate) gate: crate::gate::Gate,
+    /// WebSockets attached by fetch invocations, by invocation id, until the caller takes them.
+    upgrades: Mutex<std::collections::HashMap<u64, crate::socket::SocketParts>>,
+    /// WebSockets open now.
+    open_sockets: AtomicUsize,
+    /// Bytes queued on its WebSockets either way (received and not yet handled, sent and not
+    /// yet handed to the connection): counted in its memory.
+    pub(crate) socket_bytes: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -78,6 +85,9 @@ impl Shared {
             released: Mutex::default(),
             fetch_metrics: std::sync::OnceLock::new(),
             gate: crate::gate::Gate::default(),
+            upgrades: Mutex::default(),
+            open_sockets: AtomicUsize::new(0),
+            socket_bytes: Arc::default(),
         }
     }
 
@@ -159,9 +169,41 @@ impl Shared {
         *self.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(Broken::Internal(reason));
     }
 
-    /// The JavaScript heap in use, as last measured.
+    /// Keeps the socket fetch invocation `invocation` attached, for its caller to take.
+    pub(crate) fn add_upgrade(&self, invocation: u64, parts: crate::socket::SocketParts) {
+        self.open_sockets.fetch_add(1, Ordering::SeqCst);
+        self.upgrades
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(invocation, parts);
+    }
+
+    /// Takes the socket fetch invocation `invocation` attached, if any.
+    pub(crate) fn take_upgrade(&self, invocation: u64) -> Option<crate::socket::SocketParts> {
+        self.upgrades
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&invocation)
+    }
+
+    /// A socket closed.
+    pub(crate) fn socket_closed(&self) {
+        let _ = self
+            .open_sockets
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// How many WebSockets are open.
+    pub(crate) fn open_sockets(&self) -> usize {
+        self.open_sockets.load(Ordering::SeqCst)
+    }
+
+    /// The memory in use, as last measured: the JavaScript heap (and WebAssembly), plus the
+    /// bytes queued on its WebSockets.
     pub(crate) fn memory(&self) -> usize {
-        self.memory.load(Ordering::Relaxed)
+        self.memory
+            .load(Ordering::Relaxed)
+            .saturating_add(self.socket_bytes.load(Ordering::Relaxed))
     }
 
     /// The metric handles of this isolate's fetch calls (made on the first call).
@@ -380,6 +422,10 @@ impl Unit {
             shared.set_broken(reason.clone());
         }
         let host = self.host.clone();
+        match &reason {
+            Some(r) => host.close_sockets(1011, r),
+            None => host.close_sockets(1001, &format!("isolate '{}' was shut down", host.id())),
+        }
         self.ctx.with(|ctx| {
             host.fail_pending(reason.as_deref());
             host.clear(&ctx);
@@ -395,6 +441,7 @@ impl Unit {
         if let Some(shared) = self.host.shared() {
             shared.set_internal(reason.clone());
         }
+        self.host.close_sockets(1011, &reason);
         self.host.fail_pending_with(&internal_error(reason));
         self.on_this_thread();
         let host = self.host.clone();

@@ -18,8 +18,12 @@ pub(crate) enum TargetRef {
     Object(u64),
     /// An entrypoint (`None`: the default export), instantiated on first use.
     Entrypoint { name: Option<String>, slot: u64 },
-    /// The seed's RPC target, `new default.rpc(ctx, env)`, instantiated on first use.
-    Rpc { slot: u64 },
+    /// The seed's RPC target, `new default.rpc(ctx, env)`, instantiated on first use; with
+    /// `request`, its `ctx.request` is that request (read-only, bodyless).
+    Rpc {
+        slot: u64,
+        request: Option<std::sync::Arc<capnweb::RequestValue>>,
+    },
 }
 
 impl TargetRef {
@@ -27,7 +31,7 @@ impl TargetRef {
         match self {
             TargetRef::Object(s)
             | TargetRef::Entrypoint { slot: s, .. }
-            | TargetRef::Rpc { slot: s } => *s,
+            | TargetRef::Rpc { slot: s, .. } => *s,
         }
     }
 }

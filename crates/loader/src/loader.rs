@@ -246,7 +246,14 @@ impl Loader {
         cache.insert(id.to_owned(), fut.clone());
         let max = self.inner.config.max_isolates.max(1);
         while cache.len() > max {
-            cache.shift_remove_index(0);
+            let Some(victim) = cache
+                .iter()
+                .find(|(k, f)| k.as_str() != id && !pinned(f))
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            cache.shift_remove(&victim);
             crate::metrics::evicted();
         }
         drop(cache);
@@ -268,13 +275,24 @@ impl Loader {
             if total <= self.inner.config.memory_budget {
                 break;
             }
-            let Some(victim) = cache.keys().find(|k| k.as_str() != keep).cloned() else {
+            let Some(victim) = cache
+                .iter()
+                .find(|(k, f)| k.as_str() != keep && !pinned(f))
+                .map(|(k, _)| k.clone())
+            else {
                 break;
             };
             cache.shift_remove(&victim);
             crate::metrics::evicted();
         }
     }
+}
+
+/// Whether a loaded isolate stays in the cache whatever its age: it has WebSockets open (a
+/// new connection must reach the same isolate as the open ones, so that a chat room does not
+/// split). Sockets are bounded by the server's session caps.
+fn pinned(f: &LoadFuture) -> bool {
+    matches!(f.peek(), Some(Ok(iso)) if iso.open_sockets() > 0 && !iso.is_broken())
 }
 
 static NEXT_ANON: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);

@@ -232,3 +232,56 @@ fn bare_string_modules_are_typed_by_extension_as_in_a_deploy_bundle() {
     .unwrap_err();
     assert!(err.to_string().contains("must be JavaScript"), "{err}");
 }
+
+const SOCKETS: &str = r#"export default { fetch() {
+  const [client, server] = Object.values(new WebSocketPair());
+  server.accept();
+  return new Response(null, { status: 101, webSocket: client });
+} };"#;
+
+#[tokio::test]
+async fn an_isolate_with_open_sockets_is_pinned_in_the_cache() {
+    let loader = Loader::new(LoaderConfig {
+        max_isolates: 1,
+        ..Default::default()
+    });
+    let count = Arc::new(AtomicUsize::new(0));
+    let room = counting(&loader, "room", SOCKETS, count.clone());
+    let iso = room.isolate().await.unwrap();
+    let request = capnweb::RequestValue {
+        url: "http://x/".into(),
+        method: "GET".into(),
+        headers: Vec::new(),
+        body: None,
+        extra: Default::default(),
+    };
+    let (_, socket) = iso.fetch_socket(request).await.unwrap();
+    let socket = socket.expect("a socket");
+    assert_eq!(iso.open_sockets(), 1);
+    // Loading another function would evict "room" (max 1), but its socket pins it.
+    let other = counting(&loader, "other", ECHO, count.clone());
+    other
+        .get_rpc_target()
+        .call("echo", vec![1.into()])
+        .await
+        .unwrap();
+    assert_eq!(loader.resident(), 2);
+    // A new connection to "room" reaches the same isolate (no reload).
+    let again = counting(&loader, "room", SOCKETS, count.clone());
+    again.isolate().await.unwrap();
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    // Once it closes, the pin is gone and the LRU may evict it.
+    socket.finish(1000, String::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while iso.open_sockets() != 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(iso.open_sockets(), 0);
+    let third = counting(&loader, "third", ECHO, count.clone());
+    third
+        .get_rpc_target()
+        .call("echo", vec![1.into()])
+        .await
+        .unwrap();
+    assert_eq!(loader.resident(), 1);
+}

@@ -46,6 +46,32 @@ pub trait FunctionHost: Send + Sync + 'static {
     /// removed.
     fn fetch(&self, function: Arc<Function>, request: RequestValue) -> HostFuture<ResponseValue>;
 
+    /// Calls the function's `fetch` handler with a WebSocket upgrade request: when the
+    /// handler answers `new Response(null, { status: 101, webSocket })`, the server's end of
+    /// the socket comes with the response. Default: a plain fetch, never a socket.
+    fn fetch_socket(
+        &self,
+        function: Arc<Function>,
+        request: RequestValue,
+    ) -> HostFuture<(ResponseValue, Option<isolate::Socket>)> {
+        let fetch = self.fetch(function, request);
+        Box::pin(async move { Ok((fetch.await?, None)) })
+    }
+
+    /// The main capability of one `/_rpc` session opened by `request` (bodyless): what the
+    /// function's `authenticate` hook returns (or the `Response` it refuses with; if it
+    /// throws, [`HostError::Thrown`]), else its RPC target with `ctx.request` set. Default: the
+    /// RPC target.
+    fn rpc_session(
+        &self,
+        function: Arc<Function>,
+        request: RequestValue,
+    ) -> HostFuture<isolate::RpcSession> {
+        let _ = request;
+        let target = self.rpc_target(function, None);
+        Box::pin(async move { Ok(isolate::RpcSession::Main(target.await?)) })
+    }
+
     /// The function's RPC target as a capnweb stub: the main capability of `/_rpc/<id>`
     /// sessions and the target of `X-RPC-Method` calls. `entrypoint` names a
     /// `WorkerEntrypoint` class (service bindings may ask for one); `None` is the default

@@ -273,6 +273,33 @@ impl FunctionHost for LoaderHost {
         })
     }
 
+    fn fetch_socket(
+        &self,
+        function: Arc<Function>,
+        request: capnweb::RequestValue,
+    ) -> HostFuture<(capnweb::ResponseValue, Option<isolate::Socket>)> {
+        let iso = self.isolate(&function);
+        Box::pin(async move {
+            let iso = iso.await?;
+            if !iso.has_fetch_handler() {
+                return Err(HostError::NoHandler("fetch".into()));
+            }
+            iso.fetch_socket(request).await.map_err(call_error)
+        })
+    }
+
+    fn rpc_session(
+        &self,
+        function: Arc<Function>,
+        request: capnweb::RequestValue,
+    ) -> HostFuture<isolate::RpcSession> {
+        let iso = self.isolate(&function);
+        Box::pin(async move {
+            let iso = iso.await?;
+            iso.rpc_session(request).await.map_err(call_error)
+        })
+    }
+
     fn rpc_target(&self, function: Arc<Function>, entrypoint: Option<String>) -> HostFuture<Stub> {
         let iso = self.isolate(&function);
         Box::pin(async move {

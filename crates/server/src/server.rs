@@ -56,6 +56,8 @@ pub struct Config {
     pub storage_quota: store::Quota,
     /// Proxies whose `X-Forwarded-For` is believed when counting sessions per client address.
     pub trusted_proxies: Vec<crate::http::client_addr::Network>,
+    /// Headers whose values never appear in logs, traces or error bodies.
+    pub redact: crate::http::rpc_auth::Redact,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             rpc_limits: capnweb::Limits::default(),
             storage_quota: store::Quota::default(),
             trusted_proxies: Vec::new(),
+            redact: Default::default(),
         }
     }
 }
@@ -148,7 +151,12 @@ pub struct Server {
     task: JoinHandle<std::io::Result<()>>,
     /// The node registry heartbeat (shared store only); it leaves the registry on shutdown.
     heartbeat: Option<JoinHandle<()>>,
+    /// WebSockets functions accepted that are open now.
+    sockets: Arc<crate::http::socket::OpenSockets>,
 }
+
+/// How long shutdown waits for open WebSockets to send their 1001 close.
+const SOCKETS_CLOSE: Duration = Duration::from_secs(2);
 
 impl Server {
     /// Opens the store (`config.store_url`, else the file in `config.data_dir`), binds
@@ -190,6 +198,7 @@ impl Server {
         let node = crate::node::Node::new(advertised.trim_end_matches('/').to_owned(), host);
         let heartbeat =
             pg.map(|pg| tokio::spawn(crate::node::heartbeat(node.clone(), pg, shutdown.clone())));
+        let sockets = Arc::new(crate::http::socket::OpenSockets::default());
         let state = AppState {
             registry: registry.clone(),
             admin_token: Arc::new(token.clone()),
@@ -200,6 +209,8 @@ impl Server {
             )),
             shutdown,
             node,
+            sockets: sockets.clone(),
+            redact: Arc::new(config.redact.clone()),
         };
         let app = http::router(state, config.body_limit);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -230,6 +241,7 @@ impl Server {
             end_streams,
             task,
             heartbeat,
+            sockets,
         })
     }
 
@@ -263,6 +275,8 @@ impl Server {
         // Log streams never finish on their own: end them so the grace period is not spent
         // waiting for them.
         self.end_streams.send_replace(true);
+        // Open WebSockets close with 1001 on the same signal: let their close frames go out.
+        self.sockets.drained(SOCKETS_CLOSE).await;
         let result = match tokio::time::timeout(self.grace, &mut self.task).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(ServerError::Serve(e.to_string())),

@@ -18,13 +18,19 @@ export const BIN = process.env.FUNCTIONS_BIN ?? resolve(HERE, "../../../target/d
 export const EXAMPLES = resolve(HERE, "../../../examples");
 
 /** Starts `functions serve` with extra `args`; resolves once it prints its address. */
-export async function startServer({ args = [], token = "adversarial-test-token", env = {} } = {}) {
+export async function startServer({ args = [], token = "adversarial-test-token", env = {}, captureLogs = false } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "functions-test-"));
   const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data", dataDir, ...args], {
     detached: true,
     env: { ...process.env, FUNCTIONS_ADMIN_TOKEN: token, RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", captureLogs ? "pipe" : "inherit"],
   });
+  // With `captureLogs`, the server's log lines (stderr) are kept for `server.logs()`.
+  let logs = "";
+  if (captureLogs) {
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk) => { logs += chunk; });
+  }
   const kill = (signal) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     try {
@@ -58,6 +64,8 @@ export async function startServer({ args = [], token = "adversarial-test-token",
     base,
     wsBase: `ws://${addr}`,
     token,
+    /** What the server logged so far (only with `captureLogs`). */
+    logs: () => logs,
     /** PUTs a bundle as function `id`; resolves to the response (status and JSON body). */
     async deploy(id, bundle) {
       const res = await fetch(`${base}/_admin/functions/${id}`, {

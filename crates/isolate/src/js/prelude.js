@@ -21,7 +21,7 @@
   // RPC methods with a caller's arguments (as workerd draws it).
   const EVENT_HANDLERS = new Set([
     "fetch", "scheduled", "queue", "email", "tail", "trace", "alarm", "test",
-    "webSocketMessage", "webSocketClose", "webSocketError",
+    "webSocketMessage", "webSocketClose", "webSocketError", "authenticate",
   ]);
   // Entrypoint objects (the default export, or a WorkerEntrypoint instance) and the env and ctx
   // they were made with.
@@ -133,7 +133,7 @@
       if (method === "fetch") {
         httpEvent(id, obj, args);
       } else {
-        native.settle(id, false, new TypeError(`'${method}' is an event handler, not an RPC method.`));
+        native.settle(id, false, new TypeError(`'${method}' is ${method === "authenticate" ? "a hook" : "an event handler"}, not an RPC method.`));
       }
       return;
     }
@@ -198,6 +198,38 @@
     };
   }
 
+  // The ctx of one /_rpc session: `request` is the upgrade or batch request, read-only.
+  function sessionCtx(request) {
+    request.headers._freeze();
+    const ctx = makeCtx();
+    Object.defineProperty(ctx, "request", { value: request, enumerable: true });
+    return ctx;
+  }
+
+  // `authenticate(request, env, ctx)` on the default export (an object, or a class's
+  // prototype): the main capability for this caller, or a Response to send instead.
+  async function authenticateHandler(id, ns, request, env, ctx) {
+    try {
+      const d = ns.default;
+      let r;
+      if (isClass(d)) {
+        const inst = new d(ctx, env);
+        ENTRYPOINTS.set(inst, { env, ctx });
+        r = await inst.authenticate(request, env, ctx);
+      } else {
+        r = await d.authenticate(request, env, ctx);
+      }
+      const ok = r instanceof globalThis.Response || typeof r === "function" ||
+        (r !== null && typeof r === "object" && (r[BRAND] === true || HANDLE in r));
+      if (!ok) {
+        throw new TypeError("authenticate() must return the caller's main capability (an RpcTarget, a function or a stub) or a Response");
+      }
+      native.settle(id, true, r);
+    } catch (e) {
+      native.settle(id, false, e);
+    }
+  }
+
   // `fetch(input, init?)` called on an entrypoint over RPC: an HTTP event. The request is built
   // as the global fetch() builds one (a caller's extra arguments are request init, never env);
   // the handler gets the function's own env and ctx.
@@ -252,7 +284,10 @@
     let fetch = false;
     if (isClass(d)) fetch = typeof d.prototype.fetch === "function";
     else if (d !== null && typeof d === "object") fetch = typeof d.fetch === "function";
-    return [hasRpc(ns), fetch];
+    let authenticate = false;
+    if (isClass(d)) authenticate = typeof d.prototype.authenticate === "function";
+    else if (d !== null && typeof d === "object") authenticate = typeof d.authenticate === "function";
+    return [hasRpc(ns), fetch, authenticate];
   }
 
   function hasRpc(ns) {
@@ -260,7 +295,25 @@
     return !!(d && typeof d === "object" && isClass(d.rpc));
   }
 
-  async function fetchHandler(id, ns, request, env, ctx) {
+  // Settles fetch invocation `id` with the handler's answer `r` (awaited if a promise).
+  function answerFetch(id, r, allowSocket) {
+    Promise.resolve(r).then((v) => {
+      if (!(v instanceof globalThis.Response)) {
+        native.settle(id, false, new TypeError("the fetch() handler did not return a Response"));
+        return;
+      }
+      let out;
+      try {
+        out = web.fetchAnswer(id, v, allowSocket);
+      } catch (e) {
+        native.settle(id, false, e);
+        return;
+      }
+      native.settle(id, true, out);
+    }, (e) => native.settle(id, false, e));
+  }
+
+  async function fetchHandler(id, ns, request, env, ctx, allowSocket) {
     try {
       const d = ns.default;
       if (d === undefined || d === null) throw new TypeError("the main module has no default export");
@@ -276,7 +329,7 @@
       if (!(r instanceof globalThis.Response)) {
         throw new TypeError("the fetch() handler did not return a Response");
       }
-      native.settle(id, true, r);
+      native.settle(id, true, web.fetchAnswer(id, r, allowSocket === true));
     } catch (e) {
       native.settle(id, false, e);
     }
@@ -334,6 +387,107 @@
     return new C(u8.buffer, 0, u8.byteLength / C.BYTES_PER_ELEMENT);
   }
 
+  // ---- the built-in `capnweb` module, on the runtime's Rust capnweb core ----------------------
+  const WS = globalThis.WebSocket;
+  const WsDecoder = globalThis.TextDecoder;
+  const rpcSockets = new Map();
+  const NO_NETWORK = "fetch() is not allowed: this function has no network access (no globalOutbound binding was granted)";
+  function notSupported(name) {
+    return function () { throw new TypeError(`capnweb.${name}() is not supported inside a function`); };
+  }
+  function urlForm(name) {
+    if (!web.hasOutbound()) throw new TypeError(NO_NETWORK);
+    throw new TypeError(`capnweb.${name}() with a URL is not supported inside a function yet; pass a WebSocket, or call the service through a binding`);
+  }
+  // A capnweb session over `ws` (either end of a WebSocketPair, or one accepted from a peer).
+  function socketSession(ws, localMain) {
+    if (!(ws instanceof WS)) throw new TypeError("newWebSocketRpcSession() takes a WebSocket (or a URL)");
+    const [id, remote] = native.rpcOverSocket(localMain === undefined ? null : localMain);
+    rpcSockets.set(id, ws);
+    const end = () => { if (rpcSockets.delete(id)) native.rpcEnd(id); };
+    const decoder = new WsDecoder();
+    ws.addEventListener("message", (e) => {
+      native.rpcFeed(id, typeof e.data === "string" ? e.data : decoder.decode(e.data));
+    });
+    ws.addEventListener("close", end);
+    ws.addEventListener("error", end);
+    try { ws.accept(); } catch (e) { /* accepted already */ }
+    return remote;
+  }
+  // A frame of session `id` (`text` null: close with `code` and `reason`).
+  function capnwebOut(id, text, code, reason) {
+    const ws = rpcSockets.get(id);
+    if (!ws) return;
+    try {
+      if (text !== null) {
+        ws.send(text);
+      } else {
+        rpcSockets.delete(id);
+        native.rpcEnd(id);
+        ws._closeRaw(code, reason);
+      }
+    } catch (e) {
+      console.error("capnweb session could not send:", e);
+    }
+  }
+  function newWebSocketRpcSession(wsOrUrl, localMain) {
+    if (typeof wsOrUrl === "string" || wsOrUrl instanceof URL) return urlForm("newWebSocketRpcSession");
+    return socketSession(wsOrUrl, localMain);
+  }
+  // One batch POSTed through the function's globalOutbound (on the Rust capnweb core).
+  function newHttpBatchRpcSession(urlOrRequest) {
+    if (!web.hasOutbound()) throw new TypeError(NO_NETWORK);
+    const request = new globalThis.Request(urlOrRequest);
+    const headers = [];
+    for (const [k, v] of request.headers) headers.push([k, v]);
+    const stub = native.rpcBatchClient(request.url, headers);
+    if (stub === null) throw new TypeError(NO_NETWORK);
+    return stub;
+  }
+  async function newHttpBatchRpcResponse(request, localMain) {
+    if (request.method !== "POST") return new globalThis.Response("This endpoint only accepts POST requests.", { status: 405 });
+    const body = await request.text();
+    const answer = await native.rpcBatch(body, localMain);
+    return new globalThis.Response(answer);
+  }
+  function newWorkersWebSocketRpcResponse(request, localMain) {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new globalThis.Response("This endpoint only accepts WebSocket requests.", { status: 400 });
+    }
+    const [client, server] = Object.values(new globalThis.WebSocketPair());
+    server.accept();
+    socketSession(server, localMain);
+    return new globalThis.Response(null, { status: 101, webSocket: client });
+  }
+  async function newWorkersRpcResponse(request, localMain) {
+    if (request.method === "POST") {
+      const response = await newHttpBatchRpcResponse(request, localMain);
+      response.headers.set("Access-Control-Allow-Origin", "*");
+      return response;
+    } else if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") {
+      return newWorkersWebSocketRpcResponse(request, localMain);
+    }
+    return new globalThis.Response("This endpoint only accepts POST or WebSocket requests.", { status: 400 });
+  }
+  class RpcSession {
+    constructor() { throw new TypeError("capnweb.RpcSession is not supported inside a function: use newWebSocketRpcSession or newWorkersRpcResponse"); }
+  }
+  class WebSocketTransport {
+    constructor() { throw new TypeError("capnweb.WebSocketTransport is not supported inside a function: use newWebSocketRpcSession"); }
+  }
+  const capnwebModule = {
+    DEFAULT_LIMITS: Object.freeze({ maxBigIntDigits: 16384, maxDepth: 256, maxMessageSize: 32 * 1024 * 1024 }),
+    DEFAULT_MAX_DEPTH: 256,
+    RpcPromise, RpcSession, RpcStub, RpcTarget, WebSocketTransport,
+    deserialize: notSupported("deserialize"),
+    serialize: notSupported("serialize"),
+    newHttpBatchRpcResponse, newHttpBatchRpcSession,
+    newMessagePortRpcSession: notSupported("newMessagePortRpcSession"),
+    newWebSocketRpcSession, newWorkersRpcResponse, newWorkersWebSocketRpcResponse,
+    nodeHttpBatchRpcResponse: notSupported("nodeHttpBatchRpcResponse"),
+  };
+  Object.defineProperty(globalThis, "__capnweb", { value: capnwebModule });
+
   const builtin = { RpcTarget, RpcStub, RpcPromise, WorkerEntrypoint, DurableObject, waitUntil, env: {} };
   Object.defineProperty(globalThis, "__cloudflare_workers", { value: builtin });
   for (const [k, v] of [["RpcTarget", RpcTarget], ["RpcStub", RpcStub]]) {
@@ -341,7 +495,8 @@
   }
 
   return {
-    makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, surface, fetchHandler,
+    makeProxy, dispatch, getProperty, track, disposeTarget, makeCtx, entrypoint, rpcTarget, surface, fetchHandler, answerFetch,
+    sessionCtx, authenticateHandler, capnwebOut,
     describe, mkError, mkBytes, mkDate: (ms) => new Date(ms),
     setEnv(env) { builtin.env = env; },
   };

@@ -261,15 +261,19 @@
       return out;
     }
     append(k, v) {
+      this.#mutable();
       k = this.#name(k); v = String(v).trim();
       const old = this.#map.get(k);
       this.#map.set(k, old === undefined ? v : (k === "set-cookie" ? `${old}\n${v}` : `${old}, ${v}`));
     }
-    set(k, v) { this.#map.set(this.#name(k), String(v).trim()); }
+    set(k, v) { this.#mutable(); this.#map.set(this.#name(k), String(v).trim()); }
+    #frozen = false;
+    #mutable() { if (this.#frozen) throw new TypeError("Can't modify immutable headers."); }
+    _freeze() { this.#frozen = true; }
     get(k) { const v = this.#map.get(this.#name(k)); return v === undefined ? null : v.replace(/\n/g, ", "); }
     getSetCookie() { const v = this.#map.get("set-cookie"); return v === undefined ? [] : v.split("\n"); }
     has(k) { return this.#map.has(this.#name(k)); }
-    delete(k) { this.#map.delete(this.#name(k)); }
+    delete(k) { this.#mutable(); this.#map.delete(this.#name(k)); }
     forEach(cb, thisArg) { for (const [k, v] of this.entries()) cb.call(thisArg, v, k, this); }
     *entries() {
       for (const k of [...this.#map.keys()].sort()) {
@@ -564,17 +568,29 @@
     }
   }
   class Response extends Body {
-    #status; #statusText; #headers;
+    #status; #statusText; #headers; #webSocket = null;
     constructor(body = null, init = {}) {
       super();
       const status = init.status === undefined ? 200 : Number(init.status);
-      if (!Number.isInteger(status) || status < 200 || status > 599) {
+      const ws = init.webSocket === undefined ? null : init.webSocket;
+      if (ws !== null && !(ws instanceof WebSocket)) throw new TypeError("Response webSocket must be a WebSocket");
+      if (ws !== null && status !== 101) throw new RangeError("a Response with a webSocket must have status 101");
+      if (ws === null && (!Number.isInteger(status) || status < 200 || status > 599)) {
         throw new RangeError(`Invalid response status code ${init.status}`);
       }
+      if (ws !== null && body !== null) throw new TypeError("a 101 Response cannot have a body");
       this.#status = status;
       this.#statusText = init.statusText === undefined ? "" : String(init.statusText);
       this.#headers = new Headers(init.headers);
+      this.#webSocket = ws;
       this._initBody(bodyOf(body, this.#headers));
+    }
+    get webSocket() { return this.#webSocket; }
+    // The same response without its socket (the socket went to the runtime).
+    _withoutSocket() {
+      const r = new Response(null, { status: 200, statusText: this.#statusText, headers: this.#headers });
+      r.#status = this.#status;
+      return r;
     }
     static json(data, init = {}) {
       const headers = new Headers(init.headers);
@@ -599,6 +615,181 @@
   }
   define("Request", Request);
   define("Response", Response);
+
+  // ---- WebSocket, WebSocketPair -------------------------------------------------------------
+  // A pair's two ends talk to each other inside the isolate; the client end returned in a 101
+  // Response from the function's own fetch is bridged by the runtime to the real connection,
+  // and the server end then sends to and hears from the peer (see socket.rs). Each event from
+  // the peer is its own invocation.
+  const SOCKET_THROUGH_FETCH = "a Response carrying a WebSocket can only be returned from the function's own fetch handler: it cannot pass through RPC, a service binding's fetch() or a loader stub's fetch()";
+  let pairing = false;
+  const bridgedSockets = new Map();
+  class WsEvent {
+    constructor(type, init = {}) {
+      this.type = type;
+      for (const k of Object.keys(init)) this[k] = init[k];
+    }
+  }
+  function closeCodeOk(code) {
+    return code === 1000 || (code >= 3000 && code <= 4999);
+  }
+  class WebSocket {
+    #peer = null; #sid = null; #accepted = false; #handedOut = false; #pending = [];
+    #listeners = new Map(); #state = 1;
+    constructor() {
+      if (!pairing) {
+        throw new TypeError("new WebSocket(url) is not supported: a function has no outbound network; use new WebSocketPair() to accept a WebSocket in fetch");
+      }
+      this.onmessage = null; this.onclose = null; this.onerror = null; this.onopen = null;
+    }
+    static _pair() {
+      pairing = true;
+      let a, b;
+      try { a = new WebSocket(); b = new WebSocket(); } finally { pairing = false; }
+      a.#peer = b; b.#peer = a;
+      return [a, b];
+    }
+    // Hands `client` to the runtime: its peer (the server end) is bridged to the connection
+    // of fetch invocation `invocation`.
+    static _bridge(invocation, client) {
+      if (client.#handedOut || client.#accepted || client.#sid !== null || client.#peer === null) {
+        throw new TypeError("a Response's webSocket must be an end of a WebSocketPair that was not accepted or returned before");
+      }
+      const server = client.#peer;
+      client.#handedOut = true;
+      client.#state = 3;
+      const sid = native.wsAttach(invocation, server);
+      server.#sid = sid;
+      bridgedSockets.set(sid, server);
+    }
+    static _event(sid, type, data, code, reason) {
+      const ws = bridgedSockets.get(sid);
+      if (!ws) return;
+      if (type === "close") {
+        bridgedSockets.delete(sid);
+        // A connection that broke without a close frame is an error first, as in browsers.
+        if (code === 1006) ws.#receive(new WsEvent("error", { message: "the WebSocket connection broke" }));
+        ws.#receive(new WsEvent("close", { code, reason, wasClean: code !== 1006 }));
+      } else {
+        ws.#receive(new WsEvent("message", { data }));
+      }
+    }
+    get readyState() { return this.#state; }
+    get url() { return null; }
+    get protocol() { return null; }
+    get extensions() { return null; }
+    accept() {
+      if (this.#handedOut) throw new TypeError("this end of the WebSocketPair was returned in a Response; accept the other end");
+      if (this.#accepted) throw new TypeError("accept() was already called on this WebSocket");
+      this.#accepted = true;
+      const queued = this.#pending;
+      this.#pending = [];
+      if (queued.length) queueMicrotask(() => { for (const ev of queued) this.#dispatch(ev); });
+    }
+    addEventListener(type, fn) {
+      if (typeof fn !== "function" && !(fn && typeof fn.handleEvent === "function")) return;
+      let set = this.#listeners.get(type);
+      if (!set) { set = new Set(); this.#listeners.set(type, set); }
+      set.add(fn);
+    }
+    removeEventListener(type, fn) {
+      const set = this.#listeners.get(type);
+      if (set) set.delete(fn);
+    }
+    send(data) {
+      if (!this.#accepted) throw new TypeError("You must call accept() on this WebSocket before sending messages.");
+      if (this.#state !== 1) throw new TypeError("Can't call WebSocket send() after close().");
+      let payload;
+      if (typeof data === "string") payload = data;
+      else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) payload = toU8(data).slice();
+      else payload = String(data);
+      if (this.#sid !== null) {
+        if (native.wsSend(this.#sid, payload) === 2) this.#state = 2;
+        return;
+      }
+      const peer = this.#peer;
+      if (peer === null || peer.#handedOut) return;
+      const out = typeof payload === "string" ? payload : payload.buffer;
+      queueMicrotask(() => peer.#receive(new WsEvent("message", { data: out })));
+    }
+    close(code, reason) {
+      if (code !== undefined) {
+        code = Number(code);
+        if (!closeCodeOk(code)) throw new TypeError(`Invalid WebSocket close code ${code}: use 1000 or 3000-4999`);
+      }
+      reason = reason === undefined ? "" : String(reason);
+      if (utf8Length(reason) > 123) throw new TypeError("a WebSocket close reason may be at most 123 bytes of UTF-8");
+      if (this.#state >= 2) return;
+      this.#state = 2;
+      if (this.#sid !== null) {
+        native.wsClose(this.#sid, code === undefined ? 1000 : code, reason);
+        return;
+      }
+      const peer = this.#peer;
+      const ev = { code: code === undefined ? 1005 : code, reason, wasClean: true };
+      queueMicrotask(() => {
+        if (peer !== null && !peer.#handedOut) peer.#receive(new WsEvent("close", ev));
+        this.#state = 3;
+      });
+    }
+    // Closes with any code (a capnweb session's 1009, 1013…), for the runtime's own use.
+    _closeRaw(code, reason) {
+      if (this.#state >= 2) return;
+      this.#state = 2;
+      if (this.#sid !== null) { native.wsClose(this.#sid, code, String(reason)); return; }
+      const peer = this.#peer;
+      queueMicrotask(() => {
+        if (peer !== null && !peer.#handedOut) peer.#receive(new WsEvent("close", { code, reason: String(reason), wasClean: true }));
+        this.#state = 3;
+      });
+    }
+    #receive(ev) {
+      if (ev.type === "close") this.#state = 3;
+      if (!this.#accepted) { this.#pending.push(ev); return; }
+      this.#dispatch(ev);
+    }
+    #dispatch(ev) {
+      const targets = [];
+      const own = this["on" + ev.type];
+      if (typeof own === "function") targets.push(own);
+      const set = this.#listeners.get(ev.type);
+      if (set) targets.push(...set);
+      for (const fn of targets) {
+        try {
+          const r = typeof fn === "function" ? fn.call(this, ev) : fn.handleEvent(ev);
+          if (r && typeof r.then === "function") {
+            r.then(undefined, (e) => console.error(`Uncaught exception in WebSocket ${ev.type} listener:`, e));
+          }
+        } catch (e) {
+          console.error(`Uncaught exception in WebSocket ${ev.type} listener:`, e);
+        }
+      }
+    }
+  }
+  for (const [k, v] of [["CONNECTING", 0], ["OPEN", 1], ["CLOSING", 2], ["CLOSED", 3]]) {
+    Object.defineProperty(WebSocket, k, { value: v });
+    Object.defineProperty(WebSocket.prototype, k, { value: v });
+  }
+  function utf8Length(s) {
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) n += 1;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xd800 && c <= 0xdbff) { n += 4; i++; }
+      else n += 3;
+    }
+    return n;
+  }
+  class WebSocketPair {
+    constructor() {
+      const [client, server] = WebSocket._pair();
+      this[0] = client;
+      this[1] = server;
+    }
+  }
+  define("WebSocket", WebSocket);
+  define("WebSocketPair", WebSocketPair);
 
   // ---- crypto, performance, structuredClone ----------------------------------------------
   const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array,
@@ -712,8 +903,19 @@
     dropTimers,
     resetClock() { timeOrigin = Date.now(); },
     setOutbound(stub) { outbound = stub; },
+    hasOutbound: () => outbound !== null,
+    socketEvent: (sid, type, data, code, reason) => WebSocket._event(sid, type, data, code, reason),
+    // What the fetch handler's answer `r` is sent as: a Response with a WebSocket attaches the
+    // socket (when the caller can take one) and goes without it.
+    fetchAnswer(invocation, r, allowSocket) {
+      if (!(r instanceof Response) || r.webSocket === null) return r;
+      if (!allowSocket) throw new TypeError(SOCKET_THROUGH_FETCH);
+      WebSocket._bridge(invocation, r.webSocket);
+      return r._withoutSocket();
+    },
     snapshot(v) {
       if (v instanceof Request) return [9, [v.url, v.method, headerPairs(v.headers), v._rawBody()]];
+      if (v instanceof Response && v.webSocket !== null) throw new TypeError(SOCKET_THROUGH_FETCH);
       if (v instanceof Response) return [10, [v.status, v.statusText, headerPairs(v.headers), v._rawBody()]];
       if (v instanceof Headers) return [11, headerPairs(v)];
       if (v instanceof URL) return [12, v.href];

@@ -400,6 +400,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         isolate::set_js_threads(n);
     }
     isolate::set_max_js_threads(args.max_js_threads);
+    isolate::set_socket_limits(args.rpc.socket_limits());
+    let rpc_limits = args.rpc.limits();
+    // The capnweb sessions functions run themselves share the /_rpc table and its budget.
+    isolate::set_function_rpc_limits(rpc_limits.clone());
     isolate::set_max_wasm_module_bytes(args.max_wasm_module_mb.saturating_mul(1024 * 1024));
     if let Some(n) = args.wasm_compile_threads {
         isolate::set_wasm_compile_threads(n);
@@ -421,8 +425,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
             max_bytes: args.storage_quota_bytes,
             max_keys: args.storage_quota_keys,
         },
-        rpc_limits: args.rpc.limits(),
+        rpc_limits,
         trusted_proxies: args.rpc.trusted_proxies(),
+        redact: args.rpc.redact()?,
         ..Config::default()
     };
     let server = Server::start(config, host).await?;

@@ -1,5 +1,6 @@
 //! `serve` flags for the capnweb session limits table (`capnweb::limits`): one flag per row,
-//! defaults from `capnweb::Limits::default()`.
+//! defaults from `capnweb::Limits::default()`; and the limits of WebSockets functions accept
+//! (`isolate::SocketLimits`), which also count against the session caps and idle timeout.
 
 use clap::Args;
 use server::http::client_addr::Network;
@@ -43,6 +44,25 @@ pub struct RpcLimitArgs {
     /// address sessions are counted under; repeat for several.
     #[arg(long = "trusted-proxy", value_name = "ADDR[/PREFIX]")]
     trusted_proxies: Vec<Network>,
+    /// A request header whose value never appears in server logs, traces or error bodies
+    /// (repeat for several; default Authorization and Cookie).
+    #[arg(long = "redact-header", value_name = "NAME", default_values_t = ["authorization".to_owned(), "cookie".to_owned()])]
+    redact_headers: Vec<String>,
+    /// Largest message a peer may send on a WebSocket a function accepted, in bytes; larger
+    /// closes that socket with 1009.
+    #[arg(long, default_value_t = MIB)]
+    ws_max_message_bytes: usize,
+    /// Received WebSocket messages waiting for the function before the server stops reading.
+    #[arg(long, default_value_t = 64)]
+    ws_max_inbound_messages: usize,
+    /// MiB of received WebSocket messages waiting for the function before the server stops
+    /// reading.
+    #[arg(long, default_value_t = 4)]
+    ws_max_inbound_mb: usize,
+    /// MiB a function may queue for a WebSocket peer that does not read; past it the socket
+    /// closes with 1008.
+    #[arg(long, default_value_t = 16)]
+    ws_max_outbound_mb: usize,
 }
 
 impl RpcLimitArgs {
@@ -62,6 +82,28 @@ impl RpcLimitArgs {
                 .then(|| std::time::Duration::from_secs(self.rpc_idle_timeout)),
             ..defaults
         }
+    }
+
+    /// The limits of WebSockets functions accept.
+    pub fn socket_limits(&self) -> isolate::SocketLimits {
+        isolate::SocketLimits {
+            max_message_bytes: self.ws_max_message_bytes.max(1),
+            max_inbound_messages: self.ws_max_inbound_messages.max(1),
+            max_inbound_bytes: self.ws_max_inbound_mb.saturating_mul(MIB).max(1),
+            max_outbound_bytes: self.ws_max_outbound_mb.saturating_mul(MIB),
+        }
+    }
+
+    /// The headers to redact.
+    pub fn redact(&self) -> anyhow::Result<server::http::rpc_auth::Redact> {
+        let mut names = Vec::new();
+        for h in &self.redact_headers {
+            names.push(
+                axum::http::HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                    .map_err(|e| anyhow::anyhow!("--redact-header {h}: {e}"))?,
+            );
+        }
+        Ok(server::http::rpc_auth::Redact(names))
     }
 
     /// The trusted proxies.

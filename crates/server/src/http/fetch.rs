@@ -31,6 +31,7 @@ pub fn split_path(path: &str) -> (&str, &str) {
 /// The fallback handler: every path that is not a reserved `/_…` surface.
 pub async fn handle(
     State(state): State<AppState>,
+    upgrade: super::socket::Upgrade,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -78,11 +79,15 @@ pub async fn handle(
         None => format!("http://{host}{rest}"),
     };
     let request = super::convert::request_value(&method, url, &headers, body);
+    if let Some(ws) = upgrade.ws {
+        return super::socket::answer(&state, function, ws, upgrade.peer, &headers, request).await;
+    }
     let result = state.registry.host().fetch(function.clone(), request).await;
     match result {
         Ok(resp) => super::convert::response(resp),
         Err(e) => {
-            tracing::warn!(function = %function.id, error = %e, "fetch failed");
+            let error = state.redact.scrub(&headers, &e.to_string());
+            tracing::warn!(function = %function.id, %error, "fetch failed");
             status::host_error(&e)
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/<id>/<path>` | the function's `fetch` handler ([`fetch`]); with `X-RPC-Method`, an RPC call |
+//! | `/<id>/<path>` | the function's `fetch` handler ([`fetch`]); with `X-RPC-Method`, an RPC call; a WebSocket upgrade the function accepts ([`socket`]) |
 //! | `/_rpc/<id>` | capnweb over WebSocket (GET upgrade) or HTTP batch (POST) ([`rpc`]) |
 //! | `/_admin/functions[/<id>[/rollback]]` | the admin API, bearer token ([`admin`]) |
 //! | `/_admin/functions/<id>/logs` | live console output as NDJSON, bearer token ([`logs`]) |
@@ -20,6 +20,8 @@ pub mod logs_peers;
 pub mod metered;
 pub mod ops;
 pub mod rpc;
+pub mod rpc_auth;
+pub mod socket;
 pub mod status;
 pub mod trace;
 
@@ -51,6 +53,10 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// This node (for `/_admin/nodes`).
     pub node: Arc<crate::node::Node>,
+    /// WebSockets functions accepted that are open now.
+    pub sockets: Arc<socket::OpenSockets>,
+    /// Headers whose values never appear in logs or error bodies.
+    pub redact: Arc<rpc_auth::Redact>,
 }
 
 /// Builds the router.

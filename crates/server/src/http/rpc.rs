@@ -58,6 +58,14 @@ pub async fn handle(
     let limits = state.rpc_limits.clone();
     let (mut parts, body) = req.into_parts();
     let ticket = admit(&state, &id, peer, &parts.headers, &limits);
+    let request = super::rpc_auth::session_request(
+        &state,
+        &id,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        peer,
+    );
     if is_upgrade {
         let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
             Ok(ws) => websocket::axum_upgrade(ws, &limits),
@@ -65,17 +73,9 @@ pub async fn handle(
         };
         let ticket = match ticket {
             Ok(t) => t,
-            Err(reason) => {
-                return ws.on_upgrade(move |mut socket| async move {
-                    let close = Message::Close(Some(CloseFrame {
-                        code: Refusal::Overloaded.close_code(),
-                        reason: close_reason(&reason).into(),
-                    }));
-                    let _ = socket.send(close).await;
-                })
-            }
+            Err(reason) => return refuse_upgrade(ws, reason),
         };
-        let target = match target(&state, &function).await {
+        let target = match target(&state, &function, request, &parts.headers).await {
             Ok(t) => t,
             Err(response) => return response,
         };
@@ -88,6 +88,10 @@ pub async fn handle(
     let ticket = match ticket {
         Ok(t) => t,
         Err(reason) => return overloaded(&reason),
+    };
+    let target = match target(&state, &function, request, &parts.headers).await {
+        Ok(t) => t,
+        Err(response) => return response,
     };
     let cap = limits.max_batch_bytes();
     let body = match axum::body::to_bytes(body, cap).await {
@@ -113,10 +117,6 @@ pub async fn handle(
     let Ok(body) = String::from_utf8(body.into()) else {
         return status::error(400, "TypeError", "batch body must be UTF-8");
     };
-    let target = match target(&state, &function).await {
-        Ok(t) => t,
-        Err(response) => return response,
-    };
     let answer = batch::answer_batch(&body, target, limits).await;
     drop(ticket);
     if answer.refusal == Some(Refusal::Overloaded) {
@@ -132,25 +132,43 @@ pub async fn handle(
         .into_response()
 }
 
-/// The function's RPC target, metered.
+/// The session's main capability, metered: what the function's `authenticate` hook gives
+/// this caller, or its RPC target (with `ctx.request`); a refusal is the response to send.
 async fn target(
     state: &AppState,
     function: &std::sync::Arc<crate::host::Function>,
+    request: capnweb::RequestValue,
+    headers: &HeaderMap,
 ) -> Result<capnweb::Stub, Response> {
     match state
         .registry
         .host()
-        .rpc_target(function.clone(), None)
+        .rpc_session(function.clone(), request)
         .await
     {
-        Ok(t) => Ok(MeteredTarget::wrap(t, &function.id, "rpc_session")),
+        Ok(isolate::RpcSession::Main(t)) => Ok(MeteredTarget::wrap(t, &function.id, "rpc_session")),
+        Ok(isolate::RpcSession::Refused(response)) => Err(super::convert::response(response)),
+        Err(crate::host::HostError::Thrown(e)) => {
+            Err(super::rpc_auth::refused(state, &function.id, headers, &e))
+        }
         Err(e) => Err(status::host_error(&e)),
     }
 }
 
+/// Accepts the upgrade only to close it at once with 1013 and `reason` (over a session cap).
+pub(crate) fn refuse_upgrade(ws: WebSocketUpgrade, reason: String) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        let close = Message::Close(Some(CloseFrame {
+            code: Refusal::Overloaded.close_code(),
+            reason: close_reason(&reason).into(),
+        }));
+        let _ = socket.send(close).await;
+    })
+}
+
 /// Takes a place for one session under the per-function and per-address caps, or says why
-/// not.
-fn admit(
+/// not. WebSockets a function accepts on its own URL count as sessions too.
+pub(crate) fn admit(
     state: &AppState,
     id: &str,
     peer: Option<SocketAddr>,
