@@ -25,6 +25,10 @@ use crate::stream::{ReadableStream, StreamEnd, StreamSender, WriteError};
 use crate::value::{PathKey, Value};
 use crate::{rt, RpcError, Stub, TransportError};
 
+/// How long a refused or aborted session keeps reading (and discarding) the peer's frames
+/// while it waits for the peer's close reply, so the peer reads our close code.
+const CLOSE_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One frame a session asks its transport to send.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -418,8 +422,10 @@ impl SessionInner {
             if self.lock().broken.is_some() {
                 // Refused or aborted while the peer may still be sending: dropping a socket
                 // with unread data resets it, and the peer would never read our close code
-                // (it would see 1006). Let its close reply arrive first, for a moment.
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                // (it would see 1006). Let its close reply arrive first, for a moment: frames
+                // read meanwhile are discarded, so this holds a socket, not memory. (1 s was
+                // too short for a peer busy writing 10 MB frames on a loaded 2-core machine.)
+                let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
                     while incoming.next().await.is_some() {}
                 })
                 .await;
