@@ -17,13 +17,13 @@ pub mod convert;
 pub mod fetch;
 pub mod logs;
 pub mod logs_peers;
-pub mod metered;
 pub mod ops;
 pub mod rpc;
 pub mod rpc_auth;
 pub mod socket;
 pub mod status;
 pub mod trace;
+pub mod traced;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! `/_rpc/<id>`: capnweb with the function's RPC target as the main capability, over a
 //! WebSocket (GET with `Upgrade: websocket`) or HTTP batch (POST, newline-separated
-//! messages). Every method call on the main capability is metered.
+//! messages). Every method call on the main capability carries the trace of the request that
+//! opened the session ([`super::traced`]); calls are counted where they run (the isolate).
 //!
 //! A session is bound to the version that was live when it opened: a deploy or rollback does
 //! not change what an open WebSocket session talks to (reconnect to reach the new version).
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use capnweb::transport::{batch, websocket};
 use capnweb::{AdmissionTicket, Limits, Refusal};
 
-use super::metered::MeteredTarget;
+use super::traced::TracedTarget;
 use super::{status, AppState};
 
 /// Seconds a client refused with 503 is told to wait (`Retry-After`).
@@ -132,7 +133,7 @@ pub async fn handle(
         .into_response()
 }
 
-/// The session's main capability, metered: what the function's `authenticate` hook gives
+/// The session's main capability, traced: what the function's `authenticate` hook gives
 /// this caller, or its RPC target (with `ctx.request`); a refusal is the response to send.
 async fn target(
     state: &AppState,
@@ -146,7 +147,7 @@ async fn target(
         .rpc_session(function.clone(), request)
         .await
     {
-        Ok(isolate::RpcSession::Main(t)) => Ok(MeteredTarget::wrap(t, &function.id, "rpc_session")),
+        Ok(isolate::RpcSession::Main(t)) => Ok(TracedTarget::wrap(t, &function.id)),
         Ok(isolate::RpcSession::Refused(response)) => Err(super::convert::response(response)),
         Err(crate::host::HostError::Thrown(e)) => {
             Err(super::rpc_auth::refused(state, &function.id, headers, &e))
