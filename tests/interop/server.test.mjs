@@ -3,78 +3,34 @@
 //
 //   cargo build -p server --bin functions && node --test server.test.mjs
 //
-// FUNCTIONS_BIN overrides the binary (default ../../target/debug/functions).
+// FUNCTIONS_BIN overrides the binary (default ../../target/debug/functions); the server is
+// started by lib/serve.mjs, as every suite here does.
 
 globalThis.WebSocket ??= (await import("ws")).default;
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { newHttpBatchRpcSession, newWebSocketRpcSession, RpcTarget } from "capnweb";
+import { EXAMPLES, startServer } from "./lib/serve.mjs";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.FUNCTIONS_BIN ?? resolve(HERE, "../../target/debug/functions");
-const EXAMPLES = resolve(HERE, "../../examples");
 const TOKEN = "server-test-token";
 const opts = { timeout: 30_000 };
 
 let server;
-let dataDir;
 let base;
 let wsBase;
 
-function killServer(signal) {
-  if (!server || server.exitCode !== null || server.signalCode !== null) return;
-  try {
-    process.kill(-server.pid, signal); // its own process group
-  } catch {
-    try {
-      server.kill(signal);
-    } catch {}
-  }
-}
-
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "functions-e2e-"));
-  server = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--deploy", EXAMPLES], {
-    detached: true,
-    env: { ...process.env, FUNCTIONS_ADMIN_TOKEN: TOKEN, RUST_LOG: process.env.RUST_LOG ?? "warn" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  process.on("exit", () => killServer("SIGKILL"));
-  const addr = await new Promise((ok, fail) => {
-    let buf = "";
-    const timer = setTimeout(() => fail(new Error(`no 'listening on' line from ${BIN}:\n${buf}`)), 60_000);
-    server.on("exit", (code, sig) => fail(new Error(`${BIN} exited (${code ?? sig}):\n${buf}`)));
-    server.stdout.setEncoding("utf8");
-    server.stdout.on("data", (chunk) => {
-      buf += chunk;
-      const m = /listening on http:\/\/(\S+)/.exec(buf);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1]);
-      }
-    });
-  });
-  server.stdout.resume();
-  base = `http://${addr}`;
-  wsBase = `ws://${addr}`;
+  server = await startServer({ args: ["--deploy", EXAMPLES], token: TOKEN });
+  base = server.base;
+  wsBase = server.wsBase;
 });
 
 after(async () => {
-  if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = once(server, "exit");
-    killServer("SIGTERM");
-    const timer = setTimeout(() => killServer("SIGKILL"), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await server?.stop();
 });
 
 // ---------------------------------------------------------------------------------------------
