@@ -18,11 +18,20 @@ use crate::spawned::{Spawned, BIN};
 
 const TOKEN: &str = "shared-store-test-token";
 
-/// A `functions serve --store …` child (killed on drop), with its own data directory.
+/// A `functions serve --store …` child (killed on drop), with its own data directory; it
+/// answers as a [`Remote`] at its URL.
 struct Node {
-    served: Spawned,
-    base: String,
+    _served: Spawned,
+    remote: Remote,
     _data: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Remote;
+
+    fn deref(&self) -> &Remote {
+        &self.remote
+    }
 }
 
 impl Node {
@@ -34,14 +43,12 @@ impl Node {
             &[("FUNCTIONS_ADMIN_TOKEN", TOKEN)],
         );
         Node {
-            base: served.base.clone(),
-            served,
+            remote: Remote {
+                base: served.base.clone(),
+            },
+            _served: served,
             _data: data,
         }
-    }
-
-    fn ws(&self, id: &str) -> String {
-        self.served.ws(id)
     }
 
     async fn admin(&self, method: &str, path: &str, body: Vec<u8>) -> u16 {
@@ -49,41 +56,6 @@ impl Node {
         request(&self.base, method, path, &[("authorization", &auth)], body)
             .await
             .status
-    }
-
-    /// The label of the version this node serves for `id` (`None`: 404).
-    async fn version(&self, id: &str) -> Option<String> {
-        let r = request(
-            &self.base,
-            "POST",
-            &format!("/{id}"),
-            &[("x-rpc-method", "version")],
-            b"[]".to_vec(),
-        )
-        .await;
-        if r.status == 404 {
-            return None;
-        }
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
-        v["result"]["label"].as_str().map(str::to_owned)
-    }
-
-    /// Polls until this node serves `want` for `id`; returns how long that took.
-    async fn wait_for_version(&self, id: &str, want: Option<&str>) -> Duration {
-        let start = Instant::now();
-        loop {
-            if self.version(id).await.as_deref() == want {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "{} still serves {:?} of {id}, not {want:?}",
-                self.base,
-                self.version(id).await
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 }
 
@@ -532,6 +504,7 @@ struct Remote {
 }
 
 impl Remote {
+    /// The label of the version this node serves for `id` (`None`: 404).
     async fn version(&self, id: &str) -> Option<String> {
         let r = request(
             &self.base,
@@ -549,6 +522,7 @@ impl Remote {
         v["result"]["label"].as_str().map(str::to_owned)
     }
 
+    /// Polls until this node serves `want` for `id`; returns how long that took.
     async fn wait_for_version(&self, id: &str, want: Option<&str>) -> Duration {
         let start = Instant::now();
         while self.version(id).await.as_deref() != want {
