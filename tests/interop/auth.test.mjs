@@ -8,8 +8,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import WebSocket from "ws";
-import { newHttpBatchRpcSession, newWebSocketRpcSession } from "capnweb";
-import { bundle, startServer } from "./lib/serve.mjs";
+import { newHttpBatchRpcSession } from "capnweb";
+import { bundle, openWs, startServer } from "./lib/serve.mjs";
 
 const opts = { timeout: 60_000 };
 const SECRET = "s3cr3t-token-value-4242";
@@ -23,20 +23,6 @@ before(async () => {
 after(async () => {
   await server?.stop();
 });
-
-/** Opens a capnweb WebSocket session with extra request headers. */
-async function openWs(t, url, headers = {}) {
-  const ws = new WebSocket(url, { headers });
-  t.after(() => ws.terminate());
-  await once(ws, "open");
-  const api = newWebSocketRpcSession(ws);
-  t.after(() => {
-    try {
-      api[Symbol.dispose]();
-    } catch {}
-  });
-  return api;
-}
 
 /** The HTTP status a WebSocket handshake to `url` was refused with. */
 async function refusedWith(url, headers = {}) {

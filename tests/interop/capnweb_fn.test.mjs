@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import WebSocket from "ws";
 import { newHttpBatchRpcSession, newWebSocketRpcSession, RpcTarget } from "capnweb";
-import { bundle, startServer } from "./lib/serve.mjs";
+import { bundle, openWs, startServer } from "./lib/serve.mjs";
 
 const opts = { timeout: 60_000 };
 
@@ -22,19 +22,6 @@ before(async () => {
 after(async () => {
   await server?.stop();
 });
-
-async function openWs(t, url, headers = {}) {
-  const ws = new WebSocket(url, { headers });
-  t.after(() => ws.terminate());
-  await once(ws, "open");
-  const api = newWebSocketRpcSession(ws);
-  t.after(() => {
-    try {
-      api[Symbol.dispose]();
-    } catch {}
-  });
-  return api;
-}
 
 async function refusedWith(url, headers = {}) {
   const ws = new WebSocket(url, { headers });

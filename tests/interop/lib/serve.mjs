@@ -119,6 +119,20 @@ export async function startServer({ args = [], token = "adversarial-test-token",
   return server;
 }
 
+/** A capnweb WebSocket session on `url` with extra request `headers`, disposed when test `t` ends. */
+export async function openWs(t, url, headers = {}) {
+  const ws = new WebSocket(url, { headers });
+  t.after(() => ws.terminate());
+  await once(ws, "open");
+  const api = newWebSocketRpcSession(ws);
+  t.after(() => {
+    try {
+      api[Symbol.dispose]();
+    } catch {}
+  });
+  return api;
+}
+
 /** Runs the `functions` CLI against `server`; resolves to { code, stdout, stderr }. */
 export function cli(server, args, { env = {} } = {}) {
   return new Promise((ok) => {
