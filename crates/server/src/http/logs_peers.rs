@@ -150,3 +150,67 @@ async fn peer(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-shot HTTP server on loopback answering 200 with `body` (not chunked, no length:
+    /// the body ends when the connection closes). Returns its URL.
+    async fn serve_once(body: Vec<u8>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = tcp.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\nconnection: close\r\n\r\n";
+            let _ = tcp.write_all(head.as_bytes()).await;
+            let _ = tcp.write_all(&body).await;
+            let _ = tcp.shutdown().await;
+        });
+        format!("http://{addr}")
+    }
+
+    fn client() -> HttpClient {
+        Client::builder(TokioExecutor::new()).build_http()
+    }
+
+    #[tokio::test]
+    async fn a_peers_lines_arrive_tagged_with_its_node() {
+        let line = br#"{"function":"f","level":"info","message":"hi","timestamp_ms":1}"#;
+        let mut body = b"\n".to_vec(); // a heartbeat first
+        body.extend_from_slice(line);
+        body.push(b'\n');
+        let url = serve_once(body).await;
+        let (tx, mut rx) = mpsc::channel(8);
+        peer(client(), url, "n2".into(), "f".into(), None, tx).await;
+        let got = rx.recv().await.expect("a line");
+        assert_eq!(got.message, "hi");
+        assert_eq!(got.node.as_deref(), Some("n2"));
+        assert!(
+            rx.recv().await.is_none(),
+            "the stream ended with the peer's"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_line_longer_than_the_bound_ends_that_peers_stream() {
+        // A well-formed log line whose message is 2 MiB: dropped, and the peer with it.
+        let big = format!(
+            "{{\"function\":\"f\",\"level\":\"info\",\"message\":\"{}\",\"timestamp_ms\":1}}\n",
+            "x".repeat(2 * MAX_LINE)
+        );
+        let body = big.into_bytes();
+        let url = serve_once(body).await;
+        let (tx, mut rx) = mpsc::channel(8);
+        peer(client(), url, "n2".into(), "f".into(), None, tx).await;
+        assert!(
+            rx.recv().await.is_none(),
+            "nothing from a peer past the line bound"
+        );
+    }
+}
