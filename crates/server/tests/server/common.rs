@@ -173,9 +173,8 @@ export class Api extends RpcTarget {
 export default { fetch() { return new Response("ok"); }, rpc: Api };
 "#;
 
-/// A bundle of [`API_JS`] labelled `label`, with extra bindings.
-#[allow(dead_code)]
 /// A bundle of one ES module, `index.js`, with `bindings`.
+#[allow(dead_code)]
 pub fn code(src: &str, bindings: Value) -> Value {
     json!({
         "mainModule": "index.js",
@@ -184,6 +183,7 @@ pub fn code(src: &str, bindings: Value) -> Value {
     })
 }
 
+/// A bundle of [`API_JS`] labelled `label`, with extra bindings.
 pub fn js_bundle(label: &str, bindings: Value) -> Value {
     let mut b = bundle(label, bindings);
     b["modules"]["index.js"] = json!(API_JS);
