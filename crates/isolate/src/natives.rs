@@ -214,6 +214,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
     install_streams(ctx, &n, &host)?;
     install_sockets(ctx, &n, &host)?;
     install_capnweb(ctx, &n, &host)?;
+    crate::node::install_natives(ctx, &n)?;
 
     // The WebAssembly API, built on first use (most functions never touch it).
     let h = host.clone();
@@ -288,8 +289,11 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: String| {
             let engine = base64::engine::GeneralPurpose::new(
                 &base64::alphabet::STANDARD,
+                // Forgiving-base64 (WHATWG, used by atob and Buffer): the bits past the last
+                // whole byte are dropped whatever they are.
                 base64::engine::GeneralPurposeConfig::new()
-                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+                    .with_decode_allow_trailing_bits(true),
             );
             match engine.decode(s.as_bytes()) {
                 Ok(bytes) => TypedArray::<u8>::new(ctx, bytes),
