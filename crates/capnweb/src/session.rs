@@ -1246,40 +1246,37 @@ impl Hook for ImportEntry {
         session.push_expression(expr, "push", true, 1)
     }
 
+    /// Registers the wait and sends `pull` now, not when the future is first polled: results
+    /// asked for in one turn (JavaScript's `Promise.all`, whose `then` sends the pull) go out
+    /// together, so none misses an HTTP batch cut at the end of the turn.
     fn pull(self: Arc<Self>) -> BoxFuture<'static, Result<Value, RpcError>> {
-        Box::pin(async move {
-            enum Next {
-                Settled(HookRef),
-                Wait(oneshot::Receiver<()>, bool),
+        let rx = {
+            let mut st = self.lock();
+            if let Some(r) = st.resolution.clone() {
+                drop(st);
+                return r.pull();
             }
-            let next = {
-                let mut st = self.lock();
-                if let Some(r) = st.resolution.clone() {
-                    Next::Settled(r)
-                } else if !self.promise {
-                    return Err(RpcError::error(
+            if !self.promise {
+                return Box::pin(async {
+                    Err(RpcError::error(
                         "Can't pull this hook because it's not a promise hook.",
-                    ));
-                } else {
-                    let (tx, rx) = oneshot::channel();
-                    st.waiters.push(tx);
-                    let send_pull = !st.pull_sent;
-                    st.pull_sent = true;
-                    Next::Wait(rx, send_pull)
+                    ))
+                });
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiters.push(tx);
+            let send_pull = !st.pull_sent;
+            st.pull_sent = true;
+            drop(st);
+            if send_pull {
+                match self.session.upgrade() {
+                    Some(s) => s.send(&json!(["pull", self.id])),
+                    None => return Box::pin(async { Err(closed_error()) }),
                 }
-            };
-            let rx = match next {
-                Next::Settled(r) => return r.pull().await,
-                Next::Wait(rx, send_pull) => {
-                    if send_pull {
-                        match self.session.upgrade() {
-                            Some(s) => s.send(&json!(["pull", self.id])),
-                            None => return Err(closed_error()),
-                        }
-                    }
-                    rx
-                }
-            };
+            }
+            rx
+        };
+        Box::pin(async move {
             let _ = rx.await;
             match self.resolution() {
                 Some(r) => r.pull().await,

@@ -214,10 +214,11 @@ impl IntoFuture for RpcPromise {
     type Output = Result<Value, RpcError>;
     type IntoFuture = BoxFuture<'static, Result<Value, RpcError>>;
 
+    /// The pull is asked for now (see `Hook::pull`); the future only waits for it.
     fn into_future(self) -> Self::IntoFuture {
-        let hook = self.hook;
+        let pulled = self.hook.pull();
         Box::pin(async move {
-            let v = hook.pull().await?;
+            let v = pulled.await?;
             resolve_deep(v).await
         })
     }

@@ -21,10 +21,11 @@
 //! [`host`] (the runtime interface), [`host_loader`] (the Worker Loader's host),
 //! [`host_canned`] (the test host), [`bindings`], [`kv_binding`], [`blob_binding`],
 //! [`http`] (routes and the status mapping), [`logs`] (live console output), [`metrics`], [`function_dir`] (building a
-//! bundle from a directory), [`token`], [`server`].
+//! bundle from a directory), [`token`], [`server`], [`node`] and [`cluster`] (several nodes on one PostgreSQL store:
+//! this node in the registry, following the others' deploys).
 //!
 //! What it does not do: run JavaScript itself (the loader and isolate crates do), serve TLS (put a proxy in front), or
-//! coordinate several nodes (one node per data directory).
+//! balance load across nodes (nginx does: `deploy/nginx.conf`, `docs/scaling.md`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]

@@ -329,3 +329,39 @@ over_both!(streamed_chunks_reach_a_slow_reader_in_order, |link| {
         .collect();
     assert_eq!(order, (0..CHUNKS).collect::<Vec<_>>());
 });
+
+/// Asking for results in one turn (as JavaScript's `Promise.all` does) puts every `pull` on
+/// the wire at once, before anything is polled: an HTTP batch is cut when the turn ends, and
+/// a pull sent later would miss it (its call then fails with "closed by the peer").
+#[tokio::test]
+async fn asking_for_a_result_sends_its_pull_at_once_not_when_first_polled() {
+    use capnweb::{Frame, Session, Transport};
+    use futures::StreamExt;
+    let (_to_client, from_peer) =
+        tokio::sync::mpsc::unbounded_channel::<Result<String, capnweb::TransportError>>();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let incoming = futures::stream::unfold(from_peer, |mut rx| async move {
+        rx.recv().await.map(|m| (m, rx))
+    })
+    .boxed();
+    let session = Session::new(Transport::new(incoming, out_tx), None, Limits::default());
+    let api = session.remote_main();
+    let hello = api.call("hello", vec![Value::from("a")]);
+    let add = api.call("add", vec![n(1.0), n(2.0)]);
+    // Neither future is polled.
+    let asked = (add.into_future(), hello.into_future());
+    let mut sent = Vec::new();
+    while let Ok(Frame::Text(t)) = out_rx.try_recv() {
+        sent.push(t);
+    }
+    assert_eq!(
+        sent,
+        [
+            r#"["push",["pipeline",0,["hello"],["a"]]]"#,
+            r#"["push",["pipeline",0,["add"],[1,2]]]"#,
+            r#"["pull",2]"#,
+            r#"["pull",1]"#,
+        ]
+    );
+    drop(asked);
+}
