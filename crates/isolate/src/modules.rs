@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
-use rquickjs::{Ctx, Exception, Function, Module, Runtime, TypedArray};
+use rquickjs::{Ctx, Exception, Function, Module, Runtime};
 
 use crate::config::ModuleSource;
 
@@ -180,7 +180,7 @@ impl Loader for MapLoader {
             ModuleSource::Wasm(b) => {
                 let register = || -> rquickjs::Result<()> {
                     let f: Function<'js> = ctx.globals().get("__functions_wasm_module")?;
-                    f.call::<_, ()>((name, TypedArray::<u8>::new(ctx.clone(), b.clone())?))
+                    f.call::<_, ()>((name, crate::bridge::js_bytes(ctx, b)?))
                 };
                 register().map_err(|e| name_error(ctx, name, e, "CompileError"))?;
                 format!(
