@@ -546,7 +546,7 @@ export const cases = {
     class NamedError extends Error { constructor(m) { super(m); this.name = "NamedError"; } }
     const withCode = Object.assign(new Error("coded"), { code: "E_X" });
     const noStack = new Error("no stack");
-    noStack.stack = undefined;
+    Object.defineProperty(noStack, "stack", { value: undefined }); // (QuickJS's stack setter takes only strings)
     const r = new RangeError("range");
     return [i(new Error("plain")), i(new TypeError("bad type")), i(new MyError("mine")), i(new NamedError("named")),
       i(withCode), util.inspect(noStack), util.inspect(withCode).split("\n").slice(-2), i(r),

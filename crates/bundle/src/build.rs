@@ -172,7 +172,12 @@ pub(crate) fn modules_fs(modules: &IndexMap<String, Module>) -> SourceFs {
 /// The module `spec` names when `from` imports it, resolved as [`build`] resolves an `import`
 /// (with `opts`' conditions), or `None`. Provided Node built-ins and runtime modules are
 /// `None`: they are not files.
-pub fn resolve_import(fs: &SourceFs, opts: &BuildOptions, from: &str, spec: &str) -> Option<String> {
+pub fn resolve_import(
+    fs: &SourceFs,
+    opts: &BuildOptions,
+    from: &str,
+    spec: &str,
+) -> Option<String> {
     if is_runtime_builtin(spec) {
         return None;
     }
@@ -425,9 +430,16 @@ mod tests {
         let Module::CommonJs(lib) = &b.modules["node_modules/lib/index.js"] else {
             panic!("lib is CommonJS")
         };
-        assert!(lib.contains("require('events')") && lib.contains("require('node:util')"), "{lib}");
+        assert!(
+            lib.contains("require('events')") && lib.contains("require('node:util')"),
+            "{lib}"
+        );
         let names: Vec<&str> = b.modules.keys().map(String::as_str).collect();
-        assert_eq!(names, ["index.js", "node_modules/lib/index.js"], "no events or util package");
+        assert_eq!(
+            names,
+            ["index.js", "node_modules/lib/index.js"],
+            "no events or util package"
+        );
     }
 
     #[test]
@@ -447,7 +459,11 @@ mod tests {
                     specifier: spec.into()
                 }
             );
-            assert!(err.to_string().starts_with(&format!("lib.js: imports \"{spec}\"")), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("lib.js: imports \"{spec}\"")),
+                "{err}"
+            );
         }
     }
 
@@ -469,15 +485,15 @@ mod tests {
             conditions: vec!["custom".into()],
         };
         assert_eq!(reached(&custom), ["node_modules/pkg/custom.js"]);
-        assert_eq!(reached(&BuildOptions::default()), ["node_modules/pkg/worker.js"]);
+        assert_eq!(
+            reached(&BuildOptions::default()),
+            ["node_modules/pkg/worker.js"]
+        );
         let none = BuildOptions { conditions: vec![] };
         assert_eq!(reached(&none), ["node_modules/pkg/default.js"]);
         let mut with_field = Bundle::from_json(json.as_bytes()).expect("bundle");
         with_field.conditions = Some(vec!["custom".into()]);
-        assert_eq!(
-            BuildOptions::for_bundle(&with_field).conditions,
-            ["custom"]
-        );
+        assert_eq!(BuildOptions::for_bundle(&with_field).conditions, ["custom"]);
     }
 
     #[test]

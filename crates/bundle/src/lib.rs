@@ -34,8 +34,8 @@ pub mod strip;
 pub mod types;
 
 pub use build::{
-    build, is_provided_node_builtin, memory_fs, module_from_file, BuildOptions,
-    DEFAULT_CONDITIONS, NODE_BUILTINS,
+    build, is_provided_node_builtin, memory_fs, module_from_file, BuildOptions, DEFAULT_CONDITIONS,
+    NODE_BUILTINS,
 };
 pub use error::{BuildError, Position};
 pub use manifest::{Binding, BindingQuota, Bundle, Limits, ManifestError, MaxLimits, Module};

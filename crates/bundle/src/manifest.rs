@@ -590,15 +590,12 @@ pub fn validate_conditions(conditions: &[String]) -> Result<(), ManifestError> {
     for (i, c) in conditions.iter().enumerate() {
         let ok = !c.is_empty()
             && c.len() <= MAX_CONDITION_BYTES
-            && c
-                .bytes()
+            && c.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         if !ok {
             return Err(invalid(
                 format!("conditions[{i}]"),
-                format!(
-                    "{c:?} must be 1 to {MAX_CONDITION_BYTES} characters of A-Z a-z 0-9 . _ -"
-                ),
+                format!("{c:?} must be 1 to {MAX_CONDITION_BYTES} characters of A-Z a-z 0-9 . _ -"),
             ));
         }
     }
@@ -889,14 +886,19 @@ mod tests {
 
     #[test]
     fn conditions_are_bounded_in_count_length_and_characters() {
-        let with = |c: Value| parse(json!({"mainModule": "a.js", "modules": {"a.js": "x"}, "conditions": c}));
+        let with = |c: Value| {
+            parse(json!({"mainModule": "a.js", "modules": {"a.js": "x"}, "conditions": c}))
+        };
         assert!(with(json!([])).is_ok_and(|b| b.conditions == Some(vec![])));
         assert!(with(json!(["a.b_c-D9"])).is_ok());
         let too_many: Vec<String> = (0..=MAX_CONDITIONS).map(|i| format!("c{i}")).collect();
         for (bad, field) in [
             (json!(too_many), "`conditions`"),
             (json!(["ok", ""]), "`conditions[1]`"),
-            (json!(["x".repeat(MAX_CONDITION_BYTES + 1)]), "`conditions[0]`"),
+            (
+                json!(["x".repeat(MAX_CONDITION_BYTES + 1)]),
+                "`conditions[0]`",
+            ),
             (json!(["has space"]), "`conditions[0]`"),
             (json!(["a/b"]), "`conditions[0]`"),
             (json!(["é"]), "`conditions[0]`"),

@@ -779,10 +779,19 @@ mod tests {
             .expect("bundle")
         };
         let plain = declarations("f", None, &bundle(""));
-        assert!(plain.contains("export interface Api extends Base {"), "{plain}");
-        assert!(plain.contains("fromDefault(a: any): Promise<any>;"), "{plain}");
+        assert!(
+            plain.contains("export interface Api extends Base {"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("fromDefault(a: any): Promise<any>;"),
+            "{plain}"
+        );
         let stored = declarations("f", None, &bundle(r#", "conditions": ["custom"]"#));
-        assert!(stored.contains("fromCustom(a: any): Promise<any>;"), "{stored}");
+        assert!(
+            stored.contains("fromCustom(a: any): Promise<any>;"),
+            "{stored}"
+        );
         let given = declarations_with(
             "f",
             None,
@@ -791,7 +800,10 @@ mod tests {
                 conditions: vec!["custom".into()],
             },
         );
-        assert!(given.contains("fromCustom(a: any): Promise<any>;"), "{given}");
+        assert!(
+            given.contains("fromCustom(a: any): Promise<any>;"),
+            "{given}"
+        );
         assert!(!given.contains("fromDefault"), "{given}");
     }
 }

@@ -69,23 +69,32 @@ async fn node_builtins_answer_as_node_20_does() {
 fn describe(name: &str, want: &serde_json::Value, got: &serde_json::Value) -> String {
     let (want_v, got_v) = (&want["value"], &got["value"]);
     let mut lines = vec![format!("{name}:")];
-    let entries: Vec<(String, &serde_json::Value, &serde_json::Value)> =
-        match (want_v, got_v) {
-            (serde_json::Value::Object(w), serde_json::Value::Object(g)) => w
-                .iter()
-                .map(|(k, v)| (k.clone(), v, g.get(k).unwrap_or(&serde_json::Value::Null)))
-                .collect(),
-            (serde_json::Value::Array(w), serde_json::Value::Array(g)) => w
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (i.to_string(), v, g.get(i).unwrap_or(&serde_json::Value::Null)))
-                .collect(),
-            _ => vec![(String::new(), want, got)],
-        };
+    let entries: Vec<(String, &serde_json::Value, &serde_json::Value)> = match (want_v, got_v) {
+        (serde_json::Value::Object(w), serde_json::Value::Object(g)) => w
+            .iter()
+            .map(|(k, v)| (k.clone(), v, g.get(k).unwrap_or(&serde_json::Value::Null)))
+            .collect(),
+        (serde_json::Value::Array(w), serde_json::Value::Array(g)) => w
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    i.to_string(),
+                    v,
+                    g.get(i).unwrap_or(&serde_json::Value::Null),
+                )
+            })
+            .collect(),
+        _ => vec![(String::new(), want, got)],
+    };
     for (k, w, g) in entries {
         if w != g {
             lines.push(format!("  [{k}]\n    node: {w}\n    ours: {g}"));
         }
+    }
+    if lines.len() == 1 {
+        // The values agree entry by entry: the difference is elsewhere (a thrown error).
+        lines.push(format!("    node: {want}\n    ours: {got}"));
     }
     lines.join("\n")
 }
@@ -129,7 +138,10 @@ async fn other_node_builtins_are_not_there() {
         es("import fs from 'node:fs'; export default {};"),
     )])
     .await;
-    assert!(err.to_string().contains("Cannot find module 'node:fs'"), "{err}");
+    assert!(
+        err.to_string().contains("Cannot find module 'node:fs'"),
+        "{err}"
+    );
     let out = run_modules(
         "cjs-fs",
         &[
