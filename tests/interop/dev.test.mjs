@@ -1,7 +1,7 @@
 // `functions dev DIR` end to end: it deploys DIR, prints the function's console lines,
 // redeploys on a change (the test waits for the `redeployed` line, then the next request sees
 // the change), keeps the last good version serving when a change does not build (and prints
-// why), and stops cleanly on Ctrl-C (SIGINT).
+// why), and stops cleanly on Ctrl-C (SIGINT); with `--conditions`, packages resolve with them.
 //
 //   cargo build -p server --bin functions && node --test dev.test.mjs
 
@@ -9,7 +9,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN } from "./lib/serve.mjs";
@@ -100,6 +100,33 @@ test("functions dev deploys, redeploys on change, keeps the last good version, s
     const [code] = await exited;
     assert.equal(code, 0);
     await out.waitFor(/^stopped$/);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+});
+
+test("functions dev --conditions resolves packages with the conditions given", opts, async () => {
+  const pdir = mkdtempSync(join(tmpdir(), "functions-dev-conditions-"));
+  after(() => rmSync(pdir, { recursive: true, force: true }));
+  mkdirSync(join(pdir, "node_modules/picky"), { recursive: true });
+  writeFileSync(join(pdir, "node_modules/picky/package.json"),
+    JSON.stringify({ name: "picky", exports: { custom: "./custom.js", default: "./default.js" } }));
+  writeFileSync(join(pdir, "node_modules/picky/custom.js"), "export default 'custom';\n");
+  writeFileSync(join(pdir, "node_modules/picky/default.js"), "export default 'default';\n");
+  writeFileSync(join(pdir, "index.js"), "import which from 'picky';\nexport default { fetch: () => new Response(which) };\n");
+  const child = spawn(BIN, ["dev", pdir, "--id", "picky", "--listen", "127.0.0.1:0", "--conditions", "custom"], {
+    env: { ...process.env, RUST_LOG: "error" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = once(child, "exit");
+  try {
+    const out = lines(child);
+    const base = (await out.waitFor(/^listening on /)).slice("listening on ".length);
+    await out.waitFor(/^deployed picky version 1 at /);
+    assert.equal(await (await fetch(`${base}/picky/`)).text(), "custom");
+    child.kill("SIGINT");
+    const [code] = await exited;
+    assert.equal(code, 0);
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }

@@ -2,6 +2,10 @@ import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import ms from "ms";
 import { nanoid } from "nanoid";
+import { Buffer } from "node:buffer";
+// The npm package, not Node's built-in of the same name (the trailing slash says so, as in Node).
+import decoder from "string_decoder/";
+import { decodeSample } from "./src/decode.js";
 import { User } from "./src/schema";
 
 type Env = { Bindings: { GREETING: string } };
@@ -36,7 +40,10 @@ app.get("/ms/:text", (c) => c.json({ ms: ms(c.req.param("text")) }));
 app.get("/id", (c) => c.json({ length: nanoid().length }));
 
 app.get("/boom", () => {
-  throw new Error("boom at index.ts line 39");
+  throw new Error("boom at index.ts line 43");
 });
+
+// A CommonJS package that requires Node's `buffer` (string_decoder, through safe-buffer).
+app.get("/decode", (c) => c.json(decodeSample(decoder.StringDecoder, Buffer)));
 
 export default app;

@@ -6,6 +6,11 @@
 //! indexes; `.ts` for `.js`); files of packages go in only when reached, each its own module,
 //! and each specifier whose target the isolate would not find by itself is rewritten to the
 //! target's module-map name.
+//!
+//! The Node built-ins the isolate provides ([`NODE_BUILTINS`]: `buffer`, `events`, `util`,
+//! bare or with `node:`) are left as written and never resolved from `node_modules` (a built-in
+//! wins over a package of the same name, as in Node); any other Node built-in imported fails
+//! the build naming the importing file ([`BuildError::NodeBuiltin`]).
 
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
@@ -19,17 +24,37 @@ use crate::fs::{SourceFs, Violation};
 use crate::manifest::{Bundle, Module};
 use crate::strip::{self, ImportKind, Lang};
 
+/// The Node built-in modules the isolate provides (by bare name; `node:NAME` too). The isolate
+/// crate keeps the same list (`isolate::NODE_BUILTINS`).
+pub const NODE_BUILTINS: [&str; 3] = ["buffer", "events", "util"];
+
+/// The export conditions used when a deploy names none, in priority order.
+pub const DEFAULT_CONDITIONS: [&str; 3] = ["workerd", "worker", "browser"];
+
 /// How imports are resolved.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
-    /// Export conditions for `import`, in priority order (`import` is added).
+    /// Export conditions, in priority order; `import` (or `require` for `require()`) and
+    /// `default` are always added after them.
     pub conditions: Vec<String>,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
-            conditions: ["workerd", "worker", "browser"].map(String::from).to_vec(),
+            conditions: DEFAULT_CONDITIONS.map(String::from).to_vec(),
+        }
+    }
+}
+
+impl BuildOptions {
+    /// The options a bundle asks for: its `conditions`, else the defaults.
+    pub fn for_bundle(bundle: &Bundle) -> BuildOptions {
+        match &bundle.conditions {
+            Some(c) => BuildOptions {
+                conditions: c.clone(),
+            },
+            None => BuildOptions::default(),
         }
     }
 }
@@ -64,7 +89,15 @@ fn in_packages(name: &str) -> bool {
 }
 
 fn is_runtime_builtin(spec: &str) -> bool {
-    spec == "cloudflare:workers" || spec == "capnweb" || spec.starts_with("cloudflare:")
+    spec == "cloudflare:workers"
+        || spec == "capnweb"
+        || spec.starts_with("cloudflare:")
+        || is_provided_node_builtin(spec)
+}
+
+/// `buffer`, `node:buffer`, `events`, ... (not `buffer/`, which names the npm package).
+pub fn is_provided_node_builtin(spec: &str) -> bool {
+    NODE_BUILTINS.contains(&spec.strip_prefix("node:").unwrap_or(spec))
 }
 
 /// What the isolate's module map would resolve `spec` to from `base` (see the isolate's
@@ -128,12 +161,30 @@ fn bytes_of(m: &Module) -> Vec<u8> {
 
 /// The in-memory file system of a bundle's modules (the server's build).
 pub fn memory_fs(bundle: &Bundle) -> SourceFs {
-    SourceFs::in_memory(
-        bundle
-            .modules
-            .iter()
-            .map(|(name, m)| (name.clone(), bytes_of(m))),
-    )
+    modules_fs(&bundle.modules)
+}
+
+/// The in-memory file system of `modules`.
+pub(crate) fn modules_fs(modules: &IndexMap<String, Module>) -> SourceFs {
+    SourceFs::in_memory(modules.iter().map(|(name, m)| (name.clone(), bytes_of(m))))
+}
+
+/// The module `spec` names when `from` imports it, resolved as [`build`] resolves an `import`
+/// (with `opts`' conditions), or `None`. Provided Node built-ins and runtime modules are
+/// `None`: they are not files.
+pub fn resolve_import(
+    fs: &SourceFs,
+    opts: &BuildOptions,
+    from: &str,
+    spec: &str,
+) -> Option<String> {
+    if is_runtime_builtin(spec) {
+        return None;
+    }
+    let dir = Path::new("/").join(from);
+    let dir = dir.parent().unwrap_or(Path::new("/")).to_owned();
+    let res = resolver(opts, fs, false).resolve(&dir, spec).ok()?;
+    SourceFs::name_of(res.path())
 }
 
 /// Builds `bundle` (its modules are sources) with `fs` (see [`memory_fs`]): returns the
@@ -356,6 +407,93 @@ mod tests {
             b.sources.is_none(),
             "nothing changed, so no sources are kept"
         );
+    }
+
+    #[test]
+    fn a_bare_builtin_import_wins_over_a_package_of_that_name_which_is_not_bundled() {
+        let b = built(
+            r#"{"mainModule": "index.js", "modules": {
+                "index.js": "import E from 'events';\nimport { Buffer } from 'node:buffer';\nimport u from 'util';\nimport lib from 'lib';\nexport default { E, Buffer, u, lib };",
+                "node_modules/events/package.json": {"json": {"name": "events", "main": "./events.js"}},
+                "node_modules/events/events.js": "module.exports = 'the npm package';",
+                "node_modules/util/package.json": {"json": {"name": "util", "main": "./util.js"}},
+                "node_modules/util/util.js": "module.exports = 'the npm package';",
+                "node_modules/lib/package.json": {"json": {"name": "lib", "main": "./index.js"}},
+                "node_modules/lib/index.js": "const E = require('events');\nconst { inspect } = require('node:util');\nmodule.exports = { E, inspect };"
+            }}"#,
+        )
+        .expect("builds");
+        let Module::EsModule(index) = &b.modules["index.js"] else {
+            panic!("index.js is built")
+        };
+        assert!(index.starts_with("import E from 'events';\nimport { Buffer } from 'node:buffer';\nimport u from 'util';"), "{index}");
+        let Module::CommonJs(lib) = &b.modules["node_modules/lib/index.js"] else {
+            panic!("lib is CommonJS")
+        };
+        assert!(
+            lib.contains("require('events')") && lib.contains("require('node:util')"),
+            "{lib}"
+        );
+        let names: Vec<&str> = b.modules.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["index.js", "node_modules/lib/index.js"],
+            "no events or util package"
+        );
+    }
+
+    #[test]
+    fn other_node_builtins_fail_the_build_naming_the_importer() {
+        for spec in ["node:fs", "fs", "node:crypto", "path"] {
+            let err = built(&format!(
+                r#"{{"mainModule": "index.js", "modules": {{
+                    "index.js": "import {{ x }} from './lib.js';\nexport default x;",
+                    "lib.js": "import fs from '{spec}';\nexport const x = fs;"
+                }}}}"#
+            ))
+            .expect_err("refused");
+            assert_eq!(
+                err,
+                BuildError::NodeBuiltin {
+                    file: "lib.js".into(),
+                    specifier: spec.into()
+                }
+            );
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("lib.js: imports \"{spec}\"")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_conditions_choose_a_packages_export() {
+        let json = r#"{"mainModule": "index.js", "modules": {
+            "index.js": "import v from 'pkg';\nexport default v;",
+            "node_modules/pkg/package.json": {"json": {"name": "pkg", "exports": {".": {"custom": "./custom.js", "worker": "./worker.js", "default": "./default.js"}}}},
+            "node_modules/pkg/custom.js": "export default 'custom';",
+            "node_modules/pkg/worker.js": "export default 'worker';",
+            "node_modules/pkg/default.js": "export default 'default';"
+        }}"#;
+        let reached = |opts: &BuildOptions| -> Vec<String> {
+            let b = Bundle::from_json(json.as_bytes()).expect("bundle");
+            let out = build(&b, &memory_fs(&b), opts).expect("builds");
+            out.modules.keys().skip(1).cloned().collect()
+        };
+        let custom = BuildOptions {
+            conditions: vec!["custom".into()],
+        };
+        assert_eq!(reached(&custom), ["node_modules/pkg/custom.js"]);
+        assert_eq!(
+            reached(&BuildOptions::default()),
+            ["node_modules/pkg/worker.js"]
+        );
+        let none = BuildOptions { conditions: vec![] };
+        assert_eq!(reached(&none), ["node_modules/pkg/default.js"]);
+        let mut with_field = Bundle::from_json(json.as_bytes()).expect("bundle");
+        with_field.conditions = Some(vec!["custom".into()]);
+        assert_eq!(BuildOptions::for_bundle(&with_field).conditions, ["custom"]);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!   used by the server's deploy API and (for modules) by the Worker Loader's `WorkerCode`.
 //! - [`build()`]: TypeScript (`.ts`, `.mts`, `.cts`) stripped line for line with oxc, bare
 //!   imports resolved from `node_modules` by Node's rules with Workers' conditions
-//!   (oxc_resolver), only the package files reached from the function's own modules kept,
-//!   each import rewritten to its target's module-map name.
+//!   (oxc_resolver; the conditions are the bundle's `conditions`, see [`BuildOptions`]), only
+//!   the package files reached from the function's own modules kept, each import rewritten to
+//!   its target's module-map name. The Node built-ins the isolate provides (`buffer`,
+//!   `events`, `util`, bare or `node:`) are left to it; any other Node built-in fails the build.
 //! - [`types::declarations`]: TypeScript declarations of a function's RPC surface and `Env`
 //!   (`functions types`).
 //! - [`fs::SourceFs`]: the files a build sees: in memory (the server) or a directory on disk
@@ -31,6 +33,9 @@ pub mod manifest;
 pub mod strip;
 pub mod types;
 
-pub use build::{build, memory_fs, module_from_file, BuildOptions};
+pub use build::{
+    build, is_provided_node_builtin, memory_fs, module_from_file, BuildOptions, DEFAULT_CONDITIONS,
+    NODE_BUILTINS,
+};
 pub use error::{BuildError, Position};
 pub use manifest::{Binding, BindingQuota, Bundle, Limits, ManifestError, MaxLimits, Module};

@@ -23,9 +23,15 @@
 //!     "LOADER": { "type": "loader" },
 //!     "RAW": { "type": "var", "value": { "type": "not-a-binding" } }
 //!   },
-//!   "limits": { "cpuMs": 50, "memoryMb": 64 }
+//!   "limits": { "cpuMs": 50, "memoryMb": 64 },
+//!   "conditions": ["workerd", "worker", "browser"]
 //! }
 //! ```
+//!
+//! `conditions` (optional) are the export conditions the deploy resolves packages with, in
+//! priority order, instead of the defaults (`workerd`, `worker`, `browser`); `import` (or
+//! `require`) and `default` are always added. At most [`MAX_CONDITIONS`], each 1 to
+//! [`MAX_CONDITION_BYTES`] bytes of `A-Z a-z 0-9 . _ -`.
 //!
 //! Modules are a bare string (typed by the name's extension: `.js`/`.mjs` ES module, `.cjs`
 //! CommonJS, `.json` JSON text, `.txt` text) or an object with exactly one of `js`/`esModule`,
@@ -55,6 +61,10 @@ pub const MAX_MEMORY_MB: u64 = 4096;
 pub const MAX_MODULE_NAME_BYTES: usize = 512;
 /// Longest binding or env name, in bytes.
 pub const MAX_BINDING_NAME_BYTES: usize = 128;
+/// Most export conditions a bundle may name.
+pub const MAX_CONDITIONS: usize = 16;
+/// Longest export condition, in bytes.
+pub const MAX_CONDITION_BYTES: usize = 64;
 
 /// Why a bundle was refused. The message names the field and says what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -367,6 +377,8 @@ pub struct Bundle {
     /// The modules as deployed, when building them changed anything (TypeScript stripped,
     /// imports rewritten, package files left out); `modules` is what runs.
     pub sources: Option<IndexMap<String, Module>>,
+    /// The export conditions packages were resolved with, when not the defaults.
+    pub conditions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -387,6 +399,8 @@ struct RawBundle {
     limits: Limits,
     #[serde(default)]
     sources: Option<Map<String, Value>>,
+    #[serde(default)]
+    conditions: Option<Vec<String>>,
 }
 
 impl Bundle {
@@ -459,6 +473,9 @@ impl Bundle {
             bindings.insert(name, binding);
         }
         validate_limits(&raw.limits)?;
+        if let Some(c) = &raw.conditions {
+            validate_conditions(c)?;
+        }
         let sources = match raw.sources {
             None => None,
             Some(src) => {
@@ -480,6 +497,7 @@ impl Bundle {
             bindings,
             limits: raw.limits,
             sources,
+            conditions: raw.conditions,
         })
     }
 
@@ -526,6 +544,9 @@ impl Bundle {
         if !limits.is_empty() {
             o.insert("limits".into(), Value::Object(limits));
         }
+        if let Some(c) = &self.conditions {
+            o.insert("conditions".into(), json!(c));
+        }
         if let Some(sources) = &self.sources {
             o.insert(
                 "sources".into(),
@@ -552,6 +573,33 @@ impl Bundle {
             _ => self.env.get(name),
         }
     }
+}
+
+/// Checks export conditions: at most [`MAX_CONDITIONS`], each 1 to [`MAX_CONDITION_BYTES`]
+/// bytes of `A-Z a-z 0-9 . _ -`.
+pub fn validate_conditions(conditions: &[String]) -> Result<(), ManifestError> {
+    if conditions.len() > MAX_CONDITIONS {
+        return Err(invalid(
+            "conditions",
+            format!(
+                "{} conditions is more than the limit of {MAX_CONDITIONS}",
+                conditions.len()
+            ),
+        ));
+    }
+    for (i, c) in conditions.iter().enumerate() {
+        let ok = !c.is_empty()
+            && c.len() <= MAX_CONDITION_BYTES
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !ok {
+            return Err(invalid(
+                format!("conditions[{i}]"),
+                format!("{c:?} must be 1 to {MAX_CONDITION_BYTES} characters of A-Z a-z 0-9 . _ -"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_date(date: &str) -> Result<(), ManifestError> {
@@ -815,9 +863,14 @@ mod tests {
                 "O": {"type": "var", "value": {"type": "x"}},
                 "P": {"plain": true}
             },
-            "limits": {"cpuMs": 10}
+            "limits": {"cpuMs": 10},
+            "conditions": ["custom", "worker"]
         }))
         .expect("valid");
+        assert_eq!(
+            b.conditions.as_deref(),
+            Some(&["custom".to_owned(), "worker".to_owned()][..])
+        );
         assert_eq!(
             b.modules["lib.cjs"],
             Module::CommonJs("module.exports = 1".into())
@@ -829,6 +882,31 @@ mod tests {
         assert_eq!(b.var("A"), Some(&json!(1)));
         let again = Bundle::from_value(b.to_json()).expect("canonical form parses");
         assert_eq!(again, b);
+    }
+
+    #[test]
+    fn conditions_are_bounded_in_count_length_and_characters() {
+        let with = |c: Value| {
+            parse(json!({"mainModule": "a.js", "modules": {"a.js": "x"}, "conditions": c}))
+        };
+        assert!(with(json!([])).is_ok_and(|b| b.conditions == Some(vec![])));
+        assert!(with(json!(["a.b_c-D9"])).is_ok());
+        let too_many: Vec<String> = (0..=MAX_CONDITIONS).map(|i| format!("c{i}")).collect();
+        for (bad, field) in [
+            (json!(too_many), "`conditions`"),
+            (json!(["ok", ""]), "`conditions[1]`"),
+            (
+                json!(["x".repeat(MAX_CONDITION_BYTES + 1)]),
+                "`conditions[0]`",
+            ),
+            (json!(["has space"]), "`conditions[0]`"),
+            (json!(["a/b"]), "`conditions[0]`"),
+            (json!(["é"]), "`conditions[0]`"),
+        ] {
+            let err = with(bad.clone()).expect_err("refused");
+            assert!(err.to_string().contains(field), "{bad}: {err}");
+        }
+        assert!(matches!(with(json!("custom")), Err(ManifestError::Json(_))));
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! (JavaScript, or none written) parameters are `any` and the result `Promise<any>`. Methods
 //! of base classes in the bundle (`FunctionTarget`) are included. A type named in a signature
 //! is copied when it is an interface or type alias of that module, and declared `any`
-//! otherwise, so the output stands alone. `Env` has one member per binding and var, typed
+//! otherwise, so the output stands alone. A base class imported from a package is found by
+//! resolving the import as the deploy did, with the bundle's export conditions (or those
+//! given to [`declarations_with`]: `functions types --conditions`). `Env` has one member per binding and var, typed
 //! with our own declarations of the binding types (KV, blob, service, loader).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -21,6 +23,8 @@ use oxc_parser::Parser;
 use oxc_span::{GetSpan, SourceType};
 use serde_json::Value;
 
+use crate::build::BuildOptions;
+use crate::fs::SourceFs;
 use crate::manifest::{Binding, Bundle, Module};
 
 /// Our declarations of the binding types, as a function sees them on `env`.
@@ -178,8 +182,19 @@ const GLOBAL_TYPES: &[&str] = &[
     "Math",
 ];
 
-/// The declarations for a bundle (`version` goes in the header comment).
+/// The declarations for a bundle (`version` goes in the header comment), packages resolved
+/// with the bundle's own export conditions.
 pub fn declarations(id: &str, version: Option<u64>, bundle: &Bundle) -> String {
+    declarations_with(id, version, bundle, &BuildOptions::for_bundle(bundle))
+}
+
+/// [`declarations`], packages resolved with `opts`' export conditions.
+pub fn declarations_with(
+    id: &str,
+    version: Option<u64>,
+    bundle: &Bundle,
+    opts: &BuildOptions,
+) -> String {
     let sources = bundle.sources.as_ref().unwrap_or(&bundle.modules);
     let mut out = String::new();
     out.push_str(&format!(
@@ -206,6 +221,8 @@ pub fn declarations(id: &str, version: Option<u64>, bundle: &Bundle) -> String {
         any_types: BTreeSet::new(),
         classes_done: HashSet::new(),
         body: String::new(),
+        fs: crate::build::modules_fs(sources),
+        opts: opts.clone(),
     };
     let main = bundle.main_module.clone();
     let surface = gen.surface(&main);
@@ -287,6 +304,10 @@ struct Gen {
     classes_done: HashSet<String>,
     /// Interfaces of classes.
     body: String,
+    /// The sources as files, to resolve package imports in.
+    fs: SourceFs,
+    /// How the deploy resolved them.
+    opts: BuildOptions,
 }
 
 /// A class found in a module.
@@ -484,7 +505,10 @@ impl Gen {
             return Some((module.to_owned(), info));
         }
         let (spec, imported) = import_from?;
-        let target = resolve_relative(module, &spec, &self.sources)?;
+        let target = resolve_relative(module, &spec, &self.sources).or_else(|| {
+            crate::build::resolve_import(&self.fs, &self.opts, module, &spec)
+                .filter(|t| self.sources.contains_key(t))
+        })?;
         let found = self.find_class(&target, &imported, depth + 1)?;
         Some(found)
     }
@@ -738,5 +762,48 @@ mod tests {
             d.contains("  KV: KVNamespace;\n  V: string;\n  L: WorkerLoader;"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn a_base_class_from_a_package_is_found_with_the_conditions() {
+        let bundle = |conditions: &str| {
+            Bundle::from_json(format!(r#"{{
+                "mainModule": "index.ts",
+                "modules": {{
+                    "index.ts": "import {{ Base }} from 'base-pkg';\nexport class Api extends Base {{\n  own(): number {{ return 1 }}\n}}\nexport default {{ rpc: Api }};",
+                    "node_modules/base-pkg/package.json": {{"json": {{"name": "base-pkg", "exports": {{"custom": "./custom.js", "default": "./default.js"}}}}}},
+                    "node_modules/base-pkg/custom.js": "export class Base {{ fromCustom(a) {{}} }}",
+                    "node_modules/base-pkg/default.js": "export class Base {{ fromDefault(a) {{}} }}"
+                }}{conditions}
+            }}"#).as_bytes())
+            .expect("bundle")
+        };
+        let plain = declarations("f", None, &bundle(""));
+        assert!(
+            plain.contains("export interface Api extends Base {"),
+            "{plain}"
+        );
+        assert!(
+            plain.contains("fromDefault(a: any): Promise<any>;"),
+            "{plain}"
+        );
+        let stored = declarations("f", None, &bundle(r#", "conditions": ["custom"]"#));
+        assert!(
+            stored.contains("fromCustom(a: any): Promise<any>;"),
+            "{stored}"
+        );
+        let given = declarations_with(
+            "f",
+            None,
+            &bundle(""),
+            &BuildOptions {
+                conditions: vec!["custom".into()],
+            },
+        );
+        assert!(
+            given.contains("fromCustom(a: any): Promise<any>;"),
+            "{given}"
+        );
+        assert!(!given.contains("fromDefault"), "{given}");
     }
 }

@@ -125,6 +125,13 @@ pub(crate) fn path_of(path: &Array<'_>) -> rquickjs::Result<Vec<PathKey>> {
     Ok(out)
 }
 
+/// A `Uint8Array` holding a copy of `bytes`, allocated in the isolate's heap so that its
+/// memory limit counts it. (`TypedArray::new` adopts a Rust `Vec` instead, memory the
+/// isolate's allocator never sees: a function could hold gigabytes of it past its limit.)
+pub(crate) fn js_bytes<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<TypedArray<'js, u8>> {
+    TypedArray::<u8>::new_copy(ctx.clone(), bytes)
+}
+
 /// Copies the bytes of a `Uint8Array`.
 pub(crate) fn bytes_of(a: &TypedArray<'_, u8>) -> Vec<u8> {
     // SAFETY: the slice is copied into a Vec at once; no JavaScript runs while it is borrowed,
@@ -398,7 +405,7 @@ pub(crate) fn to_js<'js>(host: &Host, ctx: &Ctx<'js>, v: &Value) -> rquickjs::Re
             .helper(ctx, "mkDate")?
             .call((ms.unwrap_or(f64::NAN),))?,
         Value::Bytes(b) => {
-            let u8s = TypedArray::<u8>::new(c, b.data.clone())?;
+            let u8s = js_bytes(&c, &b.data)?;
             let kind = b.kind.map_or("Uint8Array", ByteKind::name);
             host.helper(ctx, "mkBytes")?.call((kind, u8s))?
         }
@@ -427,7 +434,7 @@ pub(crate) fn to_js<'js>(host: &Host, ctx: &Ctx<'js>, v: &Value) -> rquickjs::Re
             pairs_to_js(ctx, &r.headers)?,
             body_to_js(host, ctx, r.body.as_ref())?,
         ))?,
-        Value::Blob(b) => TypedArray::<u8>::new(c, b.data.clone())?.into_value(),
+        Value::Blob(b) => js_bytes(&c, &b.data)?.into_value(),
         Value::Readable(rs) => readable(host, ctx, rs)?,
         Value::Stub(s) => cap_proxy(host, ctx, Cap::Stub(s.clone()))?,
         Value::Promise(p) => cap_proxy(host, ctx, Cap::Promise(p.clone()))?,
@@ -469,7 +476,7 @@ fn body_to_js<'js>(
     Ok(match body {
         None => JsValue::new_null(ctx.clone()),
         Some(Body::Text(s)) => rquickjs::String::from_str(ctx.clone(), s)?.into_value(),
-        Some(Body::Bytes(b)) => TypedArray::<u8>::new(ctx.clone(), b.clone())?.into_value(),
+        Some(Body::Bytes(b)) => js_bytes(ctx, b)?.into_value(),
         Some(Body::Stream(rs)) => readable(host, ctx, rs)?,
         Some(_) => return Err(type_error(ctx, "this kind of body is not supported")),
     })

@@ -11,6 +11,7 @@
 //! | CommonJS | its `module.exports` |
 //! | text, data, JSON | the value (string, `ArrayBuffer`, parsed JSON) |
 //! | ES module, `cloudflare:workers` | the module namespace (as Node's `require(esm)`) |
+//! | Node built-in (`events`, `node:buffer`, ...) | the module object (`require("events")` is `EventEmitter`) |
 //!
 //! A specifier that is not a string literal, or that names nothing in the module map, throws
 //! when `require` is called (not at load), so `try { require("fs") } catch {}` still loads.
@@ -31,6 +32,8 @@ pub(crate) fn wrapper<'m>(
     for (i, spec) in literal_requires(src).iter().enumerate() {
         let (target, namespace) = if spec == BUILTIN || spec == CAPNWEB {
             (spec.to_owned(), true)
+        } else if let Some(module) = crate::node::builtin(spec) {
+            (module.to_owned(), false)
         } else {
             let resolved = resolve(name, spec);
             match lookup(&resolved) {

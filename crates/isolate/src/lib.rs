@@ -4,7 +4,9 @@
 //! `WebAssembly.Module`s), memory and CPU limits that cover JavaScript and wasm alike, bounded
 //! background work (what an invocation leaves running — timers, awaited results,
 //! `ctx.waitUntil` — is charged to it and ends with it; a wall-clock limit per invocation; a
-//! cap on pending timers), and the bridge between JavaScript values and capnweb values.
+//! cap on pending timers), the Node built-in modules `node:buffer`, `node:events` and
+//! `node:util` (evaluated on first import; see `node.rs`), and the bridge between JavaScript
+//! values and capnweb values.
 //!
 //! An [`Isolate`] is one QuickJS runtime with its own heap. Its jobs run one at a time, in
 //! order, on whichever JavaScript thread is free (JavaScript never runs on tokio's I/O
@@ -34,8 +36,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! What it deliberately does not do: give JavaScript a file system, environment variables or
-//! the network (a global `fetch` works only through a `globalOutbound` capability), or cache
+//! What it deliberately does not do: give JavaScript a file system, environment variables,
+//! Node built-ins other than those three, or the network (a global `fetch` works only through a `globalOutbound` capability), or cache
 //! isolates (that is the loader's job).
 
 #![warn(missing_docs, unreachable_pub)]
@@ -55,6 +57,7 @@ mod isolate;
 mod limits;
 mod modules;
 mod natives;
+mod node;
 mod pool;
 mod slot;
 mod socket;
@@ -72,6 +75,7 @@ pub use gate::{
     evicted_error, use_tick, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR,
 };
 pub use isolate::{Isolate, RpcSession};
+pub use node::NODE_BUILTINS;
 pub use pool::{
     js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,
 };

@@ -1,13 +1,14 @@
 //! Module loading from the module map: name resolution (relative specifiers against the
 //! importing module), the module types (ES, CommonJS, text, data, JSON, WebAssembly), the
-//! built-in `cloudflare:workers` module, and load errors that name the module and line.
+//! built-in `cloudflare:workers` and `capnweb` modules, the Node built-ins (`node.rs`), and
+//! load errors that name the module and line.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use rquickjs::loader::{ImportAttributes, Loader, Resolver};
 use rquickjs::module::Declared;
-use rquickjs::{Ctx, Exception, Function, Module, Runtime, TypedArray};
+use rquickjs::{Ctx, Exception, Function, Module, Runtime};
 
 use crate::config::ModuleSource;
 
@@ -109,6 +110,10 @@ impl Resolver for MapResolver {
         if name == CAPNWEB {
             return Ok(CAPNWEB.to_owned());
         }
+        // A Node built-in's name wins over a module of that name, as in Node.
+        if let Some(module) = crate::node::builtin(name) {
+            return Ok(module.to_owned());
+        }
         let resolved = resolve(base, name);
         if self.0.contains_key(&resolved) {
             return Ok(resolved);
@@ -139,6 +144,10 @@ impl Loader for MapLoader {
         }
         if name == CAPNWEB {
             return declare(ctx, name, CAPNWEB_SOURCE.to_owned());
+        }
+        if crate::node::builtin(name) == Some(name) {
+            let source = crate::node::module_source(ctx, name)?;
+            return declare(ctx, name, source);
         }
         let Some(src) = self.0.get(name) else {
             return Err(Exception::throw_reference(
@@ -171,7 +180,7 @@ impl Loader for MapLoader {
             ModuleSource::Wasm(b) => {
                 let register = || -> rquickjs::Result<()> {
                     let f: Function<'js> = ctx.globals().get("__functions_wasm_module")?;
-                    f.call::<_, ()>((name, TypedArray::<u8>::new(ctx.clone(), b.clone())?))
+                    f.call::<_, ()>((name, crate::bridge::js_bytes(ctx, b)?))
                 };
                 register().map_err(|e| name_error(ctx, name, e, "CompileError"))?;
                 format!(

@@ -214,6 +214,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
     install_streams(ctx, &n, &host)?;
     install_sockets(ctx, &n, &host)?;
     install_capnweb(ctx, &n, &host)?;
+    crate::node::install_natives(ctx, &n)?;
 
     // The WebAssembly API, built on first use (most functions never touch it).
     let h = host.clone();
@@ -242,9 +243,26 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
 
     n.set(
         "utf8Encode",
-        Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: String| {
-            TypedArray::<u8>::new(ctx, s.into_bytes())
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, s: rquickjs::String<'js>| {
+                let text = match s.to_string() {
+                    Ok(text) => text,
+                    // A lone surrogate (legal in JavaScript, not in UTF-8) encodes as U+FFFD,
+                    // as the Encoding Standard's UTF-8 encoder and Node's Buffer do.
+                    Err(rquickjs::Error::Utf8(_)) => {
+                        let string: Object<'js> = ctx.globals().get("String")?;
+                        let proto: Object<'js> = string.get("prototype")?;
+                        let to_well_formed: Function<'js> = proto.get("toWellFormed")?;
+                        to_well_formed
+                            .call::<_, rquickjs::String<'js>>((rquickjs::function::This(s),))?
+                            .to_string()?
+                    }
+                    Err(e) => return Err(e),
+                };
+                bridge::js_bytes(&ctx, text.as_bytes())
+            },
+        )?,
     )?;
 
     n.set(
@@ -288,11 +306,14 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, s: String| {
             let engine = base64::engine::GeneralPurpose::new(
                 &base64::alphabet::STANDARD,
+                // Forgiving-base64 (WHATWG, used by atob and Buffer): the bits past the last
+                // whole byte are dropped whatever they are.
                 base64::engine::GeneralPurposeConfig::new()
-                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+                    .with_decode_allow_trailing_bits(true),
             );
             match engine.decode(s.as_bytes()) {
-                Ok(bytes) => TypedArray::<u8>::new(ctx, bytes),
+                Ok(bytes) => bridge::js_bytes(&ctx, &bytes),
                 Err(_) => {
                     let e = Exception::from_message(
                         ctx.clone(),
@@ -312,7 +333,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
             getrandom::fill(&mut buf).map_err(|e| {
                 Exception::throw_internal(&ctx, &format!("no randomness available: {e}"))
             })?;
-            TypedArray::<u8>::new(ctx, buf)
+            bridge::js_bytes(&ctx, &buf)
         })?,
     )?;
 

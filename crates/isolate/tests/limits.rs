@@ -100,6 +100,10 @@ const HOGS: &[(&str, &str)] = &[
         "const m = new Map(); for (let i = 0; ; i++) m.set(i, [i]);",
     ),
     (
+        "bytes the host makes (TextEncoder)",
+        "const s = 'x'.repeat(1 << 20); const a = []; for (;;) a.push(new TextEncoder().encode(s));",
+    ),
+    (
         "caught and retried",
         "const a = []; for (;;) { try { a.push(new Array(100000).fill(1)); } catch (e) {} }",
     ),

@@ -24,6 +24,21 @@ async fn timers_and_microtasks_run() {
 }
 
 #[tokio::test]
+async fn text_encoder_encodes_a_lone_surrogate_as_the_replacement_character() {
+    // JavaScript strings may hold lone surrogates; UTF-8 cannot, and the Encoding Standard
+    // encodes each as U+FFFD (EF BF BD). It threw a TypeError before.
+    let v = eval(
+        r#"
+        const hex = (u8) => Array.from(u8, (b) => b.toString(16).padStart(2, '0')).join('');
+        return [hex(new TextEncoder().encode('a\ud800b')), hex(new TextEncoder().encode('\udfff')),
+                hex(new TextEncoder().encode('\ud83d\ude00'))];
+    "#,
+    )
+    .await;
+    assert_eq!(v, serde_json::json!(["61efbfbd62", "efbfbd", "f09f9880"]));
+}
+
+#[tokio::test]
 async fn encoding_base64_clone_and_crypto_work() {
     let v = eval(r#"
         const bytes = new TextEncoder().encode('héllo €');

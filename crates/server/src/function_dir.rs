@@ -13,7 +13,8 @@
 //!   "compatibilityFlags": [],
 //!   "env": { "GREETING": "hi" },
 //!   "bindings": { "KV": { "type": "kv", "namespace": "hello" } },
-//!   "limits": { "cpuMs": 50, "memoryMb": 64 }
+//!   "limits": { "cpuMs": 50, "memoryMb": 64 },
+//!   "conditions": ["workerd", "worker", "browser"]
 //! }
 //! ```
 //!
@@ -26,8 +27,11 @@
 //! WebAssembly, anything else listed explicitly a data module. When the directory has a
 //! `node_modules`, the files of packages that the function's modules import (and the
 //! `package.json` files that resolving them read) are added: only those, read through the
-//! build's guards. The CLI only collects files: the server builds them ([`bundle::build`]). `bindings`, `env`, `limits`
-//! and the compatibility fields are as in the bundle ([`crate::manifest`]).
+//! build's guards. The CLI only collects files: the server builds them ([`bundle::build`]). `bindings`, `env`, `limits`,
+//! `conditions` and the compatibility fields are as in the bundle ([`crate::manifest`]);
+//! `conditions` (the export conditions packages resolve with, replacing `workerd`, `worker`,
+//! `browser`) can also be given to [`load_with_conditions`] (`--conditions` of `deploy`, `dev`),
+//! which wins over the file's.
 //!
 //! A single `file.js` becomes a function with id `file` and that one module.
 
@@ -134,6 +138,7 @@ struct DirManifest {
     #[serde(default)]
     bindings: Map<String, Value>,
     limits: Option<Value>,
+    conditions: Option<Vec<String>>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FunctionDirError + '_ {
@@ -152,11 +157,28 @@ fn check_id(path: &Path, id: &str) -> Result<(), FunctionDirError> {
 
 /// Reads one function: a directory or a single `.js`/`.mjs` file. `id` overrides the id.
 pub fn load(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirError> {
+    load_with_conditions(path, id, None)
+}
+
+/// [`load`], resolving packages with the export `conditions` given (replacing those of
+/// `function.json`, if any, and the defaults); they go in the bundle, so the server builds
+/// with them too.
+pub fn load_with_conditions(
+    path: &Path,
+    id: Option<&str>,
+    conditions: Option<&[String]>,
+) -> Result<FunctionSource, FunctionDirError> {
+    if let Some(c) = conditions {
+        bundle::manifest::validate_conditions(c).map_err(|source| FunctionDirError::Bundle {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
     let meta = std::fs::metadata(path).map_err(io(path))?;
     if meta.is_dir() {
-        load_dir(path, id)
+        load_dir(path, id, conditions)
     } else if is_script_file(path) {
-        load_file(path, id)
+        load_file(path, id, conditions)
     } else {
         Err(FunctionDirError::NotAFunction(path.to_owned()))
     }
@@ -169,7 +191,11 @@ fn is_script_file(path: &Path) -> bool {
     ) && !bundle::strip::is_declaration_file(&path.to_string_lossy())
 }
 
-fn load_file(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirError> {
+fn load_file(
+    path: &Path,
+    id: Option<&str>,
+    conditions: Option<&[String]>,
+) -> Result<FunctionSource, FunctionDirError> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -198,6 +224,7 @@ fn load_file(path: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDi
         bindings: IndexMap::new(),
         limits: Default::default(),
         sources: None,
+        conditions: conditions.map(<[String]>::to_vec),
     };
     Ok(FunctionSource {
         id,
@@ -213,7 +240,11 @@ fn revalidate(path: &Path, bundle: &Bundle) -> Result<Bundle, FunctionDirError> 
     })
 }
 
-fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirError> {
+fn load_dir(
+    dir: &Path,
+    id: Option<&str>,
+    conditions: Option<&[String]>,
+) -> Result<FunctionSource, FunctionDirError> {
     let manifest_path = dir.join(MANIFEST_FILE);
     let manifest: DirManifest = match std::fs::read(&manifest_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| FunctionDirError::Manifest {
@@ -292,10 +323,11 @@ fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirE
             .map_or("index.js", |m| *m)
             .to_owned()
     });
+    let conditions = conditions.map(<[String]>::to_vec).or(manifest.conditions);
     // Files of npm packages: the ones the build reaches from these modules, read from disk
     // with the build's guards (symlinks stay inside the directory, sizes checked first).
     if dir.join("node_modules").is_dir() {
-        add_package_files(dir, &main, &mut modules, &mut total)?;
+        add_package_files(dir, &main, conditions.as_deref(), &mut modules, &mut total)?;
     }
     let mut raw = Map::new();
     raw.insert("mainModule".into(), Value::String(main));
@@ -311,6 +343,9 @@ fn load_dir(dir: &Path, id: Option<&str>) -> Result<FunctionSource, FunctionDirE
     raw.insert("bindings".into(), Value::Object(manifest.bindings));
     if let Some(l) = manifest.limits {
         raw.insert("limits".into(), l);
+    }
+    if let Some(c) = conditions {
+        raw.insert("conditions".into(), serde_json::json!(c));
     }
     let bundle =
         Bundle::from_value(Value::Object(raw)).map_err(|source| FunctionDirError::Bundle {
@@ -337,6 +372,7 @@ pub const DEFAULT_MAINS: [&str; 6] = [
 fn add_package_files(
     dir: &Path,
     main: &str,
+    conditions: Option<&[String]>,
     modules: &mut Map<String, Value>,
     total: &mut u64,
 ) -> Result<(), FunctionDirError> {
@@ -344,7 +380,10 @@ fn add_package_files(
         path: dir.to_owned(),
         source,
     };
-    let raw = serde_json::json!({ "mainModule": main, "modules": modules.clone() });
+    let mut raw = serde_json::json!({ "mainModule": main, "modules": modules.clone() });
+    if let Some(c) = conditions {
+        raw["conditions"] = serde_json::json!(c);
+    }
     let own = Bundle::from_value(raw).map_err(|source| FunctionDirError::Bundle {
         path: dir.to_owned(),
         source,
@@ -354,7 +393,7 @@ fn add_package_files(
         .iter()
         .map(|(name, m)| (name.clone(), module_bytes(m)));
     let fs = bundle::fs::SourceFs::with_disk(dir, files).map_err(io(dir))?;
-    bundle::build(&own, &fs, &bundle::BuildOptions::default()).map_err(build_err)?;
+    bundle::build(&own, &fs, &bundle::BuildOptions::for_bundle(&own)).map_err(build_err)?;
     for (name, bytes) in fs.take_read_from_disk() {
         *total += bytes.len() as u64;
         if *total > MAX_TOTAL_BYTES {

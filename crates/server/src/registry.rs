@@ -183,11 +183,12 @@ impl Registry {
         bundle.limits.check_within(&self.host.max_limits())?;
         // What was deployed is sources: build them into what runs (the sources are kept
         // beside it when they differ). A build is CPU work: off the async threads.
+        // The bundle's `conditions` (from `--conditions`, or function.json) pick packages' exports.
         let bundle = tokio::task::spawn_blocking(move || {
             bundle::build(
                 &bundle,
                 &bundle::memory_fs(&bundle),
-                &bundle::BuildOptions::default(),
+                &bundle::BuildOptions::for_bundle(&bundle),
             )
         })
         .await

@@ -110,13 +110,15 @@
     }
     return out;
   }
-  define("btoa", (s) => native.b64encode(latin1Bytes(String(s))));
-  define("atob", (s) => {
+  const btoa = (s) => native.b64encode(latin1Bytes(String(s)));
+  const atob = (s) => {
     const b = native.b64decode(String(s).replace(/[\t\n\f\r ]/g, ""));
     let out = "";
     for (let i = 0; i < b.length; i++) out += String.fromCharCode(b[i]);
     return out;
-  });
+  };
+  define("btoa", btoa);
+  define("atob", atob);
 
   // ---- URL -----------------------------------------------------------------------------
   const URL_PARTS = ["href", "protocol", "username", "password", "host", "hostname", "port",
@@ -895,6 +897,28 @@
       return m;
     },
   });
+
+  // ---- Node built-in modules (node.rs) ----------------------------------------------------
+  // `node:buffer`, `node:events`, `node:util`: each evaluated on its first import or require,
+  // from bytecode, with the natives it needs; the module loader takes their exports from here.
+  const nodeModules = new Map();
+  let nodeHost = null;
+  function nodeModule(name) {
+    name = String(name);
+    let m = nodeModules.get(name);
+    if (m === undefined) {
+      nodeHost ??= Object.freeze({
+        utf8Encode: native.utf8Encode, utf8Decode: native.utf8Decode,
+        b64encode: native.b64encode, b64decode: native.b64decode, atob, btoa, TextEncoder, TextDecoder,
+        isPromise: native.isPromise, isNativeError: native.isNativeError, isProxy: native.isProxy,
+        promiseState: native.promiseState, require: nodeModule,
+      });
+      m = native.nodeModule(name)(nodeHost);
+      nodeModules.set(name, m);
+    }
+    return m;
+  }
+  Object.defineProperty(G, "__functions_node", { value: nodeModule });
 
   // ---- hooks for the capnweb bridge ------------------------------------------------------
   function headerPairs(h) { return h._pairs(); }

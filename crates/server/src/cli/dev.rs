@@ -36,6 +36,8 @@ pub(crate) struct DevArgs {
     /// The function id (default: from function.json, else the directory name).
     #[arg(long)]
     id: Option<String>,
+    #[command(flatten)]
+    build: super::BuildArgs,
 }
 
 fn watched(path: &Path, root: &Path) -> bool {
@@ -86,7 +88,7 @@ pub(crate) async fn dev(args: DevArgs) -> Result<()> {
 
     let mut live: Option<(String, u64)> = None;
     let mut follow: Option<tokio::task::JoinHandle<()>> = None;
-    deploy_once(&server, &dir, args.id.as_deref(), &mut live, &base).await;
+    deploy_once(&server, &dir, &args, &mut live, &base).await;
     if let Some((id, _)) = &live {
         follow = Some(tokio::spawn(follow_console(
             Client::new(&base, Some(server.admin_token().to_owned())),
@@ -111,7 +113,7 @@ pub(crate) async fn dev(args: DevArgs) -> Result<()> {
                 tokio::time::sleep(SETTLE).await;
                 while rx.try_recv().is_ok() {}
                 let had = live.as_ref().map(|(id, _)| id.clone());
-                deploy_once(&server, &dir, args.id.as_deref(), &mut live, &base).await;
+                deploy_once(&server, &dir, &args, &mut live, &base).await;
                 if had.is_none() {
                     if let Some((id, _)) = &live {
                         follow = Some(tokio::spawn(follow_console(
@@ -143,14 +145,17 @@ fn flush() {
 async fn deploy_once(
     server: &Server,
     dir: &Path,
-    id: Option<&str>,
+    args: &DevArgs,
     live: &mut Option<(String, u64)>,
     base: &str,
 ) {
     let d = dir.to_owned();
-    let id = id.map(str::to_owned);
-    let loaded =
-        tokio::task::spawn_blocking(move || server::function_dir::load(&d, id.as_deref())).await;
+    let id = args.id.clone();
+    let conditions = args.build.conditions();
+    let loaded = tokio::task::spawn_blocking(move || {
+        server::function_dir::load_with_conditions(&d, id.as_deref(), conditions.as_deref())
+    })
+    .await;
     let result = match loaded {
         Ok(Ok(f)) => server
             .registry()

@@ -5,7 +5,7 @@ mod dev;
 mod rpc_limits;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -40,6 +40,8 @@ enum Command {
         /// A note stored with the version.
         #[arg(long)]
         note: Option<String>,
+        #[command(flatten)]
+        build: BuildArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -117,6 +119,10 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Export conditions to resolve the function's package imports with (a base class
+        /// imported from a package), replacing the ones it was deployed with.
+        #[arg(long, value_name = "A,B,C")]
+        conditions: Option<String>,
         #[command(flatten)]
         conn: Conn,
     },
@@ -248,6 +254,32 @@ impl BackgroundArgs {
     }
 }
 
+/// How a function's sources are built (`deploy`, `dev`).
+#[derive(Args)]
+pub(crate) struct BuildArgs {
+    /// Export conditions packages are resolved with, in priority order, replacing the default
+    /// `workerd,worker,browser` (and function.json's `conditions`); `import`/`require` and
+    /// `default` are always added. At most 16, each of A-Z a-z 0-9 . _ - (`""`: none).
+    #[arg(long, value_name = "A,B,C")]
+    conditions: Option<String>,
+}
+
+impl BuildArgs {
+    /// The conditions asked for, if any (checked by the server too).
+    pub(crate) fn conditions(&self) -> Option<Vec<String>> {
+        self.conditions.as_deref().map(split_conditions)
+    }
+}
+
+/// `a,b,c` as a list (`""` is the empty list).
+fn split_conditions(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[derive(Args)]
 struct Conn {
     /// The server's URL.
@@ -283,8 +315,16 @@ impl Cli {
                 path,
                 id,
                 note,
+                build,
                 conn,
-            } => deploy(&conn.client()?, &path, id.as_deref(), note.as_deref()).await,
+            } => {
+                let f = server::function_dir::load_with_conditions(
+                    &path,
+                    id.as_deref(),
+                    build.conditions().as_deref(),
+                )?;
+                deploy(&conn.client()?, f, note.as_deref()).await
+            }
             Command::List { conn } => {
                 let out = conn
                     .client()?
@@ -336,7 +376,12 @@ impl Cli {
             } => call(&conn.server, &id, &method, &args, ws).await,
             Command::Logs { id, json, conn } => logs(&conn.client()?, &id, json).await,
             Command::Dev(args) => dev::dev(args).await,
-            Command::Types { id, out, conn } => {
+            Command::Types {
+                id,
+                out,
+                conditions,
+                conn,
+            } => {
                 let got = conn
                     .client()?
                     .admin("GET", &format!("/_admin/functions/{id}"), None)
@@ -346,7 +391,14 @@ impl Cli {
                 let version = got["live_version"]
                     .as_u64()
                     .or_else(|| got["versions"].as_array()?.last()?["version"].as_u64());
-                let text = bundle::types::declarations(&id, version, &live);
+                let opts = match conditions.as_deref().map(split_conditions) {
+                    Some(c) => {
+                        bundle::manifest::validate_conditions(&c)?;
+                        bundle::BuildOptions { conditions: c }
+                    }
+                    None => bundle::BuildOptions::for_bundle(&live),
+                };
+                let text = bundle::types::declarations_with(&id, version, &live, &opts);
                 match out {
                     Some(path) => {
                         std::fs::write(&path, text)
@@ -476,8 +528,11 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-async fn deploy(client: &Client, path: &Path, id: Option<&str>, note: Option<&str>) -> Result<()> {
-    let f = server::function_dir::load(path, id)?;
+async fn deploy(
+    client: &Client,
+    f: server::function_dir::FunctionSource,
+    note: Option<&str>,
+) -> Result<()> {
     let body = serde_json::to_vec(&f.bundle.to_json())?;
     let mut url = format!("/_admin/functions/{}", f.id);
     if let Some(note) = note {
