@@ -102,7 +102,7 @@ pub use code::{
     validate_function_id, CodeStore, CodeVersion, FunctionInfo, VersionInfo, CODE_MAX_BUNDLE_BYTES,
     CODE_MAX_NOTE_BYTES, FUNCTION_ID_MAX_LEN,
 };
-pub use error::StoreError;
+pub use error::{CertificateProblem, StoreError, TlsFailure};
 pub use kv::{
     KvEntry, KvKey, KvListOptions, KvListResult, KvPutOptions, KvStore, KV_LIST_DEFAULT_LIMIT,
     KV_LIST_MAX_LIMIT, KV_MAX_EXPIRATION, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES,
