@@ -15,8 +15,9 @@
 //!   to install ([`Store::open`]), or a database in memory for tests
 //!   ([`Store::in_memory`]);
 //! - **PostgreSQL** ([`Store::connect_postgres`]), for several nodes over one shared
-//!   database: a connection pool, embedded schema migrations applied at connect, and
-//!   a notification on every code change (see [`postgres`]).
+//!   database: a connection pool, embedded schema migrations applied at connect, a
+//!   notification on every code change, and TLS as libpq's URL parameters ask (`sslmode`,
+//!   default `prefer`; `sslrootcert`, `sslcert`, `sslkey`; rustls) (see [`postgres`]).
 //!
 //! ```
 //! use store::{KvPutOptions, Quota, Store};
@@ -67,7 +68,8 @@
 //!
 //! # What it does not do (yet)
 //!
-//! - TLS to PostgreSQL (the database is expected on loopback or a private network).
+//! - libpq's default TLS files (`~/.postgresql/root.crt`, `postgresql.crt`), the `PGSSL*`
+//!   variables, `sslcrl` and encrypted client keys: name the files in the URL.
 //! - Range or conditional reads of blobs, multipart uploads, KV `getWithMetadata`
 //!   caching semantics (`cacheTtl`): everything here is read-your-writes.
 //! - Pruning old code versions: they accumulate until the function is deleted.

@@ -19,11 +19,25 @@
 //! Connection failures surface as [`StoreError::Unavailable`]; the pool reconnects on the
 //! next call.
 //!
-//! Connections use TLS as libpq's URL parameters say (`sslmode`, default `prefer`;
-//! `sslrootcert`, `sslcert`, `sslkey`): rustls, see `tls` for what each mode checks. A TLS
-//! failure at connect is a [`StoreError::Tls`] saying what to change; a bad parameter or file
-//! [`StoreError::InvalidTlsParameter`] or [`StoreError::TlsFile`]. Errors never carry the URL,
-//! so the password stays out of them.
+//! # TLS
+//!
+//! Every connection (the pool's and the listener's) uses TLS as libpq's URL parameters say,
+//! with rustls on the `ring` provider:
+//!
+//! | `sslmode` | TLS | server certificate |
+//! |---|---|---|
+//! | `disable` | never | - |
+//! | `prefer` (the default), `allow` | when the server offers it | not checked, or the chain when `sslrootcert` names a file |
+//! | `require` | always | not checked, or the chain when `sslrootcert` names a file |
+//! | `verify-ca` | always | chains to `sslrootcert` |
+//! | `verify-full` | always | chains to `sslrootcert` and names the host (subjectAltName) |
+//!
+//! `sslrootcert` is a PEM file of CA certificates, or `system` for the platform's trust store
+//! (then `sslmode` must be, and defaults to, `verify-full`); `sslcert` and `sslkey` name a
+//! client certificate and its unencrypted PEM key. Over a Unix socket TLS is never used (as
+//! in libpq). A TLS failure at connect is a [`StoreError::Tls`] saying what to change; a bad
+//! parameter or file an [`StoreError::InvalidTlsParameter`] or [`StoreError::TlsFile`].
+//! Errors never carry the URL, so the password stays out of them.
 
 mod blob;
 mod code;
@@ -245,11 +259,12 @@ impl PgBackend {
 /// The URL for tokio-postgres, and the TLS set-up its parameters ask for.
 fn parse_url(url: &str) -> Result<(tokio_postgres::Config, tls::Tls), StoreError> {
     let (rest, params) = sslparams::split(url)?;
-    let mut config: tokio_postgres::Config = rest
-        .parse()
-        .map_err(|e| {
-            StoreError::Config(format!("the PostgreSQL URL does not parse: {}", describe(&e)))
-        })?;
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
+        StoreError::Config(format!(
+            "the PostgreSQL URL does not parse: {}",
+            describe(&e)
+        ))
+    })?;
     let tls = tls::Tls::new(&params, &mut config)?;
     Ok((config, tls))
 }

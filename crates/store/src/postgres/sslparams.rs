@@ -102,7 +102,8 @@ fn split_url(url: &str, prefix: usize) -> Result<(String, Vec<(String, String)>)
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let ours = pair.split_once('=').and_then(|(key, value)| {
             let key = percent_decode_str(key).decode_utf8().ok()?;
-            OURS.contains(&key.as_ref()).then(|| (key.into_owned(), value))
+            OURS.contains(&key.as_ref())
+                .then(|| (key.into_owned(), value))
         });
         match ours {
             Some((key, value)) => {
@@ -231,7 +232,12 @@ impl TlsParams {
         }
         let roots = match roots.as_deref() {
             None => None,
-            Some("") => return Err(invalid("sslrootcert", "it is empty: name a PEM file of CA certificates, or `system`")),
+            Some("") => {
+                return Err(invalid(
+                    "sslrootcert",
+                    "it is empty: name a PEM file of CA certificates, or `system`",
+                ))
+            }
             Some("system") => Some(RootCerts::System),
             Some(path) => Some(RootCerts::File(PathBuf::from(path))),
         };
@@ -319,8 +325,10 @@ mod tests {
 
     #[test]
     fn url_parameters_are_taken_out_and_the_others_kept_in_order() {
-        let (rest, params) = ok("postgresql://u:p%3F@db:5432/app?application_name=a&sslmode=verify-full\
-             &sslrootcert=%2Fetc%2Fca%20bundle.pem&connect_timeout=3&sslcert=c.pem&sslkey=k.pem");
+        let (rest, params) = ok(
+            "postgresql://u:p%3F@db:5432/app?application_name=a&sslmode=verify-full\
+             &sslrootcert=%2Fetc%2Fca%20bundle.pem&connect_timeout=3&sslcert=c.pem&sslkey=k.pem",
+        );
         assert_eq!(
             rest,
             "postgresql://u:p%3F@db:5432/app?application_name=a&connect_timeout=3"
@@ -354,10 +362,7 @@ mod tests {
         let (rest, params) = ok(
             "host=db password='it\\'s' user = u sslmode=verify-ca sslrootcert='/a b/ca.pem' dbname=a\\ b",
         );
-        assert_eq!(
-            rest,
-            "host='db' password='it\\'s' user='u' dbname='a b'"
-        );
+        assert_eq!(rest, "host='db' password='it\\'s' user='u' dbname='a b'");
         assert_eq!(params.mode, SslMode::VerifyCa);
         assert_eq!(params.roots, Some(RootCerts::File("/a b/ca.pem".into())));
         let config: tokio_postgres::Config = rest.parse().expect("tokio-postgres parses the rest");
@@ -376,7 +381,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_parameter() {
         assert_eq!(parameter_of("postgres://db/?sslmode=strict"), "sslmode");
-        assert_eq!(parameter_of("postgres://db/?sslmode=verify-full"), "sslrootcert");
+        assert_eq!(
+            parameter_of("postgres://db/?sslmode=verify-full"),
+            "sslrootcert"
+        );
         assert_eq!(parameter_of("sslmode=verify-ca host=db"), "sslrootcert");
         assert_eq!(parameter_of("postgres://db/?sslrootcert="), "sslrootcert");
         assert_eq!(

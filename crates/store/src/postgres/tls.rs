@@ -3,18 +3,9 @@
 //! translation of a failed connection into a [`TlsFailure`].
 //!
 //! rustls runs on the `ring` provider, passed explicitly (no process-wide default is
-//! installed). What each `sslmode` checks, as in libpq:
-//!
-//! | sslmode | TLS | certificate |
-//! |---|---|---|
-//! | `disable` | never | - |
-//! | `prefer` (default), `allow` | when the server offers it | not checked, or the chain when `sslrootcert` names a file |
-//! | `require` | always | not checked, or the chain when `sslrootcert` names a file |
-//! | `verify-ca` | always | chains to `sslrootcert` |
-//! | `verify-full` | always | chains to `sslrootcert` and names the host (subjectAltName) |
-//!
-//! Over a Unix socket TLS is never used (PostgreSQL does not offer it there; libpq ignores
-//! `sslmode` for sockets too).
+//! installed). What each `sslmode` checks is in the module docs of `postgres`; over a Unix
+//! socket TLS is never used (PostgreSQL does not offer it there; libpq ignores `sslmode` for
+//! sockets too).
 
 use std::fmt;
 use std::path::Path;
@@ -26,7 +17,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
@@ -70,7 +63,10 @@ impl Tls {
         config: &mut tokio_postgres::Config,
     ) -> Result<Self, StoreError> {
         let only_sockets = !config.get_hosts().is_empty()
-            && config.get_hosts().iter().all(|h| !matches!(h, Host::Tcp(_)));
+            && config
+                .get_hosts()
+                .iter()
+                .all(|h| !matches!(h, Host::Tcp(_)));
         config.ssl_mode(match params.mode {
             _ if only_sockets => tokio_postgres::config::SslMode::Disable,
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -97,8 +93,14 @@ impl Tls {
         #[allow(deprecated)]
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (roots, described) = match &params.roots {
-            Some(RootCerts::File(path)) => (Some(roots_from_file(path)?), format!("sslrootcert file {path:?}")),
-            Some(RootCerts::System) => (Some(system_roots()?), "the platform's root certificates".to_owned()),
+            Some(RootCerts::File(path)) => (
+                Some(roots_from_file(path)?),
+                format!("sslrootcert file {path:?}"),
+            ),
+            Some(RootCerts::System) => (
+                Some(system_roots()?),
+                "the platform's root certificates".to_owned(),
+            ),
             None => (None, "no sslrootcert".to_owned()),
         };
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
@@ -133,12 +135,14 @@ impl Tls {
                     file_error(
                         "sslkey",
                         key,
-                        format!("no usable PEM private key (PKCS#8, PKCS#1 or SEC1, unencrypted): {e}"),
+                        format!(
+                            "no usable PEM private key (PKCS#8, PKCS#1 or SEC1, unencrypted): {e}"
+                        ),
                     )
                 })?;
-                builder
-                    .with_client_auth_cert(chain, private)
-                    .map_err(|e| file_error("sslkey", key, format!("it does not go with sslcert: {e}")))?
+                builder.with_client_auth_cert(chain, private).map_err(|e| {
+                    file_error("sslkey", key, format!("it does not go with sslcert: {e}"))
+                })?
             }
         };
         client.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
@@ -391,13 +395,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
