@@ -10,7 +10,8 @@
 //! - a deploy, rollback, `set_live` or delete is one transaction, and sends a notification on
 //!   the [`CODE_CHANNEL`] channel carrying the function id, delivered when it commits;
 //! - a KV or blob write locks its namespace's or bucket's `usage` row first and checks the
-//!   quota inside the same transaction, so writers on many nodes never slip past it together;
+//!   quota inside the same transaction (`usage.rs`), so writers on many nodes never slip
+//!   past it together;
 //! - blob bodies are 1 MiB `bytea` rows written as they stream in (see `crate::blob`).
 //!
 //! Times (deploy times, KV expiry) come from the node's [`Clock`], as on redb: nodes'
@@ -47,6 +48,7 @@ mod migrations;
 mod nodes;
 mod sslparams;
 mod tls;
+mod usage;
 
 use std::fmt;
 use std::sync::Arc;
@@ -57,7 +59,6 @@ use tokio_postgres::error::SqlState;
 
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::quota::Usage;
 
 pub use blob::PgBlobStore;
 pub use code::PgCodeStore;
@@ -369,73 +370,6 @@ pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
 /// Stored bytes as UTF-8 text.
 pub(crate) fn to_string(bytes: Vec<u8>, what: &str) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(|_| StoreError::corrupt(format!("{what} is not UTF-8")))
-}
-
-/// Locks the `usage` row of one namespace or bucket (creating it) for the rest of the
-/// transaction and returns it. Every write takes this lock first, so writers to one
-/// namespace are serialized and take their other locks in the same order.
-pub(crate) async fn lock_usage(
-    tx: &deadpool_postgres::Transaction<'_>,
-    scope: &str,
-    name: &str,
-) -> Result<Usage, StoreError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO usage (scope, name, bytes, keys) VALUES ($1, $2, 0, 0) \
-             ON CONFLICT (scope, name) DO UPDATE SET bytes = usage.bytes \
-             RETURNING bytes, keys",
-            &[&scope, &name.as_bytes()],
-        )
-        .await
-        .map_err(pg_error)?;
-    Ok(Usage {
-        bytes: to_u64(row.get(0), "usage bytes")?,
-        keys: to_u64(row.get(1), "usage keys")?,
-    })
-}
-
-/// Stores the usage row locked with [`lock_usage`].
-pub(crate) async fn write_usage(
-    tx: &deadpool_postgres::Transaction<'_>,
-    scope: &str,
-    name: &str,
-    usage: Usage,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE usage SET bytes = $3, keys = $4 WHERE scope = $1 AND name = $2",
-        &[
-            &scope,
-            &name.as_bytes(),
-            &to_i64(usage.bytes, "usage bytes")?,
-            &to_i64(usage.keys, "usage keys")?,
-        ],
-    )
-    .await
-    .map_err(pg_error)?;
-    Ok(())
-}
-
-/// The usage row of one namespace or bucket, without locking it.
-pub(crate) async fn read_usage(
-    shared: &PgShared,
-    scope: &str,
-    name: &str,
-) -> Result<Usage, StoreError> {
-    let client = shared.client().await?;
-    let row = client
-        .query_opt(
-            "SELECT bytes, keys FROM usage WHERE scope = $1 AND name = $2",
-            &[&scope, &name.as_bytes()],
-        )
-        .await
-        .map_err(pg_error)?;
-    match row {
-        None => Ok(Usage::default()),
-        Some(row) => Ok(Usage {
-            bytes: to_u64(row.get(0), "usage bytes")?,
-            keys: to_u64(row.get(1), "usage keys")?,
-        }),
-    }
 }
 
 /// The exclusive upper bound of keys starting with `prefix`, as bytes (`None`: unbounded).
