@@ -2,12 +2,17 @@
 # The test command (README): every Rust test in one build, then the Node interop suites.
 #
 # The store suite runs on redb and, when FUNCTIONS_TEST_POSTGRES names a database, on
-# PostgreSQL too (.ci/run starts one with scripts/postgres.sh; locally:
-# `source scripts/postgres.sh && pg_start && bash scripts/test.sh; pg_stop`).
+# PostgreSQL too; its TLS tests run when FUNCTIONS_TEST_POSTGRES_TLS names a TLS-only server
+# (.ci/run starts both with scripts/postgres.sh; locally:
+# `source scripts/postgres.sh && pg_start && pg_start --tls && bash scripts/test.sh; pg_stop`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${FUNCTIONS_TEST_POSTGRES:-}" ]; then
   echo "FUNCTIONS_TEST_POSTGRES is not set: the store suite's PostgreSQL half is skipped" >&2
+fi
+if [ -z "${FUNCTIONS_TEST_POSTGRES_TLS:-}" ]; then
+  echo "FUNCTIONS_TEST_POSTGRES_TLS is not set: the store's TLS tests are skipped" \
+    "(pg_start --tls in scripts/postgres.sh starts a server for them)" >&2
 fi
 
 # The pinned Node packages (package-lock.json) first: the capnweb crate's tests run against

@@ -132,6 +132,26 @@ pub(crate) fn js_bytes<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Ty
     TypedArray::<u8>::new_copy(ctx.clone(), bytes)
 }
 
+/// A JavaScript string as a Rust string, each lone surrogate (legal in JavaScript, not in
+/// UTF-8) replaced by U+FFFD, as the Encoding Standard's UTF-8 encoder does.
+pub(crate) fn string_lossy<'js>(
+    ctx: &Ctx<'js>,
+    s: &rquickjs::String<'js>,
+) -> rquickjs::Result<String> {
+    match s.to_string() {
+        Ok(text) => Ok(text),
+        Err(rquickjs::Error::Utf8(_)) => {
+            let string: rquickjs::Object<'js> = ctx.globals().get("String")?;
+            let proto: rquickjs::Object<'js> = string.get("prototype")?;
+            let to_well_formed: rquickjs::Function<'js> = proto.get("toWellFormed")?;
+            to_well_formed
+                .call::<_, rquickjs::String<'js>>((rquickjs::function::This(s.clone()),))?
+                .to_string()
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Copies the bytes of a `Uint8Array`.
 pub(crate) fn bytes_of(a: &TypedArray<'_, u8>) -> Vec<u8> {
     // SAFETY: the slice is copied into a Vec at once; no JavaScript runs while it is borrowed,

@@ -1,8 +1,9 @@
 //! The per-isolate host on its JavaScript thread: the registries that keep JavaScript objects
 //! alive while Rust holds capabilities to them, the calls waiting for JavaScript to settle,
-//! and the entry points the rest of the crate uses to run JavaScript (invoke a method, read a
-//! property, call the fetch handler, fire a timer). What each invocation owns and how long
-//! its background work may go on is `background.rs`'s job.
+//! the promises JavaScript waits on while Rust works (`settle_later`), and the entry points
+//! the rest of the crate uses to run JavaScript (invoke a method, read a property, call the
+//! fetch handler, fire a timer). What each invocation owns and how long its background work
+//! may go on is `background.rs`'s job.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -210,19 +211,26 @@ impl Host {
     }
 
     /// Starts invocation `id` (a call from outside, made on the capability in slot `scope`
-    /// if any): it gets a reply and a CPU budget, and the running slice works for it.
-    fn begin_invocation(
+    /// if any): it gets a reply and a CPU budget, and the running slice works for it. Then
+    /// runs `begin`, the JavaScript that starts it; an error there answers the call at once.
+    fn start_invocation<'js>(
         &self,
+        ctx: &Ctx<'js>,
         id: u64,
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
         scope: Option<u64>,
+        begin: impl FnOnce() -> rquickjs::Result<()>,
     ) {
         self.replies.borrow_mut().insert(id, reply);
         self.background.begin(id, trace, scope);
         capnweb::trace::set(trace);
         if let Some((start, _)) = self.slice.get() {
             self.slice.set(Some((start, Some(id))));
+        }
+        if let Err(e) = begin() {
+            let err = self.rpc_error(ctx, e);
+            self.settle(id, Err(err));
         }
     }
 
@@ -561,8 +569,7 @@ impl Host {
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
     ) {
-        self.begin_invocation(id, reply, trace, Some(tref.slot()));
-        let run = || -> rquickjs::Result<()> {
+        self.start_invocation(ctx, id, reply, trace, Some(tref.slot()), || {
             let obj = self.target_object(ctx, tref)?;
             match op {
                 Op::Call(method, args) => {
@@ -574,11 +581,7 @@ impl Host {
                     .helper(ctx, "getProperty")?
                     .call::<_, ()>((id, obj, name)),
             }
-        };
-        if let Err(e) = run() {
-            let err = self.rpc_error(ctx, e);
-            self.settle(id, Err(err));
-        }
+        });
     }
 
     /// Calls the main module's fetch handler with `request`, as invocation `id`.
@@ -591,8 +594,7 @@ impl Host {
         trace: Option<capnweb::trace::TraceId>,
         allow_socket: bool,
     ) {
-        self.begin_invocation(id, reply, trace, None);
-        let run = || -> rquickjs::Result<()> {
+        self.start_invocation(ctx, id, reply, trace, None, || {
             let ns = self.saved(ctx, &self.namespace)?;
             let env = self.saved(ctx, &self.env)?;
             let cx = self.saved(ctx, &self.ctx_obj)?;
@@ -635,11 +637,7 @@ impl Host {
                 self.helper(ctx, "answerFetch")?
                     .call::<_, ()>((id, r, allow_socket))
             }
-        };
-        if let Err(e) = run() {
-            let err = self.rpc_error(ctx, e);
-            self.settle(id, Err(err));
-        }
+        });
     }
 
     /// Runs the default export's `authenticate(request, env, ctx)` as invocation `id`: it
@@ -652,19 +650,14 @@ impl Host {
         reply: Reply,
         trace: Option<capnweb::trace::TraceId>,
     ) {
-        self.begin_invocation(id, reply, trace, None);
-        let run = || -> rquickjs::Result<()> {
+        self.start_invocation(ctx, id, reply, trace, None, || {
             let ns = self.saved(ctx, &self.namespace)?;
             let env = self.saved(ctx, &self.env)?;
             let req = bridge::to_js(self, ctx, &request)?;
             let cx: JsValue<'js> = self.helper(ctx, "sessionCtx")?.call((req.clone(),))?;
             self.helper(ctx, "authenticateHandler")?
                 .call::<_, ()>((id, ns, req, env, cx))
-        };
-        if let Err(e) = run() {
-            let err = self.rpc_error(ctx, e);
-            self.settle(id, Err(err));
-        }
+        });
     }
 
     /// Answers call `id` (no-op if it was already answered).
@@ -712,9 +705,9 @@ impl Host {
         self.add_reply(reply)
     }
 
-    /// A JavaScript promise settled with what `fut` gives, for the running invocation: the
-    /// wait is its background work, dropped (the promise never settles) when it ends.
-    /// Refused outside any invocation.
+    /// A JavaScript promise settled with the capnweb result `fut` gives, for the running
+    /// invocation: a value resolves it, an error rejects it. [`Host::settle_later_with`]
+    /// with [`settle_capnweb`], but outside any invocation it throws instead of giving `None`.
     pub(crate) fn settle_later<'js, F>(
         &self,
         ctx: &Ctx<'js>,
@@ -723,34 +716,16 @@ impl Host {
     where
         F: std::future::Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
-        let owner = self
-            .current()
-            .filter(|o| self.background.is_live(*o))
-            .ok_or_else(|| Exception::throw_message(ctx, GLOBAL_SCOPE_IO))?;
-        let shared = self
-            .shared()
-            .ok_or_else(|| Exception::throw_internal(ctx, "the isolate is shutting down"))?;
-        let (promise, resolve, reject) = ctx.promise()?;
-        let id = self.next_id();
-        self.background.add_pull(
-            id,
-            owner,
-            Persistent::save(ctx, resolve.into_value()),
-            Persistent::save(ctx, reject.into_value()),
-        );
-        let task = capnweb::rt::handle().spawn(async move {
-            let result = fut.await;
-            shared.post(move |ctx, host| host.finish_pull(ctx, id, result));
-        });
-        self.background.set_pull_task(id, task.abort_handle());
-        Ok(promise)
+        self.settle_later_with(ctx, fut, settle_capnweb)?
+            .ok_or_else(|| Exception::throw_message(ctx, GLOBAL_SCOPE_IO))
     }
 
-    /// Like [`Host::settle_later`], for results that are not capnweb values: once `fut` gives
-    /// its output, `finish` turns it into the JavaScript value the promise resolves to, on this
-    /// thread, inside the invocation (`Ok(None)`: leave the promise unsettled, as when `finish`
-    /// broke the invocation's CPU limit; an exception rejects it). `None` outside any
-    /// invocation.
+    /// A JavaScript promise settled with what `fut` gives, for the running invocation: the
+    /// wait is its background work, dropped (the promise never settles) when it ends. Once
+    /// `fut` gives its output, `finish` turns it into the JavaScript value the promise
+    /// resolves to, on this thread, inside the invocation (`Ok(None)`: leave the promise
+    /// unsettled, as when `finish` broke the invocation's CPU limit; an exception rejects
+    /// it). `None` outside any invocation.
     pub(crate) fn settle_later_with<'js, T, F, G>(
         &self,
         ctx: &Ctx<'js>,
@@ -781,7 +756,7 @@ impl Host {
         let task = capnweb::rt::handle().spawn(async move {
             let result = fut.await;
             shared.post(move |ctx, host| {
-                host.finish_pull_with(ctx, id, move |ctx, host, owner| {
+                host.finish_pull(ctx, id, move |ctx, host, owner| {
                     finish(ctx, host, owner, result)
                 })
             });
@@ -791,7 +766,7 @@ impl Host {
     }
 
     /// Settles the JavaScript promise `id` with what `make` gives (see `settle_later_with`).
-    fn finish_pull_with<'js>(
+    fn finish_pull<'js>(
         &self,
         ctx: &Ctx<'js>,
         id: u64,
@@ -810,46 +785,6 @@ impl Host {
                 return Ok(());
             };
             match resolve.restore(ctx)?.into_function() {
-                Some(f) => f.call::<_, ()>((v,)),
-                None => Ok(()),
-            }
-        };
-        if let Err(e) = run() {
-            let thrown = if e.is_exception() {
-                ctx.catch()
-            } else {
-                JsValue::new_undefined(ctx.clone())
-            };
-            if let Ok(Some(f)) = reject.restore(ctx).map(|v| v.into_function()) {
-                let _ = f.call::<_, ()>((thrown,));
-            }
-        }
-    }
-
-    /// Settles the JavaScript promise `id` with a capnweb result.
-    pub(crate) fn finish_pull<'js>(
-        &self,
-        ctx: &Ctx<'js>,
-        id: u64,
-        result: Result<Value, RpcError>,
-    ) {
-        let Some(pull) = self.background.take_pull(id) else {
-            return;
-        };
-        if !self.may_run(ctx, pull.owner) {
-            return;
-        }
-        let (resolve, reject) = (pull.resolve, pull.reject);
-        self.enter(Some(pull.owner));
-        let run = || -> rquickjs::Result<()> {
-            let (f, v) = match &result {
-                Ok(v) => (resolve.restore(ctx)?, bridge::to_js(self, ctx, v)?),
-                Err(e) => (
-                    reject.clone().restore(ctx)?,
-                    bridge::to_js(self, ctx, e.value())?,
-                ),
-            };
-            match f.into_function() {
                 Some(f) => f.call::<_, ()>((v,)),
                 None => Ok(()),
             }
@@ -1238,6 +1173,24 @@ impl Host {
             &self.wasm_api,
         ] {
             slot.borrow_mut().take();
+        }
+    }
+}
+
+/// How [`Host::settle_later`] settles its promise with a capnweb result: a value is what it
+/// resolves to; an error is thrown in its JavaScript form, so `finish_pull` rejects the
+/// promise with it.
+fn settle_capnweb<'js>(
+    ctx: &Ctx<'js>,
+    host: &Host,
+    _owner: u64,
+    result: Result<Value, RpcError>,
+) -> rquickjs::Result<Option<JsValue<'js>>> {
+    match result {
+        Ok(v) => bridge::to_js(host, ctx, &v).map(Some),
+        Err(e) => {
+            let error = bridge::to_js(host, ctx, e.value())?;
+            Err(ctx.throw(error))
         }
     }
 }

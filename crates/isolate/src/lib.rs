@@ -75,6 +75,7 @@ pub use gate::{
     evicted_error, use_tick, CallBudget, CallPass, EVICTED_ERROR, TOO_MANY_CALLS_ERROR,
 };
 pub use isolate::{Isolate, RpcSession};
+pub use natives::MAX_CONSOLE_LINE_BYTES;
 pub use node::NODE_BUILTINS;
 pub use pool::{
     js_threads, set_js_threads, set_max_js_threads, DEFAULT_MAX_JS_THREADS, IDLE_EXIT, STALL,

@@ -30,6 +30,26 @@ fn handle_value<'js>(ctx: &Ctx<'js>, cap: Cap) -> rquickjs::Result<Class<'js, Ca
 }
 
 /// Builds the `native` object.
+/// Longest `console` line kept, in bytes (UTF-8); the rest is cut (see `console_line`).
+/// Well under the 1 MiB a log line may take between nodes, even after JSON escaping.
+pub const MAX_CONSOLE_LINE_BYTES: usize = 64 * 1024;
+
+/// `line` cut to at most [`MAX_CONSOLE_LINE_BYTES`] (at a character boundary), with how many
+/// bytes were cut appended, so one `console.log` cannot make a line every log reader must hold.
+fn console_line(mut line: String) -> String {
+    if line.len() <= MAX_CONSOLE_LINE_BYTES {
+        return line;
+    }
+    let mut end = MAX_CONSOLE_LINE_BYTES;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = line.len() - end;
+    line.truncate(end);
+    line.push_str(&format!("… [{cut} more bytes]"));
+    line
+}
+
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result<Object<'js>> {
     let n = Object::new(ctx.clone())?;
 
@@ -147,7 +167,8 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         "log",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, level: i32, msg: String| {
+            move |ctx: Ctx<'js>, level: i32, msg: rquickjs::String<'js>| {
+                let msg = console_line(bridge::string_lossy(&ctx, &msg)?);
                 let host = host_of(&ctx, &h)?;
                 let id = host.id();
                 let id = id.as_str();
@@ -246,20 +267,7 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, host: Weak<Host>) -> rquickjs::Result
         Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, s: rquickjs::String<'js>| {
-                let text = match s.to_string() {
-                    Ok(text) => text,
-                    // A lone surrogate (legal in JavaScript, not in UTF-8) encodes as U+FFFD,
-                    // as the Encoding Standard's UTF-8 encoder and Node's Buffer do.
-                    Err(rquickjs::Error::Utf8(_)) => {
-                        let string: Object<'js> = ctx.globals().get("String")?;
-                        let proto: Object<'js> = string.get("prototype")?;
-                        let to_well_formed: Function<'js> = proto.get("toWellFormed")?;
-                        to_well_formed
-                            .call::<_, rquickjs::String<'js>>((rquickjs::function::This(s),))?
-                            .to_string()?
-                    }
-                    Err(e) => return Err(e),
-                };
+                let text = bridge::string_lossy(&ctx, &s)?;
                 bridge::js_bytes(&ctx, text.as_bytes())
             },
         )?,

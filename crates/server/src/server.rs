@@ -84,7 +84,8 @@ impl Default for Config {
 #[non_exhaustive]
 pub enum ServerError {
     /// Opening the store failed (already open by another server, damaged, no permission).
-    #[error("cannot open the store: {0}")]
+    // The store's error is the source, not repeated here: `functions serve` prints the chain.
+    #[error("cannot open the store")]
     Store(#[from] StoreError),
     /// The admin token could not be read or created.
     #[error(transparent)]
@@ -121,7 +122,16 @@ async fn open_store(config: &Config) -> Result<(Store, (String, TokenSource)), S
         };
         let store =
             Store::connect_postgres_with(url, options, Arc::new(store::SystemClock)).await?;
-        tracing::info!("store: PostgreSQL (shared)");
+        // Says whether `sslmode=prefer` (the default) found TLS, as the server sees it.
+        match store.postgres() {
+            Some(pg) => match pg.tls_session().await? {
+                Some(tls) => {
+                    tracing::info!("store: PostgreSQL (shared, {} {})", tls.version, tls.cipher)
+                }
+                None => tracing::info!("store: PostgreSQL (shared, clear text)"),
+            },
+            None => tracing::info!("store: PostgreSQL (shared)"),
+        }
         return Ok((store, (token, TokenSource::Given)));
     }
     let data_dir = config.data_dir.clone();

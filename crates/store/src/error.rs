@@ -199,6 +199,34 @@ pub enum StoreError {
     #[error("invalid store configuration: {0}")]
     Config(String),
 
+    /// A TLS parameter of the PostgreSQL URL (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`)
+    /// has a bad value or does not go with the others.
+    #[error("invalid {parameter} in the PostgreSQL URL: {reason}")]
+    InvalidTlsParameter {
+        /// The parameter.
+        parameter: String,
+        /// What is wrong and what would be right.
+        reason: String,
+    },
+
+    /// A certificate or key file named by the PostgreSQL URL cannot be read or holds nothing
+    /// usable.
+    #[error("cannot use the {parameter} file {path:?}: {reason}")]
+    TlsFile {
+        /// The parameter that names it: `sslrootcert`, `sslcert` or `sslkey`.
+        parameter: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why (the I/O error, or what the file lacks).
+        reason: String,
+    },
+
+    /// TLS to PostgreSQL failed: the server does not offer it, its certificate failed
+    /// verification, or the handshake broke. Retrying does not help until the configuration
+    /// (the URL, the server's certificate, the CA file) changes.
+    #[error("TLS to PostgreSQL failed: {0}")]
+    Tls(TlsFailure),
+
     /// The storage backend cannot be reached now (the database is down or every connection
     /// is busy); the call may succeed if retried later. Nothing was written.
     #[error("storage unavailable: {0}")]
@@ -207,6 +235,72 @@ pub enum StoreError {
     /// The storage backend failed (I/O error, full disk, damaged file, ...).
     #[error("storage backend failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+/// Why TLS to PostgreSQL failed ([`StoreError::Tls`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The server answered the TLS request with "no" (`ssl = off`), and `sslmode` requires TLS.
+    #[error(
+        "the server does not support TLS, and sslmode={mode} requires it (turn on ssl in the \
+         server's configuration, or use sslmode=prefer to fall back to clear text)"
+    )]
+    NotSupported {
+        /// The `sslmode` in effect.
+        mode: &'static str,
+    },
+    /// The server's certificate failed verification.
+    #[error("the server's certificate failed verification (sslmode={mode}): {problem}")]
+    Certificate {
+        /// The `sslmode` in effect.
+        mode: &'static str,
+        /// What is wrong with the certificate.
+        problem: CertificateProblem,
+    },
+    /// The handshake failed for another reason (no protocol version or cipher in common, the
+    /// server rejected our client certificate, the connection dropped).
+    #[error("the TLS handshake failed: {reason}")]
+    Handshake {
+        /// What the TLS library reported.
+        reason: String,
+    },
+}
+
+/// What is wrong with the server's certificate ([`TlsFailure::Certificate`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateProblem {
+    /// It is not signed (through its chain) by any of the trusted certificate authorities.
+    #[error(
+        "it is not signed by a certificate authority in {roots} (is sslrootcert your \
+         provider's CA bundle for this server?)"
+    )]
+    UnknownIssuer {
+        /// Where the trusted authorities came from: `sslrootcert file "PATH"` or `the
+        /// platform's root certificates`.
+        roots: String,
+    },
+    /// It chains to a trusted authority but does not name the host connected to
+    /// (`sslmode=verify-full`).
+    #[error(
+        "it is not valid for the host name {host:?} (it names {}); connect by one of those \
+         names, or use sslmode=verify-ca to check the chain only",
+        if .presented.is_empty() { "no host in its subjectAltName".to_owned() } else { .presented.join(", ") }
+    )]
+    WrongHost {
+        /// The host name or address connected to.
+        host: String,
+        /// The names in the certificate's subjectAltName.
+        presented: Vec<String>,
+    },
+    /// It has expired or is not valid yet (or this machine's clock is wrong).
+    #[error("it is outside its validity period ({0}); check this machine's clock too")]
+    Expired(String),
+    /// Anything else the verifier rejected (bad signature, wrong key usage, a CA certificate
+    /// used as the server's own).
+    #[error("{0}")]
+    Other(String),
 }
 
 impl StoreError {
@@ -222,6 +316,9 @@ impl StoreError {
                 | StoreError::Io { .. }
                 | StoreError::Unavailable(_)
                 | StoreError::Config(_)
+                | StoreError::InvalidTlsParameter { .. }
+                | StoreError::TlsFile { .. }
+                | StoreError::Tls(_)
                 | StoreError::Backend(_)
         )
     }

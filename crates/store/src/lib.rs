@@ -15,8 +15,9 @@
 //!   to install ([`Store::open`]), or a database in memory for tests
 //!   ([`Store::in_memory`]);
 //! - **PostgreSQL** ([`Store::connect_postgres`]), for several nodes over one shared
-//!   database: a connection pool, embedded schema migrations applied at connect, and
-//!   a notification on every code change (see [`postgres`]).
+//!   database: a connection pool, embedded schema migrations applied at connect, a
+//!   notification on every code change, and TLS as libpq's URL parameters ask (`sslmode`,
+//!   default `prefer`; `sslrootcert`, `sslcert`, `sslkey`; rustls) (see [`postgres`]).
 //!
 //! ```
 //! use store::{KvPutOptions, Quota, Store};
@@ -67,7 +68,8 @@
 //!
 //! # What it does not do (yet)
 //!
-//! - TLS to PostgreSQL (the database is expected on loopback or a private network).
+//! - libpq's default TLS files (`~/.postgresql/root.crt`, `postgresql.crt`), the `PGSSL*`
+//!   variables, `sslcrl` and encrypted client keys: name the files in the URL.
 //! - Range or conditional reads of blobs, multipart uploads, KV `getWithMetadata`
 //!   caching semantics (`cacheTtl`): everything here is read-your-writes.
 //! - Pruning old code versions: they accumulate until the function is deleted.
@@ -102,7 +104,7 @@ pub use code::{
     validate_function_id, CodeStore, CodeVersion, FunctionInfo, VersionInfo, CODE_MAX_BUNDLE_BYTES,
     CODE_MAX_NOTE_BYTES, FUNCTION_ID_MAX_LEN,
 };
-pub use error::StoreError;
+pub use error::{CertificateProblem, StoreError, TlsFailure};
 pub use kv::{
     KvEntry, KvKey, KvListOptions, KvListResult, KvPutOptions, KvStore, KV_LIST_DEFAULT_LIMIT,
     KV_LIST_MAX_LIMIT, KV_MAX_EXPIRATION, KV_MAX_KEY_BYTES, KV_MAX_METADATA_BYTES,

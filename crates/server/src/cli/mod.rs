@@ -138,7 +138,10 @@ struct ServeArgs {
     data: PathBuf,
     /// A shared store for several nodes: `postgres://user:password@host:port/db`. Without
     /// it the store is the embedded file in the data directory. A shared store requires
-    /// the admin token in FUNCTIONS_ADMIN_TOKEN (the same on every node).
+    /// the admin token in FUNCTIONS_ADMIN_TOKEN (the same on every node). TLS as in libpq:
+    /// `?sslmode=verify-full&sslrootcert=ca.pem` (sslmode: disable, prefer (the default),
+    /// require, verify-ca, verify-full; sslrootcert=system for the platform's roots;
+    /// sslcert/sslkey for a client certificate).
     #[arg(long, env = "FUNCTIONS_STORE", hide_env_values = true)]
     store: Option<String>,
     /// Most connections this node keeps to a shared store (each waits at most 5 s for a

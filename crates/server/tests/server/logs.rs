@@ -58,6 +58,41 @@ async fn logs_stream_delivers_console_lines_with_function_and_level() {
 }
 
 #[tokio::test]
+async fn a_console_line_is_cut_to_its_bound_and_a_lone_surrogate_prints() {
+    // One console.log of 3 MiB must not become a 3 MiB line every log reader (and every
+    // peer node's fan-out) holds; a lone surrogate is legal JavaScript and must not throw.
+    capture_logs();
+    let s = TestServer::start_js().await;
+    let js = r#"export default {
+      fetch() {
+        console.log("big:" + "é".repeat(1536 * 1024));
+        console.log("lone \ud800 surrogate");
+        return new Response("ok");
+      }
+    }"#;
+    s.deploy("logbig", code(js, json!({}))).await;
+    let mut stream = open(&s, "logbig").await;
+    let r = s.request("GET", "/logbig/", &[], "").await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+
+    let line = stream.next_json().await;
+    let message = line["message"].as_str().expect("message");
+    let max = isolate::MAX_CONSOLE_LINE_BYTES;
+    let kept = message.find('…').expect("the cut is marked");
+    assert!(kept <= max && kept > max - 4, "{kept} bytes kept");
+    assert!(message.starts_with("big:éé"), "{}", &message[..16]);
+    let total = 4 + 2 * 1536 * 1024;
+    assert_eq!(
+        &message[kept..],
+        format!("… [{} more bytes]", total - kept),
+        "the marker says how much was cut"
+    );
+
+    let line = stream.next_json().await;
+    assert_eq!(line["message"], "lone \u{fffd} surrogate", "{line}");
+}
+
+#[tokio::test]
 async fn logs_stream_leaves_out_other_functions() {
     capture_logs();
     let s = TestServer::start_js().await;

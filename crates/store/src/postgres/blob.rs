@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::{
-    lock_usage, pg_error, prefix_end, read_usage, to_i64, to_string, to_u64, write_usage, PgShared,
-};
+use super::usage::{read_usage, UsageTx};
+use super::{pg_error, prefix_end, to_i64, to_string, to_u64, PgShared};
 use crate::blob::{
     chunk_count, chunk_stream, list_limit, validate_bucket, validate_key, validate_put, BlobBody,
     BlobListOptions, BlobListResult, BlobMeta, BlobObject, BlobPutOptions, BlobRecord, BlobStore,
@@ -17,14 +16,22 @@ use crate::cursor;
 use crate::error::StoreError;
 use crate::quota::{entry_bytes, entry_len, Quota, QuotaScope, Usage};
 
-/// `usage` scope of buckets.
-const SCOPE: &str = "blob";
+/// The usage row buckets count in.
+const SCOPE: QuotaScope = QuotaScope::BlobBucket;
 
 /// An upload unfinished this long (ms) belongs to a node that died: its chunks are swept.
 const ABANDONED_UPLOAD_MS: u64 = 60 * 60 * 1000;
 
 fn record_of(bytes: &[u8]) -> Result<BlobRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::corrupt(format!("blob record: {e}")))
+}
+
+/// An object's version and the bytes it counts for, from the columns `version,
+/// octet_length(key), size, octet_length(record)`.
+fn object_of_row(row: &tokio_postgres::Row) -> Result<(i64, u64), StoreError> {
+    let len = |i: usize| usize::try_from(row.get::<_, i32>(i)).unwrap_or(0);
+    let body = usize::try_from(to_u64(row.get(2), "blob size")?).unwrap_or(usize::MAX);
+    Ok((row.get(0), entry_len(len(1), body, len(3))))
 }
 
 /// The blob store of a [`super::PgBackend`]. Cheap to clone.
@@ -109,9 +116,9 @@ impl PgBlobStore {
         let row = serde_json::to_vec(record).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let size = to_i64(record.size, "blob size")?;
         let mut client = self.shared.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let now = lock_usage(&tx, SCOPE, bucket).await?;
-        let pending = tx
+        let mut usage = UsageTx::begin(&mut client, SCOPE, bucket).await?;
+        let pending = usage
+            .tx()
             .execute("DELETE FROM blob_uploads WHERE version = $1", &[&version])
             .await
             .map_err(pg_error)?;
@@ -120,45 +127,44 @@ impl PgBlobStore {
                 "the upload took so long that it was swept as abandoned".to_owned(),
             ));
         }
-        let old = tx
+        let old = usage
+            .tx()
             .query_opt(
                 "SELECT version, octet_length(key), size, octet_length(record) \
                  FROM blob_objects WHERE bucket = $1 AND key = $2",
                 &[&bucket.as_bytes(), &key.as_bytes()],
             )
             .await
-            .map_err(pg_error)?;
-        let old = old
-            .map(|r| -> Result<(i64, u64), StoreError> {
-                let len = |i: usize| usize::try_from(r.get::<_, i32>(i)).unwrap_or(0);
-                let body = usize::try_from(to_u64(r.get(2), "blob size")?).unwrap_or(usize::MAX);
-                Ok((r.get(0), entry_len(len(1), body, len(3))))
-            })
+            .map_err(pg_error)?
+            .map(|r| object_of_row(&r))
             .transpose()?;
-        let next = now.replace(
-            old.map(|(_, bytes)| bytes),
-            Some(entry_bytes(key, record.size_usize(), row.len())),
-        );
         // Refused: the transaction is rolled back when dropped; the caller deletes the chunks.
-        now.admit(next, quota, QuotaScope::BlobBucket, bucket)?;
-        tx.execute(
-            "INSERT INTO blob_objects (bucket, key, version, size, record) \
+        usage.replace(
+            old.map(|(_, bytes)| bytes),
+            entry_bytes(key, record.size_usize(), row.len()),
+            quota,
+        )?;
+        usage
+            .tx()
+            .execute(
+                "INSERT INTO blob_objects (bucket, key, version, size, record) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (bucket, key) DO UPDATE SET version = $3, size = $4, record = $5",
-            &[&bucket.as_bytes(), &key.as_bytes(), &version, &size, &row],
-        )
-        .await
-        .map_err(pg_error)?;
-        if let Some((old_version, _)) = old {
-            tx.execute(
-                "DELETE FROM blob_chunks WHERE version = $1",
-                &[&old_version],
+                &[&bucket.as_bytes(), &key.as_bytes(), &version, &size, &row],
             )
             .await
             .map_err(pg_error)?;
+        if let Some((old_version, _)) = old {
+            usage
+                .tx()
+                .execute(
+                    "DELETE FROM blob_chunks WHERE version = $1",
+                    &[&old_version],
+                )
+                .await
+                .map_err(pg_error)?;
         }
-        write_usage(&tx, SCOPE, bucket, next).await?;
-        tx.commit().await.map_err(pg_error)
+        usage.commit().await
     }
 
     /// Deletes an unfinished upload's chunks.
@@ -320,9 +326,9 @@ impl BlobStore for PgBlobStore {
         }
         let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
         let mut client = self.shared.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let mut usage = lock_usage(&tx, SCOPE, bucket).await?;
-        let rows = tx
+        let mut usage = UsageTx::begin(&mut client, SCOPE, bucket).await?;
+        let rows = usage
+            .tx()
             .query(
                 "DELETE FROM blob_objects WHERE bucket = $1 AND key = ANY($2) \
                  RETURNING version, octet_length(key), size, octet_length(record)",
@@ -332,21 +338,21 @@ impl BlobStore for PgBlobStore {
             .map_err(pg_error)?;
         let mut versions = Vec::with_capacity(rows.len());
         for row in &rows {
-            versions.push(row.get::<_, i64>(0));
-            let len = |i: usize| usize::try_from(row.get::<_, i32>(i)).unwrap_or(0);
-            let body = usize::try_from(to_u64(row.get(2), "blob size")?).unwrap_or(usize::MAX);
-            usage = usage.replace(Some(entry_len(len(1), body, len(3))), None);
+            let (version, bytes) = object_of_row(row)?;
+            versions.push(version);
+            usage.remove(bytes);
         }
         if !versions.is_empty() {
-            tx.execute(
-                "DELETE FROM blob_chunks WHERE version = ANY($1)",
-                &[&versions],
-            )
-            .await
-            .map_err(pg_error)?;
-            write_usage(&tx, SCOPE, bucket, usage).await?;
+            usage
+                .tx()
+                .execute(
+                    "DELETE FROM blob_chunks WHERE version = ANY($1)",
+                    &[&versions],
+                )
+                .await
+                .map_err(pg_error)?;
         }
-        tx.commit().await.map_err(pg_error)?;
+        usage.commit().await?;
         Ok(rows.len())
     }
 

@@ -5,9 +5,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
-    lock_usage, pg_error, prefix_end, read_usage, to_i64, to_string, write_usage, PgShared,
-};
+use super::usage::{read_usage, UsageTx};
+use super::{pg_error, prefix_end, to_i64, to_string, PgShared};
 use crate::cursor;
 use crate::error::StoreError;
 use crate::kv::{
@@ -16,8 +15,8 @@ use crate::kv::{
 };
 use crate::quota::{entry_bytes, entry_len, Quota, QuotaScope, Usage};
 
-/// `usage` scope of KV namespaces.
-const SCOPE: &str = "kv";
+/// The usage row KV namespaces count in.
+const SCOPE: QuotaScope = QuotaScope::KvNamespace;
 
 /// Most expired keys one `list` call deletes on its way past them (as on redb).
 const LIST_SWEEP_MAX: usize = 1000;
@@ -56,9 +55,9 @@ impl PgKvStore {
     ) -> Result<u64, StoreError> {
         let now = to_i64(now_secs, "time")?;
         let mut client = self.shared.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let usage = lock_usage(&tx, SCOPE, namespace).await?;
-        let rows = tx
+        let mut usage = UsageTx::begin(&mut client, SCOPE, namespace).await?;
+        let rows = usage
+            .tx()
             .query(
                 "DELETE FROM kv_entries \
                  WHERE namespace = $1 AND key = ANY($2) AND expiration <= $3 \
@@ -67,24 +66,22 @@ impl PgKvStore {
             )
             .await
             .map_err(pg_error)?;
-        let removed = remove_from(usage, &rows);
-        write_usage(&tx, SCOPE, namespace, removed).await?;
-        tx.commit().await.map_err(pg_error)?;
+        remove_rows(&mut usage, &rows);
+        usage.commit().await?;
         Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
     }
 }
 
-/// `usage` less the entries in `rows` (key, value and record lengths).
-fn remove_from(mut usage: Usage, rows: &[tokio_postgres::Row]) -> Usage {
+/// Counts the deleted entries in `rows` (key, value and record lengths) off `usage`.
+fn remove_rows(usage: &mut UsageTx<'_, '_>, rows: &[tokio_postgres::Row]) {
     for row in rows {
-        usage = usage.replace(Some(size_of_row(row, 0)), None);
+        usage.remove(size_of_row(row));
     }
-    usage
 }
 
-/// The bytes an entry counts for, from three `octet_length` columns starting at `at`.
-fn size_of_row(row: &tokio_postgres::Row, at: usize) -> u64 {
-    let len = |i: usize| usize::try_from(row.get::<_, i32>(at + i)).unwrap_or(0);
+/// The bytes an entry counts for, from its three `octet_length` columns (key, value, record).
+fn size_of_row(row: &tokio_postgres::Row) -> u64 {
+    let len = |i: usize| usize::try_from(row.get::<_, i32>(i)).unwrap_or(0);
     entry_len(len(0), len(1), len(2))
 }
 
@@ -138,9 +135,9 @@ impl KvStore for PgKvStore {
         .map_err(|e| StoreError::Backend(Box::new(e)))?;
         let expiration = expiration.map(|e| to_i64(e, "expiration")).transpose()?;
         let mut client = self.shared.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let now = lock_usage(&tx, SCOPE, namespace).await?;
-        let old = tx
+        let mut usage = UsageTx::begin(&mut client, SCOPE, namespace).await?;
+        let old = usage
+            .tx()
             .query_opt(
                 "SELECT octet_length(key), octet_length(value), octet_length(record) \
                  FROM kv_entries WHERE namespace = $1 AND key = $2",
@@ -148,27 +145,27 @@ impl KvStore for PgKvStore {
             )
             .await
             .map_err(pg_error)?
-            .map(|row| size_of_row(&row, 0));
-        let next = now.replace(old, Some(entry_bytes(key, value.len(), record.len())));
+            .map(|row| size_of_row(&row));
         // Refused: the transaction is rolled back when dropped, so nothing is written.
-        now.admit(next, quota, QuotaScope::KvNamespace, namespace)?;
-        tx.execute(
-            "INSERT INTO kv_entries (namespace, key, value, record, expiration) \
+        usage.replace(old, entry_bytes(key, value.len(), record.len()), quota)?;
+        usage
+            .tx()
+            .execute(
+                "INSERT INTO kv_entries (namespace, key, value, record, expiration) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (namespace, key) DO UPDATE \
              SET value = $3, record = $4, expiration = $5",
-            &[
-                &namespace.as_bytes(),
-                &key.as_bytes(),
-                &value,
-                &record,
-                &expiration,
-            ],
-        )
-        .await
-        .map_err(pg_error)?;
-        write_usage(&tx, SCOPE, namespace, next).await?;
-        tx.commit().await.map_err(pg_error)
+                &[
+                    &namespace.as_bytes(),
+                    &key.as_bytes(),
+                    &value,
+                    &record,
+                    &expiration,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        usage.commit().await
     }
 
     async fn usage(&self, namespace: &str) -> Result<Usage, StoreError> {
@@ -180,9 +177,9 @@ impl KvStore for PgKvStore {
         validate_namespace(namespace)?;
         validate_key(key)?;
         let mut client = self.shared.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let usage = lock_usage(&tx, SCOPE, namespace).await?;
-        let rows = tx
+        let mut usage = UsageTx::begin(&mut client, SCOPE, namespace).await?;
+        let rows = usage
+            .tx()
             .query(
                 "DELETE FROM kv_entries WHERE namespace = $1 AND key = $2 \
                  RETURNING octet_length(key), octet_length(value), octet_length(record)",
@@ -190,10 +187,8 @@ impl KvStore for PgKvStore {
             )
             .await
             .map_err(pg_error)?;
-        if !rows.is_empty() {
-            write_usage(&tx, SCOPE, namespace, remove_from(usage, &rows)).await?;
-        }
-        tx.commit().await.map_err(pg_error)
+        remove_rows(&mut usage, &rows);
+        usage.commit().await
     }
 
     async fn list(
@@ -288,9 +283,9 @@ impl KvStore for PgKvStore {
         for namespace in namespaces {
             let namespace = to_string(namespace, "kv namespace")?;
             let mut client = self.shared.client().await?;
-            let tx = client.transaction().await.map_err(pg_error)?;
-            let usage = lock_usage(&tx, SCOPE, &namespace).await?;
-            let rows = tx
+            let mut usage = UsageTx::begin(&mut client, SCOPE, &namespace).await?;
+            let rows = usage
+                .tx()
                 .query(
                     "DELETE FROM kv_entries WHERE namespace = $1 AND expiration <= $2 \
                      RETURNING octet_length(key), octet_length(value), octet_length(record)",
@@ -298,8 +293,8 @@ impl KvStore for PgKvStore {
                 )
                 .await
                 .map_err(pg_error)?;
-            write_usage(&tx, SCOPE, &namespace, remove_from(usage, &rows)).await?;
-            tx.commit().await.map_err(pg_error)?;
+            remove_rows(&mut usage, &rows);
+            usage.commit().await?;
             purged = purged.saturating_add(u64::try_from(rows.len()).unwrap_or(u64::MAX));
         }
         super::PgBlobStore::new(Arc::clone(&self.shared))

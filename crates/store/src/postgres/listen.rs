@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::pg_error;
+use super::tls::Tls;
 use crate::error::StoreError;
 
 /// What a node hears about code changes.
@@ -31,12 +32,16 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-pub(super) fn spawn(config: tokio_postgres::Config, channel: String) -> mpsc::Receiver<CodeEvent> {
+pub(super) fn spawn(
+    config: tokio_postgres::Config,
+    tls: Tls,
+    channel: String,
+) -> mpsc::Receiver<CodeEvent> {
     let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(async move {
         let mut backoff = BACKOFF_MIN;
         while !tx.is_closed() {
-            match listen(&config, &channel, &tx, &mut backoff).await {
+            match listen(&config, &tls, &channel, &tx, &mut backoff).await {
                 Ok(()) => return,
                 Err(_) => {
                     tokio::time::sleep(backoff).await;
@@ -51,6 +56,7 @@ pub(super) fn spawn(config: tokio_postgres::Config, channel: String) -> mpsc::Re
 /// Listens until the connection fails (`Err`) or the receiver is dropped (`Ok`).
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &Tls,
     channel: &str,
     tx: &mpsc::Sender<CodeEvent>,
     backoff: &mut Duration,
@@ -61,7 +67,7 @@ async fn listen(
         config.get_application_name().unwrap_or("functions")
     );
     config.application_name(&name);
-    let (client, mut connection) = config.connect(NoTls).await.map_err(pg_error)?;
+    let (client, mut connection) = tls.connect(&config).await?;
     let (heard_tx, mut heard) = mpsc::unbounded_channel();
     // Driving the connection delivers query results to `client` and notifications here.
     let driver = tokio::spawn(async move {

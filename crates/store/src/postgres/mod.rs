@@ -10,15 +10,35 @@
 //! - a deploy, rollback, `set_live` or delete is one transaction, and sends a notification on
 //!   the [`CODE_CHANNEL`] channel carrying the function id, delivered when it commits;
 //! - a KV or blob write locks its namespace's or bucket's `usage` row first and checks the
-//!   quota inside the same transaction, so writers on many nodes never slip past it together;
+//!   quota inside the same transaction (`usage.rs`), so writers on many nodes never slip
+//!   past it together;
 //! - blob bodies are 1 MiB `bytea` rows written as they stream in (see `crate::blob`).
 //!
 //! Times (deploy times, KV expiry) come from the node's [`Clock`], as on redb: nodes'
 //! clocks should agree (NTP) for expiry to agree across nodes.
 //!
 //! Connection failures surface as [`StoreError::Unavailable`]; the pool reconnects on the
-//! next call. TLS is not supported yet: the database is expected on a private network or
-//! loopback.
+//! next call.
+//!
+//! # TLS
+//!
+//! Every connection (the pool's and the listener's) uses TLS as libpq's URL parameters say,
+//! with rustls on the `ring` provider:
+//!
+//! | `sslmode` | TLS | server certificate |
+//! |---|---|---|
+//! | `disable` | never | - |
+//! | `prefer` (the default), `allow` | when the server offers it | not checked, or the chain when `sslrootcert` names a file |
+//! | `require` | always | not checked, or the chain when `sslrootcert` names a file |
+//! | `verify-ca` | always | chains to `sslrootcert` |
+//! | `verify-full` | always | chains to `sslrootcert` and names the host (subjectAltName) |
+//!
+//! `sslrootcert` is a PEM file of CA certificates, or `system` for the platform's trust store
+//! (then `sslmode` must be, and defaults to, `verify-full`); `sslcert` and `sslkey` name a
+//! client certificate and its unencrypted PEM key. Over a Unix socket TLS is never used (as
+//! in libpq). A TLS failure at connect is a [`StoreError::Tls`] saying what to change; a bad
+//! parameter or file an [`StoreError::InvalidTlsParameter`] or [`StoreError::TlsFile`].
+//! Errors never carry the URL, so the password stays out of them.
 
 mod blob;
 mod code;
@@ -26,6 +46,9 @@ mod kv;
 mod listen;
 mod migrations;
 mod nodes;
+mod sslparams;
+mod tls;
+mod usage;
 
 use std::fmt;
 use std::sync::Arc;
@@ -33,11 +56,9 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
 
 use crate::clock::Clock;
 use crate::error::StoreError;
-use crate::quota::Usage;
 
 pub use blob::PgBlobStore;
 pub use code::PgCodeStore;
@@ -107,39 +128,59 @@ impl PgShared {
 pub struct PgBackend {
     shared: Arc<PgShared>,
     config: tokio_postgres::Config,
+    tls: tls::Tls,
+}
+
+/// The TLS session of a connection, as the server reports it (`pg_stat_ssl`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSession {
+    /// The protocol version, such as `TLSv1.3`.
+    pub version: String,
+    /// The cipher suite, such as `TLS_AES_256_GCM_SHA384`.
+    pub cipher: String,
 }
 
 impl PgBackend {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
     /// key=value form), applies missing migrations and sweeps blob uploads a crashed node
-    /// left unfinished.
+    /// left unfinished. The URL's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` work as
+    /// in libpq (see the module docs).
     ///
-    /// Fails with [`StoreError::Config`] for a malformed URL, [`StoreError::Unavailable`]
-    /// when the database cannot be reached, and [`StoreError::UnsupportedSchema`] when a
-    /// newer version of this crate migrated it.
+    /// Fails with [`StoreError::Config`] for a malformed URL,
+    /// [`StoreError::InvalidTlsParameter`] or [`StoreError::TlsFile`] for a bad TLS parameter
+    /// or file, [`StoreError::Tls`] when TLS cannot be set up with the server,
+    /// [`StoreError::Unavailable`] when the database cannot be reached, and
+    /// [`StoreError::UnsupportedSchema`] when a newer version of this crate migrated it.
     pub async fn connect(
         url: &str,
         options: PgOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Config(format!("the PostgreSQL URL does not parse: {e}")))?;
+        let (mut config, tls) = parse_url(url)?;
         config.connect_timeout(options.timeout);
         // A node whose database vanished without a FIN (a partition) notices within a minute.
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(20));
         let mut channel = CODE_CHANNEL.to_owned();
         if let Some(schema) = &options.schema {
-            channel = format!("{CODE_CHANNEL}_{schema}");
             validate_schema(schema)?;
-            create_schema(&config, schema).await?;
+        }
+        // One connection first, outside the pool, so that a TLS failure is told apart
+        // (the pool's errors are the driver's).
+        let first = connect_one(&config, &tls).await?;
+        if let Some(schema) = &options.schema {
+            channel = format!("{CODE_CHANNEL}_{schema}");
+            first
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(pg_error)?;
             config.options(format!("-c search_path={schema}"));
         }
+        drop(first);
         config.application_name(&options.application_name);
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.connector(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -161,7 +202,11 @@ impl PgBackend {
             let mut client = shared.client().await?;
             migrations::apply(&mut client).await?;
         }
-        let backend = PgBackend { shared, config };
+        let backend = PgBackend {
+            shared,
+            config,
+            tls,
+        };
         backend.blob().sweep_abandoned_uploads().await?;
         Ok(backend)
     }
@@ -187,17 +232,49 @@ impl PgBackend {
     /// rollback, `set_live` or delete. The listener runs on a connection of its own,
     /// reconnects with backoff (0.1 s doubling to 5 s) and stops when the receiver is dropped.
     pub fn watch_code(&self) -> tokio::sync::mpsc::Receiver<CodeEvent> {
-        listen::spawn(self.config.clone(), self.shared.channel.clone())
+        listen::spawn(
+            self.config.clone(),
+            self.tls.clone(),
+            self.shared.channel.clone(),
+        )
     }
+
+    /// The TLS session of one of the pool's connections as the server sees it, or `None` when
+    /// it is in clear text (`sslmode=disable`, or `prefer` to a server without TLS).
+    pub async fn tls_session(&self) -> Result<Option<TlsSession>, StoreError> {
+        let client = self.shared.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|row| TlsSession {
+            version: row.get::<_, Option<String>>(0).unwrap_or_default(),
+            cipher: row.get::<_, Option<String>>(1).unwrap_or_default(),
+        }))
+    }
+}
+
+/// The URL for tokio-postgres, and the TLS set-up its parameters ask for.
+fn parse_url(url: &str) -> Result<(tokio_postgres::Config, tls::Tls), StoreError> {
+    let (rest, params) = sslparams::split(url)?;
+    let mut config: tokio_postgres::Config = rest.parse().map_err(|e| {
+        StoreError::Config(format!(
+            "the PostgreSQL URL does not parse: {}",
+            describe(&e)
+        ))
+    })?;
+    let tls = tls::Tls::new(&params, &mut config)?;
+    Ok((config, tls))
 }
 
 /// Drops `schema` and everything in it (test clean-up).
 pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
     validate_schema(schema)?;
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| StoreError::Config(format!("the PostgreSQL URL does not parse: {e}")))?;
-    let client = connect_one(&config).await?;
+    let (config, tls) = parse_url(url)?;
+    let client = connect_one(&config, &tls).await?;
     client
         .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
         .await
@@ -220,19 +297,12 @@ fn validate_schema(schema: &str) -> Result<(), StoreError> {
     }
 }
 
-async fn create_schema(config: &tokio_postgres::Config, schema: &str) -> Result<(), StoreError> {
-    let client = connect_one(config).await?;
-    client
-        .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .await
-        .map_err(pg_error)
-}
-
 /// One connection outside the pool, its driver task spawned.
 pub(crate) async fn connect_one(
     config: &tokio_postgres::Config,
+    tls: &tls::Tls,
 ) -> Result<tokio_postgres::Client, StoreError> {
-    let (client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+    let (client, connection) = tls.connect(config).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -257,10 +327,23 @@ pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
             }
         };
     if unavailable {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(describe(&e))
     } else {
         StoreError::Backend(Box::new(e))
     }
+}
+
+/// An error and its causes, as one line: tokio-postgres's own messages name only the kind
+/// ("error connecting to server"), the cause says what happened.
+pub(crate) fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 fn pool_error(e: PoolError) -> StoreError {
@@ -287,73 +370,6 @@ pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
 /// Stored bytes as UTF-8 text.
 pub(crate) fn to_string(bytes: Vec<u8>, what: &str) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(|_| StoreError::corrupt(format!("{what} is not UTF-8")))
-}
-
-/// Locks the `usage` row of one namespace or bucket (creating it) for the rest of the
-/// transaction and returns it. Every write takes this lock first, so writers to one
-/// namespace are serialized and take their other locks in the same order.
-pub(crate) async fn lock_usage(
-    tx: &deadpool_postgres::Transaction<'_>,
-    scope: &str,
-    name: &str,
-) -> Result<Usage, StoreError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO usage (scope, name, bytes, keys) VALUES ($1, $2, 0, 0) \
-             ON CONFLICT (scope, name) DO UPDATE SET bytes = usage.bytes \
-             RETURNING bytes, keys",
-            &[&scope, &name.as_bytes()],
-        )
-        .await
-        .map_err(pg_error)?;
-    Ok(Usage {
-        bytes: to_u64(row.get(0), "usage bytes")?,
-        keys: to_u64(row.get(1), "usage keys")?,
-    })
-}
-
-/// Stores the usage row locked with [`lock_usage`].
-pub(crate) async fn write_usage(
-    tx: &deadpool_postgres::Transaction<'_>,
-    scope: &str,
-    name: &str,
-    usage: Usage,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE usage SET bytes = $3, keys = $4 WHERE scope = $1 AND name = $2",
-        &[
-            &scope,
-            &name.as_bytes(),
-            &to_i64(usage.bytes, "usage bytes")?,
-            &to_i64(usage.keys, "usage keys")?,
-        ],
-    )
-    .await
-    .map_err(pg_error)?;
-    Ok(())
-}
-
-/// The usage row of one namespace or bucket, without locking it.
-pub(crate) async fn read_usage(
-    shared: &PgShared,
-    scope: &str,
-    name: &str,
-) -> Result<Usage, StoreError> {
-    let client = shared.client().await?;
-    let row = client
-        .query_opt(
-            "SELECT bytes, keys FROM usage WHERE scope = $1 AND name = $2",
-            &[&scope, &name.as_bytes()],
-        )
-        .await
-        .map_err(pg_error)?;
-    match row {
-        None => Ok(Usage::default()),
-        Some(row) => Ok(Usage {
-            bytes: to_u64(row.get(0), "usage bytes")?,
-            keys: to_u64(row.get(1), "usage keys")?,
-        }),
-    }
 }
 
 /// The exclusive upper bound of keys starting with `prefix`, as bytes (`None`: unbounded).

@@ -68,18 +68,35 @@ pub(crate) async fn redb() -> Fixture {
 /// A PostgreSQL store in a fresh schema, or `None` (skip) when no database is configured
 /// outside CI.
 pub(crate) async fn postgres() -> Option<Fixture> {
+    let url = url_from_env(POSTGRES_ENV, "starts a database")?;
+    Some(
+        in_fresh_schema(&url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {POSTGRES_ENV} is not usable: {e}")),
+    )
+}
+
+/// The value of `var`, or `None` (skip, saying so) when it is unset outside CI; under
+/// `CI=true` a missing variable fails the test. `how` says what `scripts/postgres.sh` does
+/// about it.
+pub(crate) fn url_from_env(var: &str, how: &str) -> Option<String> {
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let url = match std::env::var(POSTGRES_ENV) {
-        Ok(url) if !url.is_empty() => url,
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
         _ if in_ci => panic!(
-            "{POSTGRES_ENV} is not set: under CI=true the PostgreSQL half of the store suite \
-             must run (.ci/run starts a database and sets it)"
+            "{var} is not set: under CI=true the PostgreSQL tests must run \
+             (.ci/run starts the databases and sets it)"
         ),
         _ => {
-            eprintln!("skipped: {POSTGRES_ENV} is not set (scripts/postgres.sh starts a database)");
-            return None;
+            eprintln!("skipped: {var} is not set (scripts/postgres.sh {how})");
+            None
         }
-    };
+    }
+}
+
+/// A store on the database at `url`, in a fresh schema (its name is also the connections'
+/// `application_name`).
+pub(crate) async fn in_fresh_schema(url: &str) -> Result<Fixture, store::StoreError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("random schema name");
     let schema = format!(
@@ -93,13 +110,11 @@ pub(crate) async fn postgres() -> Option<Fixture> {
         application_name: schema.clone(),
         ..store::postgres::PgOptions::default()
     };
-    let store = Store::connect_postgres_with(&url, options, Arc::new(clock.clone()))
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {POSTGRES_ENV} is not usable: {e}"));
-    Some(Fixture {
+    let store = Store::connect_postgres_with(url, options, Arc::new(clock.clone())).await?;
+    Ok(Fixture {
         store,
         clock,
-        schema: Some((url, schema)),
+        schema: Some((url.to_owned(), schema)),
     })
 }
 

@@ -5,7 +5,8 @@
 //! in-memory redb and `MODULE::postgres::NAME` on a fresh schema of the PostgreSQL database
 //! named by `FUNCTIONS_TEST_POSTGRES` (see `backend.rs`). `persistence` holds what only the
 //! embedded file backend has (files, reopening, old file formats); `shared` what only the
-//! shared database has (two nodes on one database).
+//! shared database has (two nodes on one database); `tls` TLS to PostgreSQL (a second,
+//! TLS-only server at `FUNCTIONS_TEST_POSTGRES_TLS`).
 
 mod backend;
 mod blob;
@@ -14,6 +15,7 @@ mod kv;
 mod persistence;
 mod quota;
 mod shared;
+mod tls;
 
 /// 2026-01-01T00:00:00Z in unix milliseconds.
 const T0_MS: u64 = 1_767_225_600_000;

@@ -110,7 +110,7 @@ async fn an_unreachable_database_is_unavailable_not_a_panic() {
 }
 
 /// The next event, or a failure after `within`.
-async fn next_event(
+pub(crate) async fn next_event(
     events: &mut tokio::sync::mpsc::Receiver<store::postgres::CodeEvent>,
     within: std::time::Duration,
 ) -> store::postgres::CodeEvent {
