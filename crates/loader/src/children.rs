@@ -8,6 +8,11 @@
 //!   [`ChildrenConfig::max_resident`](crate::ChildrenConfig::max_resident); past it the least
 //!   recently used is evicted (used: got from the loader, or called through any stub the
 //!   parent holds).
+//! - **Memory.** The resident children together use at most the parent's memory limit
+//!   (`limits.memoryMb`, as measured after each child's load and before each call into a
+//!   child); past it the least recently used loaded children are evicted (never the one
+//!   being loaded or called, never one with WebSockets open). So a function's children cannot
+//!   hold more than the function itself may, however many it loads.
 //! - **Calls in flight.** Every call into any of the children (through any stub, however it
 //!   was obtained) and every load counts against one budget of
 //!   [`ChildrenConfig::max_in_flight`](crate::ChildrenConfig::max_in_flight); one more is
@@ -256,7 +261,13 @@ impl Children {
                 None => false,
             };
             if !stale {
-                return Ok(child.fut.clone());
+                let fut = child.fut.clone();
+                let own = match fut.peek() {
+                    Some(Ok(iso)) => iso.memory_usage(),
+                    _ => 0,
+                };
+                self.enforce_memory(&mut state, key, own);
+                return Ok(fut);
             }
             if let Some(mut child) = state.cache.remove(key) {
                 kept_code = child.code.take();
@@ -295,6 +306,47 @@ impl Children {
                 .cache
                 .iter()
                 .filter(|(k, _)| **k != key)
+                .min_by_key(|(_, c)| c.last_used())
+                .map(|(k, _)| k.clone());
+            let Some(old) = victim.and_then(|k| state.cache.remove(&k)) else {
+                break;
+            };
+            evict_child(old);
+            crate::metrics::evicted();
+        }
+    }
+
+    /// The memory the resident children use together, as last measured.
+    pub fn memory_usage(&self) -> usize {
+        memory_of(&self.lock())
+    }
+
+    /// Evicts the least recently used loaded children (never `keep`, which uses `kept`
+    /// bytes, never one with WebSockets open) while the children together use more than the
+    /// parent's memory limit. (`keep` is passed in because its load may not have completed
+    /// yet as far as the cache can see.)
+    fn enforce_memory(&self, state: &mut State, keep: &ChildKey, kept: usize) {
+        let cap = self.inner.limits.memory_bytes;
+        let others = |state: &State| -> usize {
+            state
+                .cache
+                .iter()
+                .filter(|(k, _)| *k != keep)
+                .filter_map(|(_, c)| match c.fut.peek() {
+                    Some(Ok(iso)) => Some(iso.memory_usage()),
+                    _ => None,
+                })
+                .sum()
+        };
+        while others(state).saturating_add(kept) > cap {
+            let victim = state
+                .cache
+                .iter()
+                .filter(|(k, c)| {
+                    *k != keep
+                        && matches!(c.fut.peek(), Some(Ok(_)))
+                        && !crate::loader::pinned(&c.fut)
+                })
                 .min_by_key(|(_, c)| c.last_used())
                 .map(|(k, _)| k.clone());
             let Some(old) = victim.and_then(|k| state.cache.remove(&k)) else {
@@ -359,7 +411,10 @@ impl Children {
         };
         let budget = Some(self.inner.budget.clone());
         match crate::loader::build(&id, code, limits, budget).await {
-            Ok(iso) if self.still_resident(&key, serial) => Ok(iso),
+            Ok(iso) if self.still_resident(&key, serial) => {
+                self.enforce_memory(&mut self.lock(), &key, iso.memory_usage());
+                Ok(iso)
+            }
             Ok(iso) => {
                 // Evicted (or the parent closed) while it loaded.
                 iso.evict();
@@ -391,6 +446,18 @@ impl Children {
 
 /// Evicts a child's isolate if it has one; a load still running evicts its isolate itself
 /// when it finds its entry gone.
+/// The memory of the loaded children in `state`.
+fn memory_of(state: &State) -> usize {
+    state
+        .cache
+        .values()
+        .filter_map(|c| match c.fut.peek() {
+            Some(Ok(iso)) => Some(iso.memory_usage()),
+            _ => None,
+        })
+        .sum()
+}
+
 fn evict_child(child: Child) {
     if let Some(Ok(iso)) = child.fut.peek() {
         Isolate::evict(iso);

@@ -291,7 +291,7 @@ impl Loader {
 /// Whether a loaded isolate stays in the cache whatever its age: it has WebSockets open (a
 /// new connection must reach the same isolate as the open ones, so that a chat room does not
 /// split). Sockets are bounded by the server's session caps.
-fn pinned(f: &LoadFuture) -> bool {
+pub(crate) fn pinned(f: &LoadFuture) -> bool {
     matches!(f.peek(), Some(Ok(iso)) if iso.open_sockets() > 0 && !iso.is_broken())
 }
 

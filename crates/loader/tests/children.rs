@@ -413,3 +413,64 @@ async fn env_loader_gives_javascript_children_at_most_the_parents_limits() {
     let out = parent.get_rpc_target().call("run", vec![]).await.unwrap();
     assert_eq!(out.as_str(), Some("CPU time limit of 120 ms exceeded"));
 }
+
+#[tokio::test]
+async fn the_children_of_one_parent_together_use_at_most_its_memory_limit() {
+    // Each child keeps 6 MiB in module scope; twenty of them would hold 120 MiB under a parent
+    // whose own limit is 32 MiB. The least recently used go instead.
+    const HOLDS_6_MIB: &str = r#"
+const kept = new Uint8Array(6 * 1024 * 1024).fill(1);
+export default { rpc: class extends RpcTarget { size() { return kept.length; } } };
+"#;
+    let loader = loader_with(ChildrenConfig::default());
+    let parent = loader.children("parent", parent_limits(1000, 32));
+    let neighbour = loader.children("neighbour", parent_limits(1000, 32));
+    let n = Arc::new(AtomicUsize::new(0));
+    let theirs = get(&neighbour, "theirs", WorkerCode::single(HOLDS_6_MIB), &n);
+    assert!(theirs.get_rpc_target().call("size", vec![]).await.is_ok());
+
+    let mut stubs = Vec::new();
+    for i in 0..20 {
+        let stub = get(
+            &parent,
+            &format!("c{i}"),
+            WorkerCode::single(HOLDS_6_MIB),
+            &n,
+        );
+        let size = stub.get_rpc_target().call("size", vec![]).await;
+        assert_eq!(
+            size.unwrap().as_f64(),
+            Some(6.0 * 1024.0 * 1024.0),
+            "child {i}"
+        );
+        assert!(
+            parent.memory_usage() <= 32 * 1024 * 1024,
+            "after child {i}: {} bytes resident in {} children",
+            parent.memory_usage(),
+            parent.resident()
+        );
+        stubs.push(stub);
+    }
+    let resident = parent.resident();
+    assert!((2..20).contains(&resident), "{resident} children resident");
+    // The one used last is still there; the first one is loaded again when used.
+    let asked = n.load(Ordering::SeqCst);
+    assert!(stubs[19]
+        .get_rpc_target()
+        .call("size", vec![])
+        .await
+        .is_ok());
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        asked,
+        "the last child stayed resident"
+    );
+    assert!(stubs[0].get_rpc_target().call("size", vec![]).await.is_ok());
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        asked + 1,
+        "the first child was loaded again"
+    );
+    // Another parent's children are not its business.
+    assert_eq!(neighbour.resident(), 1);
+}

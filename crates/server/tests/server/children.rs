@@ -158,3 +158,43 @@ async fn deploy_rollback_and_delete_stop_the_children_of_retired_versions() {
     );
     assert!(host.children_of("p", v1).is_none());
 }
+
+#[tokio::test]
+async fn a_function_loading_many_big_children_holds_at_most_its_own_memory_limit() {
+    // Twenty children of 6 MiB each from JavaScript, under a 32 MiB function: before, all
+    // twenty stayed resident (over 120 MiB); now the least recently used are evicted.
+    const LOADS_BIG_CHILDREN: &str = r#"
+import { RpcTarget } from "cloudflare:workers";
+const CHILD = `
+  import { RpcTarget } from "cloudflare:workers";
+  const kept = new Uint8Array(6 * 1024 * 1024).fill(1);
+  export default { rpc: class extends RpcTarget { size() { return kept.length; } } };
+`;
+export default { rpc: class extends RpcTarget {
+  constructor(ctx, env) { super(); this.env = env; }
+  async load(n) {
+    let total = 0;
+    for (let i = 0; i < n; i++) {
+      const c = this.env.LOADER.get("c" + i, () => ({ mainModule: "c.js", modules: { "c.js": CHILD } }));
+      total += await c.getRpcTarget().size();
+    }
+    return total;
+  }
+} };
+"#;
+    let host = Arc::new(LoaderHost::new());
+    let s = TestServer::start_with(host.clone()).await;
+    let mut b = code(LOADS_BIG_CHILDREN, json!({ "LOADER": { "type": "loader" } }));
+    b["limits"] = json!({ "memoryMb": 32 });
+    let v = s.deploy("big", b).await;
+    let r = s.rpc("big", "load", json!([20])).await;
+    assert_eq!(r.json()["result"], json!(20 * 6 * 1024 * 1024), "{:?}", r.json());
+    let children = host.children_of("big", v).expect("children");
+    assert!(
+        children.memory_usage() <= 32 * 1024 * 1024,
+        "{} bytes in {} children",
+        children.memory_usage(),
+        children.resident()
+    );
+    assert!(children.resident() < 20, "{} resident", children.resident());
+}
