@@ -18,6 +18,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 CLUSTER_DIR=${CLUSTER_DIR:-/tmp/functions-cluster}
 source scripts/postgres.sh
+# The cluster's PostgreSQL is its own: pg_stop must not also stop (and delete) a server the
+# caller started, such as the TLS-only one .ci/run exports as PG_TLS_DIR for the store tests.
+unset PG_DIR PG_TLS_DIR
 
 free_port() { pg_free_port; }
 
