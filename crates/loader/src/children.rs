@@ -301,24 +301,14 @@ impl Children {
         if let Some(old) = state.cache.insert(key.clone(), child) {
             evict_child(old);
         }
-        while state.cache.len() > self.inner.max_resident {
-            let victim = state
-                .cache
-                .iter()
-                .filter(|(k, _)| **k != key)
-                .min_by_key(|(_, c)| c.last_used())
-                .map(|(k, _)| k.clone());
-            let Some(old) = victim.and_then(|k| state.cache.remove(&k)) else {
-                break;
-            };
-            evict_child(old);
-            crate::metrics::evicted();
-        }
+        while state.cache.len() > self.inner.max_resident
+            && evict_least_recent(state, &key, |_| true)
+        {}
     }
 
     /// The memory the resident children use together, as last measured.
     pub fn memory_usage(&self) -> usize {
-        memory_of(&self.lock())
+        memory_of(&self.lock(), None)
     }
 
     /// Evicts the least recently used loaded children (never `keep`, which uses `kept`
@@ -327,34 +317,11 @@ impl Children {
     /// yet as far as the cache can see.)
     fn enforce_memory(&self, state: &mut State, keep: &ChildKey, kept: usize) {
         let cap = self.inner.limits.memory_bytes;
-        let others = |state: &State| -> usize {
-            state
-                .cache
-                .iter()
-                .filter(|(k, _)| *k != keep)
-                .filter_map(|(_, c)| match c.fut.peek() {
-                    Some(Ok(iso)) => Some(iso.memory_usage()),
-                    _ => None,
-                })
-                .sum()
-        };
-        while others(state).saturating_add(kept) > cap {
-            let victim = state
-                .cache
-                .iter()
-                .filter(|(k, c)| {
-                    *k != keep
-                        && matches!(c.fut.peek(), Some(Ok(_)))
-                        && !crate::loader::pinned(&c.fut)
-                })
-                .min_by_key(|(_, c)| c.last_used())
-                .map(|(k, _)| k.clone());
-            let Some(old) = victim.and_then(|k| state.cache.remove(&k)) else {
-                break;
-            };
-            evict_child(old);
-            crate::metrics::evicted();
-        }
+        let loaded_and_unpinned =
+            |c: &Child| matches!(c.fut.peek(), Some(Ok(_))) && !crate::loader::pinned(&c.fut);
+        while memory_of(state, Some(keep)).saturating_add(kept) > cap
+            && evict_least_recent(state, keep, loaded_and_unpinned)
+        {}
     }
 
     /// Loads child `key` (load number `serial`), counted against the budget while it runs.
@@ -446,16 +413,35 @@ impl Children {
 
 /// Evicts a child's isolate if it has one; a load still running evicts its isolate itself
 /// when it finds its entry gone.
-/// The memory of the loaded children in `state`.
-fn memory_of(state: &State) -> usize {
+/// The memory of the loaded children in `state`, but for `except`.
+fn memory_of(state: &State, except: Option<&ChildKey>) -> usize {
     state
         .cache
-        .values()
-        .filter_map(|c| match c.fut.peek() {
+        .iter()
+        .filter(|(k, _)| Some(*k) != except)
+        .filter_map(|(_, c)| match c.fut.peek() {
             Some(Ok(iso)) => Some(iso.memory_usage()),
             _ => None,
         })
         .sum()
+}
+
+/// Evicts the least recently used child that `may_go` lets go, never `keep`. "Used" counts
+/// calls through stubs the parent holds ([`Isolate::last_used`]) as well as gets. Returns
+/// whether there was one.
+fn evict_least_recent(state: &mut State, keep: &ChildKey, may_go: impl Fn(&Child) -> bool) -> bool {
+    let victim = state
+        .cache
+        .iter()
+        .filter(|(k, c)| *k != keep && may_go(c))
+        .min_by_key(|(_, c)| c.last_used())
+        .map(|(k, _)| k.clone());
+    let Some(old) = victim.and_then(|k| state.cache.remove(&k)) else {
+        return false;
+    };
+    evict_child(old);
+    crate::metrics::evicted();
+    true
 }
 
 fn evict_child(child: Child) {

@@ -184,11 +184,19 @@ export default { rpc: class extends RpcTarget {
 "#;
     let host = Arc::new(LoaderHost::new());
     let s = TestServer::start_with(host.clone()).await;
-    let mut b = code(LOADS_BIG_CHILDREN, json!({ "LOADER": { "type": "loader" } }));
+    let mut b = code(
+        LOADS_BIG_CHILDREN,
+        json!({ "LOADER": { "type": "loader" } }),
+    );
     b["limits"] = json!({ "memoryMb": 32 });
     let v = s.deploy("big", b).await;
     let r = s.rpc("big", "load", json!([20])).await;
-    assert_eq!(r.json()["result"], json!(20 * 6 * 1024 * 1024), "{:?}", r.json());
+    assert_eq!(
+        r.json()["result"],
+        json!(20 * 6 * 1024 * 1024),
+        "{:?}",
+        r.json()
+    );
     let children = host.children_of("big", v).expect("children");
     assert!(
         children.memory_usage() <= 32 * 1024 * 1024,
