@@ -45,6 +45,27 @@ pub(crate) trait Hook: Send + Sync + 'static {
     fn on_broken(&self, callback: Box<dyn FnOnce(RpcError) + Send>) {
         drop(callback);
     }
+    /// This hook as a local promise, if it is one (see [`when_settled`]).
+    fn as_promise(&self) -> Option<&PromiseHook> {
+        None
+    }
+    /// About how many bytes this hook holds (a settled result's data; see
+    /// [`Value::held_bytes`]).
+    fn held_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// What [`when_settled`] runs.
+pub(crate) type SettledCallback = Box<dyn FnOnce(&HookRef) + Send>;
+
+/// Runs `f` with what `hook` finally settles to: a local promise waits until it has settled
+/// (through any chain of promises); anything else is already what it is.
+pub(crate) fn when_settled(hook: HookRef, f: SettledCallback) {
+    match hook.as_promise() {
+        Some(p) => p.when(Box::new(move |h| when_settled(h.clone(), f))),
+        None => f(&hook),
+    }
 }
 
 pub(crate) fn error_hook(err: RpcError) -> HookRef {
@@ -69,6 +90,9 @@ fn path_string(path: &[PathKey]) -> String {
 pub(crate) struct ErrorHook(pub(crate) RpcError);
 
 impl Hook for ErrorHook {
+    fn held_bytes(&self) -> usize {
+        self.0.value().held_bytes()
+    }
     fn call(self: Arc<Self>, _: &[PathKey], _: Vec<Value>) -> HookRef {
         self
     }
@@ -146,6 +170,9 @@ pub(crate) fn follow_path(value: &Value, path: &[PathKey]) -> Result<Followed, R
 pub(crate) struct PayloadHook(pub(crate) Value);
 
 impl Hook for PayloadHook {
+    fn held_bytes(&self) -> usize {
+        self.0.held_bytes()
+    }
     fn call(self: Arc<Self>, path: &[PathKey], args: Vec<Value>) -> HookRef {
         match follow_path(&self.0, path) {
             Ok(Followed::Hook(h, rest)) => h.call(&rest, args),
@@ -400,6 +427,9 @@ impl Hook for PromiseHook {
     }
     fn on_broken(&self, callback: Box<dyn FnOnce(RpcError) + Send>) {
         self.when(Box::new(move |h| h.on_broken(callback)));
+    }
+    fn as_promise(&self) -> Option<&PromiseHook> {
+        Some(self)
     }
 }
 

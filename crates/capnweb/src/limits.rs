@@ -44,6 +44,11 @@ pub struct Limits {
     /// read yet, blob bodies being read, and messages queued for a peer that does not read
     /// (default 64 MiB).
     pub max_buffered_bytes: usize,
+    /// Most bytes of results one session may hold for its peer: what the peer's calls
+    /// returned, kept until the peer releases them (pulled or not). Counted apart from
+    /// `max_buffered_bytes` (a result being sent is in both), and large enough for the
+    /// largest message the peer could receive (default 128 MiB).
+    pub max_held_bytes: usize,
     /// The byte budget shared by every session started with a clone of these limits (default a
     /// new budget of 512 MiB).
     pub budget: Budget,
@@ -68,6 +73,7 @@ impl Default for Limits {
             max_exports: 100_000,
             max_calls_in_flight: 10_000,
             max_buffered_bytes: 64 * MIB,
+            max_held_bytes: 128 * MIB,
             budget: Budget::new(512 * MIB),
             max_sessions_per_function: 1_000,
             max_sessions_per_address: 256,
@@ -197,6 +203,20 @@ pub enum LimitExceeded {
         /// What was being buffered.
         what: &'static str,
         /// Its size.
+        bytes: usize,
+        /// What the session held already.
+        used: usize,
+    },
+    /// The session would hold more than `max_held_bytes` of results its peer has not
+    /// released.
+    #[error(
+        "peer holds more than {max} bytes of results it has not released (max_held_bytes): a \
+         result of {bytes} bytes with {used} already held"
+    )]
+    HeldResults {
+        /// The limit.
+        max: usize,
+        /// The result's size.
         bytes: usize,
         /// What the session held already.
         used: usize,

@@ -126,6 +126,9 @@ struct Export {
     resolving: bool,
     auto_release: bool,
     pipe: Option<ReadableStream>,
+    /// For the peer's push: the bytes of its settled result, charged to the session's buffer
+    /// until the peer releases it.
+    held: Charge,
 }
 
 struct State {
@@ -153,6 +156,8 @@ pub(crate) struct SessionInner {
     settled: Notify,
     counters: Counters,
     account: Arc<Account>,
+    /// Results of the peer's calls that it has not released (`max_held_bytes`).
+    held: Arc<Account>,
     /// When the session started, and the last message either way (ms since then).
     started: tokio::time::Instant,
     last_activity: std::sync::atomic::AtomicU64,
@@ -206,6 +211,7 @@ impl Session {
                         resolving: false,
                         auto_release: false,
                         pipe: None,
+                        held: Charge::none(),
                     },
                 )]),
                 imports: HashMap::new(),
@@ -220,6 +226,7 @@ impl Session {
                 peer_pipes: Vec::new(),
             }),
             account: Account::new(limits.max_buffered_bytes, limits.budget.clone()),
+            held: Account::new(limits.max_held_bytes, limits.budget.clone()),
             limits,
             settled: Notify::new(),
             counters: Counters::default(),
@@ -291,6 +298,12 @@ impl Session {
     /// read, frames queued for the peer).
     pub fn buffered_bytes(&self) -> usize {
         self.inner.account.used()
+    }
+
+    /// Bytes of results of the peer's calls this session holds until the peer releases them
+    /// (`max_held_bytes`).
+    pub fn held_bytes(&self) -> usize {
+        self.inner.held.used()
     }
 
     /// Waits until the session ends and returns why.
@@ -647,14 +660,49 @@ impl SessionInner {
         st.exports.insert(
             id,
             Export {
-                hook,
+                hook: hook.clone(),
                 refcount: 1,
                 resolving: false,
                 auto_release,
                 pipe,
+                held: Charge::none(),
             },
         );
+        drop(st);
+        // What the push settles to stays here until the peer releases it (pulled or not), so
+        // its bytes are charged: a peer cannot pile up results it never releases.
+        let me = self.me.clone();
+        crate::hook::when_settled(
+            hook,
+            Box::new(move |settled| {
+                if let Some(inner) = me.upgrade() {
+                    inner.hold_result(id, settled.held_bytes());
+                }
+            }),
+        );
         Ok(id)
+    }
+
+    /// Charges `bytes` of the settled result of the peer's push `id` to the session until
+    /// the peer releases it; past `max_held_bytes` or the shared budget the session is
+    /// refused, as for any other limit of the table.
+    fn hold_result(&self, id: i64, bytes: usize) {
+        match self
+            .held
+            .try_charge(bytes, "a result the peer has not released")
+        {
+            Ok(charge) => {
+                let mut st = self.lock();
+                if let Some(exp) = st.exports.get_mut(&id) {
+                    exp.held = charge;
+                }
+                // Else it was released already: the charge is dropped with this scope.
+            }
+            Err(LimitExceeded::SessionBuffer {
+                max, bytes, used, ..
+            }) => self.refuse(LimitExceeded::HeldResults { max, bytes, used }),
+            Err(e) => self.refuse(e),
+        }
     }
 
     fn release_export(&self, id: i64, count: u64) -> Result<(), RpcError> {
@@ -994,6 +1042,7 @@ impl Exporter for SessionInner {
                 resolving: false,
                 auto_release: false,
                 pipe: None,
+                held: Charge::none(),
             },
         );
         Ok(id)

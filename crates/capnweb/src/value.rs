@@ -89,6 +89,55 @@ impl std::fmt::Debug for JsString {
 }
 
 impl Value {
+    /// About how many bytes this value holds in memory: its strings, bytes and bodies, plus a
+    /// little for every element (capabilities and streams count as that little; what a stream
+    /// buffers is charged where it is buffered). Used to charge results a peer has not yet
+    /// released to its session's buffer budget.
+    pub(crate) fn held_bytes(&self) -> usize {
+        const EACH: usize = 16;
+        let pairs = |h: &[(String, String)]| -> usize {
+            h.iter().map(|(k, v)| EACH + k.len() + v.len()).sum()
+        };
+        let object =
+            |o: &Object| -> usize { o.iter().map(|(k, v)| k.len() + v.held_bytes()).sum() };
+        let body = |b: &Option<Body>| -> usize {
+            match b {
+                Some(Body::Text(t)) => t.len(),
+                Some(Body::Bytes(b)) => b.len(),
+                _ => 0,
+            }
+        };
+        EACH + match self {
+            Value::Undefined
+            | Value::Null
+            | Value::Bool(_)
+            | Value::Number(_)
+            | Value::Date(_)
+            | Value::Readable(_)
+            | Value::Stub(_)
+            | Value::Promise(_) => 0,
+            Value::BigInt(s) | Value::String(s) | Value::Url(s) => s.len(),
+            Value::JsString(j) => j.units.len() * 2,
+            Value::Array(a) => a.iter().map(Value::held_bytes).sum(),
+            Value::Object(o) => object(o),
+            Value::Bytes(b) => b.data.len(),
+            Value::Error(e) => {
+                e.name.len()
+                    + e.message.len()
+                    + e.stack.as_ref().map_or(0, String::len)
+                    + object(&e.props)
+            }
+            Value::Headers(h) => pairs(h),
+            Value::Request(r) => {
+                r.url.len() + r.method.len() + pairs(&r.headers) + body(&r.body) + object(&r.extra)
+            }
+            Value::Response(r) => {
+                r.status_text.len() + pairs(&r.headers) + body(&r.body) + object(&r.extra)
+            }
+            Value::Blob(b) => b.content_type.len() + b.data.len(),
+        }
+    }
+
     /// A string from UTF-16 code units: [`Value::String`] when they are well-formed,
     /// [`Value::JsString`] when they hold a lone surrogate.
     pub fn from_utf16(units: Vec<u16>) -> Value {

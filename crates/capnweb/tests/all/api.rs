@@ -46,6 +46,12 @@ impl RpcTarget for Api {
                 "square" => Ok(Value::Number(num(&args, 0)?.powi(2))),
                 "add" => Ok(Value::Number(num(&args, 0)? + num(&args, 1)?)),
                 "echo" => Ok(args.into_iter().next().unwrap_or_default()),
+                // A small call with a big answer (n bytes).
+                "bytes" => Ok(Value::Bytes(capnweb::Bytes::new(vec![
+                    7u8;
+                    num(&args, 0)?
+                        as usize
+                ]))),
                 "getUser" => {
                     let id = num(&args, 0)?;
                     Ok(Value::object([

@@ -67,6 +67,13 @@ fn write_chunk(pipe: i64, n: usize) -> String {
 
 const KIB: usize = 1024;
 
+fn small_held() -> Limits {
+    Limits {
+        max_held_bytes: 256 * KIB,
+        ..Limits::default()
+    }
+}
+
 fn small_buffer() -> Limits {
     Limits {
         max_buffered_bytes: 256 * KIB,
@@ -166,6 +173,66 @@ async fn calls_in_flight_past_the_limit_abort_the_session() {
         "{texts:?}"
     );
     assert_eq!(code, 3000);
+}
+
+#[tokio::test]
+async fn results_the_peer_never_releases_are_charged_until_the_session_is_refused() {
+    // Small calls with 64 KiB answers, never released (pulled or not): before, every answer
+    // stayed in the export table up to max_calls_in_flight (10,000: 640 MiB here, and 10,000
+    // times whatever a method returns in general). Now they count against the session buffer.
+    let mut raw = raw_server(small_held());
+    for id in 1..=10 {
+        raw.send("[\"push\",[\"pipeline\",0,[\"bytes\"],[65536]]]");
+        if id % 2 == 0 {
+            raw.send(format!("[\"pull\",{id}]"));
+        }
+    }
+    let (texts, code, reason) = raw.until_close().await;
+    assert_eq!(code, Refusal::Aborted.close_code(), "{reason}");
+    assert!(reason.contains("max_held_bytes"), "{reason}");
+    assert!(
+        texts.iter().any(|t| t.contains("not released")),
+        "the abort says what was held: {:?}",
+        texts
+            .iter()
+            .map(|t| &t[..t.len().min(120)])
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(raw.session.buffered_bytes(), 0, "every charge released");
+    assert_eq!(raw.session.held_bytes(), 0, "every result let go");
+}
+
+#[tokio::test]
+async fn results_released_as_they_come_are_not_held_against_the_session() {
+    // The same answers, each pulled and released before the next: twenty of them (1.25 MiB
+    // in all) pass through a session that may hold 256 KiB.
+    let mut raw = raw_server(small_held());
+    for id in 1..=20 {
+        raw.send("[\"push\",[\"pipeline\",0,[\"bytes\"],[65536]]]");
+        raw.send(format!("[\"pull\",{id}]"));
+        match tokio::time::timeout(Duration::from_secs(5), raw.from_server.recv()).await {
+            Ok(Some(Frame::Text(t))) => assert!(
+                t.starts_with(&format!("[\"resolve\",{id},")),
+                "{}",
+                &t[..40]
+            ),
+            other => panic!("call {id}: {other:?}"),
+        }
+        raw.send(format!("[\"release\",{id},1]"));
+    }
+    assert!(raw.session.broken().is_none());
+    // Messages are handled in order: once call 21 is answered, the last release was handled.
+    raw.send("[\"push\",[\"pipeline\",0,[\"square\"],[3]]]");
+    raw.send("[\"pull\",21]");
+    match tokio::time::timeout(Duration::from_secs(5), raw.from_server.recv()).await {
+        Ok(Some(Frame::Text(t))) => assert_eq!(t, "[\"resolve\",21,9]"),
+        other => panic!("call 21: {other:?}"),
+    }
+    assert!(
+        raw.session.held_bytes() < 1024,
+        "only call 21's number is held: {}",
+        raw.session.held_bytes()
+    );
 }
 
 #[tokio::test]

@@ -26,6 +26,10 @@ pub struct RpcLimitArgs {
     /// queued for a peer that does not read); past it the session is aborted.
     #[arg(long, default_value_t = 64)]
     rpc_session_buffer_mb: usize,
+    /// MiB of results of a peer's calls one session may hold until the peer releases them
+    /// (pulled or not); past it the session is aborted.
+    #[arg(long, default_value_t = 128)]
+    rpc_held_results_mb: usize,
     /// MiB all sessions together may buffer; past it the session that asks is closed with 1013
     /// (an HTTP batch gets 503 with Retry-After).
     #[arg(long, default_value_t = 512)]
@@ -75,6 +79,7 @@ impl RpcLimitArgs {
             max_exports: self.rpc_max_exports,
             max_calls_in_flight: self.rpc_max_calls_in_flight,
             max_buffered_bytes: self.rpc_session_buffer_mb.saturating_mul(MIB),
+            max_held_bytes: self.rpc_held_results_mb.saturating_mul(MIB),
             budget: capnweb::Budget::new(self.rpc_buffer_budget_mb.saturating_mul(MIB)),
             max_sessions_per_function: self.rpc_max_sessions_per_function,
             max_sessions_per_address: self.rpc_max_sessions_per_address,
