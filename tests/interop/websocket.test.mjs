@@ -201,14 +201,24 @@ describe("websockets in functions", () => {
   });
 
   test("a function that queues more than the outbound limit gets its socket closed with 1008", opts, async (t) => {
+    // The client stops reading first, so the queue must grow past the limit (a reading client
+    // can drain 64 KiB sends as fast as they are made: the test timed out once in CI). The
+    // function sends until send() refuses, and says so on /wait (module state is shared by
+    // the isolate's requests); then the client reads again and finds the close.
     const src = `
+      let overflowed;
+      const done = new Promise((ok) => { overflowed = ok; });
       export default {
-        fetch() {
+        fetch(request) {
+          if (new URL(request.url).pathname === "/wait") {
+            return done.then((n) => new Response("refused after " + n + " sends"));
+          }
           const [client, server] = Object.values(new WebSocketPair());
           server.accept();
           server.addEventListener("message", () => {
             const chunk = "y".repeat(64 * 1024);
-            for (let i = 0; i < 64; i++) server.send(chunk);
+            let i = 0;
+            try { for (; i < 4096; i++) server.send(chunk); } catch { overflowed(i); }
           });
           return new Response(null, { status: 101, webSocket: client });
         },
@@ -216,7 +226,11 @@ describe("websockets in functions", () => {
     `;
     await server.deploy("ws-flood", bundle(src));
     const c = await connect(t, `${server.wsBase}/ws-flood/`);
+    c.ws.pause();
     c.ws.send("flood");
+    const waited = await fetch(`${server.base}/ws-flood/wait`);
+    assert.match(await waited.text(), /^refused after \d+ sends$/);
+    c.ws.resume();
     assert.equal((await c.closed).code, 1008);
   });
 
