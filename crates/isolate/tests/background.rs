@@ -85,17 +85,34 @@ fn get(path: &str) -> RequestValue {
     }
 }
 
-/// Polls `check` until it holds, failing after `within`.
-async fn until<F, Fut>(what: &str, within: Duration, mut check: F)
+/// How long a test waits for what it polls for.
+const WITHIN: Duration = Duration::from_secs(10);
+
+/// Polls `check` until it holds, failing after [`WITHIN`].
+async fn until<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let end = Instant::now() + within;
+    let end = Instant::now() + WITHIN;
     while !check().await {
         assert!(Instant::now() < end, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Waits until no timer of `iso` holds a host task; `what` says why they should be gone.
+async fn until_no_timer_tasks(iso: &Isolate, what: &str) {
+    until(what, || async { iso.timer_tasks() == 0 }).await;
+}
+
+/// Waits until `iso` is discarded for breaking its CPU limit (1 s) and checks that a call
+/// then fails with that reason.
+async fn until_discarded_for_cpu(iso: &Isolate) {
+    until("the isolate is discarded", || async { iso.is_broken() }).await;
+    let err = iso.rpc_target().call("ok", vec![]).await.unwrap_err();
+    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
+    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
 }
 
 async fn call(iso: &Isolate, method: &str, args: Vec<Value>) -> Value {
@@ -109,17 +126,12 @@ async fn runs(iso: &Isolate) -> f64 {
     call(iso, "runs", vec![]).await.as_f64().unwrap_or(-1.0)
 }
 
-const WITHIN: Duration = Duration::from_secs(10);
-
 #[tokio::test]
 async fn timers_armed_by_a_fetch_are_cancelled_when_it_answers() {
     let iso = load("bg-fetch", SRC).await;
     let res = iso.fetch(get("/arm")).await.unwrap();
     assert_eq!(res.status, 200);
-    until("the 20 intervals' host tasks are gone", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "the 20 intervals' host tasks are gone").await;
     // They were cancelled at the end of the job that answered: none ever fired.
     assert_eq!(runs(&iso).await, 0.0);
 }
@@ -132,19 +144,14 @@ async fn timers_of_an_rpc_call_live_while_its_capability_is_held() {
         session.call("arm", vec![]).await.unwrap().as_str(),
         Some("armed")
     );
-    until(
-        "the interval ran after the call answered",
-        WITHIN,
-        || async { session.call("runs", vec![]).await.unwrap().as_f64() >= Some(3.0) },
-    )
+    until("the interval ran after the call answered", || async {
+        session.call("runs", vec![]).await.unwrap().as_f64() >= Some(3.0)
+    })
     .await;
     assert!(iso.timer_tasks() >= 1, "the interval is still pending");
     // The session ends: what its calls left running ends too.
     drop(session);
-    until("the interval's host task is gone", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "the interval's host task is gone").await;
 }
 
 #[tokio::test]
@@ -155,10 +162,7 @@ async fn each_call_of_a_session_has_its_own_cpu_budget_for_its_background_work()
     for _ in 0..3 {
         session.call("heavyLater", vec![]).await.unwrap();
     }
-    until("the background work is over", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "the background work is over").await;
     assert_eq!(
         session.call("ok", vec![]).await.unwrap().as_str(),
         Some("ok")
@@ -166,13 +170,7 @@ async fn each_call_of_a_session_has_its_own_cpu_budget_for_its_background_work()
     assert!(!iso.is_broken());
     // One call that answers after 600 ms and leaves work that spins is stopped by its 1 s.
     session.call("heavyNowAndLater", vec![]).await.unwrap();
-    until("the isolate is discarded", WITHIN, || async {
-        iso.is_broken()
-    })
-    .await;
-    let err = iso.rpc_target().call("ok", vec![]).await.unwrap_err();
-    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
-    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
+    until_discarded_for_cpu(&iso).await;
 }
 
 #[tokio::test]
@@ -183,14 +181,11 @@ async fn wait_until_keeps_work_alive_after_the_response_until_the_bound() {
     };
     let iso = load_with("bg-wait-bound", limits).await;
     assert_eq!(iso.fetch(get("/wait-forever")).await.unwrap().status, 200);
-    until("the intervals ran after the response", WITHIN, || async {
+    until("the intervals ran after the response", || async {
         runs(&iso).await >= 3.0
     })
     .await;
-    until("the waitUntil bound cancelled them", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "the waitUntil bound cancelled them").await;
     assert!(!iso.is_broken());
 }
 
@@ -203,14 +198,11 @@ async fn work_kept_by_wait_until_ends_when_its_promises_settle() {
     };
     let iso = load_with("bg-wait-settles", limits).await;
     assert_eq!(iso.fetch(get("/wait-briefly")).await.unwrap().status, 200);
-    until("the waitUntil promise settled", WITHIN, || async {
+    until("the waitUntil promise settled", || async {
         call(&iso, "done", vec![]).await.as_bool() == Some(true)
     })
     .await;
-    until("the interval it left was cancelled", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "the interval it left was cancelled").await;
 }
 
 #[tokio::test]
@@ -222,13 +214,7 @@ async fn wait_until_work_counts_against_the_invocations_cpu_limit() {
     // that must break the limit spins for good.)
     let res = iso.fetch(get("/heavy")).await.unwrap();
     assert_eq!(res.status, 200);
-    until("the isolate is discarded", WITHIN, || async {
-        iso.is_broken()
-    })
-    .await;
-    let err = iso.rpc_target().call("ok", vec![]).await.unwrap_err();
-    assert_eq!(err.name(), RESOURCE_LIMIT_ERROR, "{err}");
-    assert_eq!(err.message(), "CPU time limit of 1000 ms exceeded");
+    until_discarded_for_cpu(&iso).await;
 }
 
 #[tokio::test]
@@ -238,10 +224,7 @@ async fn clear_timeout_frees_the_host_task_at_once() {
     let id = session.call("armLong", vec![]).await.unwrap();
     assert_eq!(iso.timer_tasks(), 1, "a year-long timer is pending");
     session.call("clear", vec![id]).await.unwrap();
-    until("the timer's host task is gone", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "the timer's host task is gone").await;
 }
 
 #[tokio::test]
@@ -255,12 +238,7 @@ async fn the_10001st_pending_timer_is_refused_with_a_clear_error() {
         "{out}"
     );
     // Cleared, they make room again.
-    until(
-        "the cleared timers' host tasks are gone",
-        WITHIN,
-        || async { iso.timer_tasks() == 0 },
-    )
-    .await;
+    until_no_timer_tasks(&iso, "the cleared timers' host tasks are gone").await;
     let out = call(&iso, "many", vec![10_000.into()]).await.to_json();
     assert_eq!(out, serde_json::json!([10_000]));
 }
@@ -286,10 +264,7 @@ async fn the_wall_clock_limit_ends_an_invocation_that_never_answers() {
     }
     // What the two invocations left running ends with them (the call's capability is still
     // held: only the limit can end it); the isolate carries on.
-    until("their intervals are cancelled", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "their intervals are cancelled").await;
     assert!(!iso.is_broken());
     assert_eq!(
         target.call("ok", vec![]).await.unwrap().as_str(),
@@ -303,10 +278,7 @@ async fn work_of_an_invocation_whose_caller_went_away_is_cancelled() {
     // The caller gives up long before the wall-clock limit (60 s): the fetch is dropped.
     let gave_up = tokio::time::timeout(Duration::from_millis(100), iso.fetch(get("/hang"))).await;
     assert!(gave_up.is_err(), "the fetch never answers");
-    until("the interval it armed is cancelled", WITHIN, || async {
-        iso.timer_tasks() == 0
-    })
-    .await;
+    until_no_timer_tasks(&iso, "the interval it armed is cancelled").await;
     assert_eq!(call(&iso, "ok", vec![]).await.as_str(), Some("ok"));
 }
 

@@ -1,16 +1,54 @@
 //! What only a shared database has: several nodes (here, several `Store`s connected to one
 //! PostgreSQL schema) writing at once.
 
-use store::{KvPutOptions, Quota, StoreError};
+use store::{KvPutOptions, KvStore, Quota, Store, StoreError};
 
-use crate::backend;
+use crate::backend::{self, Fixture};
+
+/// Two nodes on one fresh PostgreSQL schema: the fixture's store and another (`None`
+/// without a database: see `backend`). End with [`cleanup`].
+async fn two_nodes() -> Option<(Fixture, Store)> {
+    let f = backend::postgres().await?;
+    let other = f.another_node().await;
+    Some((f, other))
+}
+
+/// Closes the second node, then drops the fixture's schema.
+async fn cleanup(f: Fixture, other: Store) {
+    drop(other);
+    f.cleanup().await;
+}
+
+/// Puts a one-byte value under `key` in namespace `NS`.
+async fn put(kv: &dyn KvStore, key: &str, quota: Quota) -> Result<(), StoreError> {
+    kv.put("NS", key, b"v".to_vec(), KvPutOptions::default(), quota)
+        .await
+}
+
+/// Terminates, from the database side, every connection whose `application_name` is
+/// `name` (what a database restart does to them); how many there were.
+async fn terminate_connections(name: &str) -> usize {
+    let url = std::env::var(backend::POSTGRES_ENV).expect("url");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&name],
+        )
+        .await
+        .expect("terminate")
+        .len()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writers_on_two_nodes_never_pass_a_quota_together() {
-    let Some(f) = backend::postgres().await else {
+    let Some((f, other)) = two_nodes().await else {
         return;
     };
-    let other = f.another_node().await;
     let quota = Quota {
         max_bytes: 1 << 30,
         max_keys: 40,
@@ -24,17 +62,7 @@ async fn writers_on_two_nodes_never_pass_a_quota_together() {
             tokio::spawn(async move {
                 let mut ok = 0;
                 for i in 0..15 {
-                    let put = node
-                        .kv()
-                        .put(
-                            "NS",
-                            &format!("k{t}-{i}"),
-                            b"v".to_vec(),
-                            KvPutOptions::default(),
-                            quota,
-                        )
-                        .await;
-                    match put {
+                    match put(node.kv().as_ref(), &format!("k{t}-{i}"), quota).await {
                         Ok(()) => ok += 1,
                         Err(StoreError::QuotaExceeded { .. }) => {}
                         Err(e) => panic!("unexpected error: {e}"),
@@ -60,16 +88,14 @@ async fn writers_on_two_nodes_never_pass_a_quota_together() {
         .await
         .expect("list");
     assert_eq!(listed.keys.len(), 40);
-    drop(other);
-    f.cleanup().await;
+    cleanup(f, other).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_on_one_node_is_live_on_the_other_and_versions_never_collide() {
-    let Some(f) = backend::postgres().await else {
+    let Some((f, other)) = two_nodes().await else {
         return;
     };
-    let other = f.another_node().await;
     let a = f.store.code().clone();
     let b = other.code().clone();
     let (va, vb) = tokio::join!(
@@ -84,8 +110,7 @@ async fn a_deploy_on_one_node_is_live_on_the_other_and_versions_never_collide() 
     assert_eq!(live_a, live_b);
     assert_eq!(b.rollback("app").await.expect("rollback"), 1);
     assert_eq!(a.live_version("app").await.expect("live"), Some(1));
-    drop(other);
-    f.cleanup().await;
+    cleanup(f, other).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,10 +148,9 @@ pub(crate) async fn next_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_code_change_on_one_node_is_heard_by_the_other_and_a_reconnect_resyncs() {
     use store::postgres::CodeEvent;
-    let Some(f) = backend::postgres().await else {
+    let Some((f, other)) = two_nodes().await else {
         return;
     };
-    let other = f.another_node().await;
     let mut events = other.postgres().expect("postgres").watch_code();
     let wait = std::time::Duration::from_secs(10);
     assert_eq!(next_event(&mut events, wait).await, CodeEvent::Resync);
@@ -162,21 +186,9 @@ async fn every_code_change_on_one_node_is_heard_by_the_other_and_a_reconnect_res
     );
 
     // Cut the listener's connection from the database side: it reconnects and says so.
-    let url = std::env::var(backend::POSTGRES_ENV).expect("url");
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
     let listener = format!("{}-listener", f.application_name());
-    let killed = client
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = $1",
-            &[&listener],
-        )
-        .await
-        .expect("terminate");
-    assert!(!killed.is_empty(), "the listener was connected");
+    let killed = terminate_connections(&listener).await;
+    assert!(killed != 0, "the listener was connected");
     assert_eq!(next_event(&mut events, wait).await, CodeEvent::Resync);
     code.deploy("after", b"1".to_vec(), None)
         .await
@@ -186,17 +198,15 @@ async fn every_code_change_on_one_node_is_heard_by_the_other_and_a_reconnect_res
         CodeEvent::Changed("after".into())
     );
     drop(events);
-    drop(other);
-    f.cleanup().await;
+    cleanup(f, other).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_that_heartbeat_are_listed_until_they_go_quiet_or_leave() {
     use store::postgres::NodeRecord;
-    let Some(f) = backend::postgres().await else {
+    let Some((f, other)) = two_nodes().await else {
         return;
     };
-    let other = f.another_node().await;
     let a = f.store.postgres().expect("postgres");
     let b = other.postgres().expect("postgres");
     let node = |id: &str, address: &str| NodeRecord {
@@ -235,8 +245,7 @@ async fn nodes_that_heartbeat_are_listed_until_they_go_quiet_or_leave() {
     assert_eq!(ids, ["a"]);
     a.leave("a").await.expect("leave");
     assert!(b.nodes(window).await.expect("nodes").is_empty());
-    drop(other);
-    f.cleanup().await;
+    cleanup(f, other).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,32 +257,12 @@ async fn a_store_whose_connections_are_cut_recovers_without_losing_acknowledged_
     let mut acknowledged = Vec::new();
     for i in 0..20 {
         let key = format!("before-{i}");
-        kv.put(
-            "NS",
-            &key,
-            b"v".to_vec(),
-            KvPutOptions::default(),
-            Quota::default(),
-        )
-        .await
-        .expect("put");
+        put(kv.as_ref(), &key, Quota::default()).await.expect("put");
         acknowledged.push(key);
     }
     // Cut every pooled connection from the database side (what a restart does to them).
-    let url = std::env::var(backend::POSTGRES_ENV).expect("url");
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    let cut = client
-        .query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE application_name = $1",
-            &[&f.application_name()],
-        )
-        .await
-        .expect("terminate");
-    assert!(!cut.is_empty(), "the pool had connections");
+    let cut = terminate_connections(f.application_name()).await;
+    assert!(cut != 0, "the pool had connections");
     // Writes go on: each either is acknowledged or fails as Unavailable (never another
     // error), and the pool recovers by itself.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -286,16 +275,7 @@ async fn a_store_whose_connections_are_cut_recovers_without_losing_acknowledged_
         );
         let key = format!("after-{i}");
         i += 1;
-        match kv
-            .put(
-                "NS",
-                &key,
-                b"v".to_vec(),
-                KvPutOptions::default(),
-                Quota::default(),
-            )
-            .await
-        {
+        match put(kv.as_ref(), &key, Quota::default()).await {
             Ok(()) => acknowledged.push(key),
             Err(e) if e.is_unavailable() => failed += 1,
             Err(e) => panic!("unexpected error: {e:?}"),
