@@ -319,6 +319,36 @@ describe("websockets in functions", () => {
     assert.equal(code, 1013);
   });
 
+  test("the per-address cap counts X-Forwarded-For only from a trusted proxy (1013)", opts, async (t) => {
+    const refused = async (url, xff) => {
+      const ws = new WebSocket(url, { headers: { "x-forwarded-for": xff } });
+      ws.on("error", () => {});
+      t.after(() => ws.terminate());
+      const [code] = await once(ws, "close");
+      return code;
+    };
+    const as = (xff) => ({ headers: { "x-forwarded-for": xff } });
+    // Behind a trusted proxy (loopback here) each forwarded client has its own count.
+    const proxied = await startServer({
+      args: ["--rpc-max-sessions-per-address", "1", "--trusted-proxy", "127.0.0.1"],
+    });
+    t.after(() => proxied.stop());
+    await proxied.deploy("ws-addr", bundle(ECHO_SRC));
+    const url = `${proxied.wsBase}/ws-addr/`;
+    await connect(t, url, undefined, as("10.0.0.1"));
+    const other = await connect(t, url, undefined, as("10.0.0.2"));
+    other.ws.send("hi");
+    assert.equal(await other.next(), "echo:hi");
+    assert.equal(await refused(url, "10.0.0.1"), 1013);
+    // Without one, the header is the client's own claim: every connection is 127.0.0.1.
+    const direct = await startServer({ args: ["--rpc-max-sessions-per-address", "1"] });
+    t.after(() => direct.stop());
+    await direct.deploy("ws-addr", bundle(ECHO_SRC));
+    const durl = `${direct.wsBase}/ws-addr/`;
+    await connect(t, durl, undefined, as("10.0.0.1"));
+    assert.equal(await refused(durl, "10.0.0.2"), 1013);
+  });
+
   test("an idle socket is closed with 1001; pings count as activity", opts, async (t) => {
     const idle = await startServer({ args: ["--rpc-idle-timeout", "1"] });
     t.after(() => idle.stop());
