@@ -10,11 +10,10 @@ globalThis.WebSocket ??= (await import("ws")).default;
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { newHttpBatchRpcSession, newWebSocketRpcSession, RpcTarget } from "capnweb";
-import { EXAMPLES, startServer } from "./lib/serve.mjs";
+import { newHttpBatchRpcSession, RpcTarget } from "capnweb";
+import { EXAMPLES, rpcOn, startServer } from "./lib/serve.mjs";
 
 const TOKEN = "server-test-token";
 const opts = { timeout: 30_000 };
@@ -54,15 +53,7 @@ class RecordingWebSocket extends WebSocket {
 /** A WebSocket capnweb session on /_rpc/<id>; closed when the test ends. */
 async function openRpc(t, id) {
   const ws = new RecordingWebSocket(`${wsBase}/_rpc/${id}`);
-  await once(ws, "open");
-  const api = newWebSocketRpcSession(ws);
-  t.after(() => {
-    try {
-      api[Symbol.dispose]();
-    } catch {}
-    ws.terminate();
-  });
-  return { api, ws };
+  return { api: await rpcOn(t, ws), ws };
 }
 
 function admin(method, path, body, token = TOKEN) {

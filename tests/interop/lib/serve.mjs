@@ -87,15 +87,7 @@ export async function startServer({ args = [], token = "adversarial-test-token",
     /** A WebSocket capnweb session on /_rpc/<id>, disposed when test `t` ends. */
     async openRpc(t, id) {
       const ws = new WebSocket(`${server.wsBase}/_rpc/${id}`);
-      await once(ws, "open");
-      const api = newWebSocketRpcSession(ws);
-      t.after(() => {
-        try {
-          api[Symbol.dispose]();
-        } catch {}
-        ws.terminate?.();
-      });
-      return { api, ws };
+      return { api: await rpcOn(t, ws), ws };
     },
     /** The server's CPU time so far (user + system), in ms, from /proc. */
     cpuMs() {
@@ -121,15 +113,21 @@ export async function startServer({ args = [], token = "adversarial-test-token",
 
 /** A capnweb WebSocket session on `url` with extra request `headers`, disposed when test `t` ends. */
 export async function openWs(t, url, headers = {}) {
-  const ws = new WebSocket(url, { headers });
-  t.after(() => ws.terminate());
-  await once(ws, "open");
-  const api = newWebSocketRpcSession(ws);
+  return rpcOn(t, new WebSocket(url, { headers }));
+}
+
+/** A capnweb session over `ws` once it opens; the session is disposed and the socket
+ * terminated when test `t` ends (the socket even if it never opened). */
+export async function rpcOn(t, ws) {
+  let api;
   t.after(() => {
     try {
-      api[Symbol.dispose]();
+      api?.[Symbol.dispose]();
     } catch {}
+    ws.terminate();
   });
+  await once(ws, "open");
+  api = newWebSocketRpcSession(ws);
   return api;
 }
 

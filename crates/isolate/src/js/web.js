@@ -772,13 +772,15 @@
     Object.defineProperty(WebSocket, k, { value: v });
     Object.defineProperty(WebSocket.prototype, k, { value: v });
   }
+  // Bytes of `s` in UTF-8 (a lone surrogate counts as U+FFFD, three bytes, as it is encoded).
   function utf8Length(s) {
     let n = 0;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c < 0x80) n += 1;
       else if (c < 0x800) n += 2;
-      else if (c >= 0xd800 && c <= 0xdbff) { n += 4; i++; }
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length &&
+               (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
       else n += 3;
     }
     return n;
@@ -908,7 +910,7 @@
     let m = nodeModules.get(name);
     if (m === undefined) {
       nodeHost ??= Object.freeze({
-        utf8Encode: native.utf8Encode, utf8Decode: native.utf8Decode,
+        utf8Encode: native.utf8Encode, utf8Decode: native.utf8Decode, utf8Length,
         b64encode: native.b64encode, b64decode: native.b64decode, atob, btoa, TextEncoder, TextDecoder,
         isPromise: native.isPromise, isNativeError: native.isNativeError, isProxy: native.isProxy,
         promiseState: native.promiseState, require: nodeModule,

@@ -169,18 +169,7 @@
     throw unknownEncoding(enc);
   }
 
-  function utf8Length(s) {
-    let n = 0;
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c < 0x80) n += 1;
-      else if (c < 0x800) n += 2;
-      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length &&
-               (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
-      else n += 3;
-    }
-    return n;
-  }
+  const utf8Length = host.utf8Length;
   function base64Length(s) {
     let bytes = s.length;
     if (s.charCodeAt(bytes - 1) === 0x3d) bytes--;
